@@ -1,0 +1,26 @@
+//! Sans-IO protocol code for srs-proxy.
+//!
+//! Everything here is a pure state machine: callers hand in bytes they read
+//! and get back events and bytes to write. No sockets, no clocks, no random
+//! sources (time and random bytes are injected), no async. Every parser
+//! returns an error instead of panicking, whatever the input.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
+pub mod rtmp;
+pub mod stream_url;
+
+/// Result of feeding bytes to an incremental parser, in httparse's style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status<T> {
+    /// A whole item was parsed; `T` usually carries the bytes consumed.
+    Complete(T),
+    /// More bytes are needed; nothing was consumed.
+    Partial,
+}
+
+impl<T> Status<T> {
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Status::Complete(_))
+    }
+}
