@@ -1,0 +1,160 @@
+//! Byte pumps: read from one socket, let a protocol filter look at (and if it
+//! must, rewrite) the bytes, write them to the other socket. The filter sees
+//! the very buffer that was read; in the steady state it hands the same
+//! bytes back and nothing is copied.
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// A protocol's view of one direction of a relay.
+pub trait Filter {
+    type Error: fmt::Display;
+    /// Looks at `buf` (bytes read and not yet consumed). Returns how many
+    /// bytes it handled and what to send for them: usually `&buf[..consumed]`
+    /// itself, or bytes of its own when it had to rewrite. The unconsumed tail
+    /// is presented again, in front of the next bytes read.
+    fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), Self::Error>;
+}
+
+/// Passes every byte through untouched (L4 relay).
+pub struct Plain;
+
+impl Filter for Plain {
+    type Error = std::convert::Infallible;
+    fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), Self::Error> {
+        Ok((buf.len(), buf))
+    }
+}
+
+/// Why one direction of a relay stopped.
+#[derive(Debug)]
+pub enum PumpEnd {
+    /// The reading side closed its half cleanly.
+    Eof,
+    Read(io::Error),
+    Write(io::Error),
+    /// The filter refused the bytes (malformed or misbehaving peer).
+    Filter(String),
+    /// Both directions were silent for the idle timeout.
+    Idle,
+}
+
+impl fmt::Display for PumpEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PumpEnd::Eof => f.write_str("closed"),
+            PumpEnd::Read(e) => write!(f, "read failed: {e}"),
+            PumpEnd::Write(e) => write!(f, "write failed: {e}"),
+            PumpEnd::Filter(e) => write!(f, "{e}"),
+            PumpEnd::Idle => f.write_str("idle timeout"),
+        }
+    }
+}
+
+/// Pumps `r` into `w` through `filter` until one side ends. `initial` holds
+/// bytes already read from `r` before the relay began. `bytes` counts what was
+/// written (shared with the idle watchdog and the session's log line).
+pub async fn pump<R, W, F>(
+    r: &mut R,
+    w: &mut W,
+    filter: &mut F,
+    buf_size: usize,
+    initial: &[u8],
+    bytes: &Cell<u64>,
+) -> PumpEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    F: Filter,
+{
+    let mut buf = vec![0u8; buf_size.max(initial.len() + 4096)];
+    buf[..initial.len()].copy_from_slice(initial);
+    let mut filled = initial.len();
+    loop {
+        let (consumed, out) = match filter.filter(&mut buf[..filled]) {
+            Ok(v) => v,
+            Err(e) => return PumpEnd::Filter(e.to_string()),
+        };
+        if !out.is_empty() {
+            if let Err(e) = w.write_all(out).await {
+                return PumpEnd::Write(e);
+            }
+            bytes.set(bytes.get() + out.len() as u64);
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        if filled == buf.len() {
+            return PumpEnd::Filter("filter made no progress on a full buffer".into());
+        }
+        match r.read(&mut buf[filled..]).await {
+            Ok(0) => return PumpEnd::Eof,
+            Ok(n) => filled += n,
+            Err(e) => return PumpEnd::Read(e),
+        }
+    }
+}
+
+/// Resolves when neither counter moved for `idle`.
+pub async fn idle_watch(counters: &[&Cell<u64>], idle: Duration) -> PumpEnd {
+    let tick = (idle / 4).max(Duration::from_millis(50));
+    let sum = || counters.iter().map(|c| c.get()).sum::<u64>();
+    let mut last = sum();
+    let mut quiet = Duration::ZERO;
+    loop {
+        glommio::timer::sleep(tick).await;
+        let now = sum();
+        if now == last {
+            quiet += tick;
+            if quiet >= idle {
+                return PumpEnd::Idle;
+            }
+        } else {
+            quiet = Duration::ZERO;
+            last = now;
+        }
+    }
+}
+
+/// Which direction of a pair ended the relay, and why.
+#[derive(Debug)]
+pub enum PairEnd {
+    /// client → origin ended.
+    Upstream(PumpEnd),
+    /// origin → client ended.
+    Downstream(PumpEnd),
+    Idle,
+}
+
+impl fmt::Display for PairEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PairEnd::Upstream(PumpEnd::Eof) => f.write_str("client closed"),
+            PairEnd::Downstream(PumpEnd::Eof) => f.write_str("origin closed"),
+            PairEnd::Upstream(e) => write!(f, "client side: {e}"),
+            PairEnd::Downstream(e) => write!(f, "origin side: {e}"),
+            PairEnd::Idle => f.write_str("idle timeout"),
+        }
+    }
+}
+
+/// Runs both directions and the idle watchdog; the first to end ends all.
+pub async fn run_pair(
+    up: impl std::future::Future<Output = PumpEnd>,
+    down: impl std::future::Future<Output = PumpEnd>,
+    counters: [&Cell<u64>; 2],
+    idle: Duration,
+) -> PairEnd {
+    futures_lite::future::or(
+        futures_lite::future::or(async { PairEnd::Upstream(up.await) }, async {
+            PairEnd::Downstream(down.await)
+        }),
+        async {
+            idle_watch(&counters, idle).await;
+            PairEnd::Idle
+        },
+    )
+    .await
+}

@@ -1,0 +1,55 @@
+//! Starts one glommio executor per worker, each pinned to its own core with
+//! core_affinity. Every executor runs the same future factory; what it binds
+//! and serves is the application's business.
+
+use glommio::{LocalExecutorBuilder, Placement};
+use std::fmt;
+use std::future::Future;
+
+/// Where an executor stands among its siblings.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreInfo {
+    /// 0..workers, in spawn order.
+    pub index: usize,
+    pub workers: usize,
+    /// The CPU this executor is pinned to, when pinning worked.
+    pub cpu: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Spawns `workers` executors running `make(core)`; returns their join handles.
+pub fn start<G, F>(workers: usize, make: G) -> Result<Vec<glommio::ExecutorJoinHandle<()>>, StartError>
+where
+    G: Fn(CoreInfo) -> F + Send + Clone + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    let mut handles = Vec::with_capacity(workers);
+    for index in 0..workers {
+        let make = make.clone();
+        let cpu = if cpus.is_empty() { None } else { Some(cpus[index % cpus.len()]) };
+        let h = LocalExecutorBuilder::new(Placement::Unbound)
+            .name(&format!("core{index}"))
+            // Sockets only: no file DMA, so keep the registered buffer small.
+            .io_memory(1 << 20)
+            .ring_depth(1024)
+            .spawn(move || async move {
+                let pinned = cpu.filter(|c| core_affinity::set_for_current(*c)).map(|c| c.id);
+                if pinned.is_none() {
+                    tracing::warn!(core = index, "could not pin executor to a core");
+                }
+                make(CoreInfo { index, workers, cpu: pinned }).await
+            })
+            .map_err(|e| StartError(format!("cannot start executor {index}: {e}")))?;
+        handles.push(h);
+    }
+    Ok(handles)
+}

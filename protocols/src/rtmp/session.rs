@@ -1,0 +1,138 @@
+//! What both RTMP session roles share: errors that say who is to blame, and
+//! writers for the few control and command messages the proxy sends itself.
+
+use super::amf0::{Amf0Error, Value};
+use super::chunk::{self, ChunkError, Encoder, MessageHeader};
+use super::command::{Command, CommandError};
+use super::handshake::HandshakeError;
+use std::fmt;
+
+/// Chunk stream ids the proxy writes its own messages on.
+pub const CID_CONTROL: u32 = 2;
+pub const CID_COMMAND: u32 = 3;
+/// FFmpeg and librtmp send publish/play and stream commands here.
+pub const CID_STREAM: u32 = 8;
+
+/// Why an RTMP session failed, by blame.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The peer's bytes are not RTMP (bad handshake, chunk or AMF0 encoding).
+    Malformed(String),
+    /// Well-formed RTMP used against the protocol (e.g. `play` before `connect`).
+    Misbehaved(String),
+    /// The origin refused what we asked (e.g. `_error` on connect, or a
+    /// publish status other than Publish.Start).
+    Rejected { code: String, description: String },
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Malformed(e) => write!(f, "malformed RTMP: {e}"),
+            SessionError::Misbehaved(e) => write!(f, "protocol misuse: {e}"),
+            SessionError::Rejected { code, description } => write!(f, "refused: {code} ({description})"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<ChunkError> for SessionError {
+    fn from(e: ChunkError) -> Self {
+        SessionError::Malformed(e.to_string())
+    }
+}
+impl From<HandshakeError> for SessionError {
+    fn from(e: HandshakeError) -> Self {
+        SessionError::Malformed(format!("handshake: {e}"))
+    }
+}
+impl From<CommandError> for SessionError {
+    fn from(e: CommandError) -> Self {
+        SessionError::Malformed(format!("command: {e}"))
+    }
+}
+impl From<Amf0Error> for SessionError {
+    fn from(e: Amf0Error) -> Self {
+        SessionError::Malformed(format!("amf0: {e}"))
+    }
+}
+
+/// Publisher or player: what a client asked to do with a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Publish,
+    Play,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Publish => "publish",
+            Role::Play => "play",
+        }
+    }
+}
+
+pub(crate) fn write_control(enc: &mut Encoder, type_id: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let h = MessageHeader { timestamp: 0, length: payload.len() as u32, type_id, stream_id: 0 };
+    enc.write_message(CID_CONTROL, &h, payload, out);
+}
+
+pub(crate) fn write_window_ack_size(enc: &mut Encoder, size: u32, out: &mut Vec<u8>) {
+    write_control(enc, chunk::TYPE_WINDOW_ACK_SIZE, &size.to_be_bytes(), out);
+}
+
+pub(crate) fn write_peer_bandwidth(enc: &mut Encoder, size: u32, out: &mut Vec<u8>) {
+    let b = size.to_be_bytes();
+    write_control(enc, chunk::TYPE_SET_PEER_BANDWIDTH, &[b[0], b[1], b[2], b[3], 2], out);
+}
+
+/// Writes SetChunkSize and switches the encoder to it.
+pub(crate) fn write_chunk_size(enc: &mut Encoder, size: u32, out: &mut Vec<u8>) {
+    write_control(enc, chunk::TYPE_SET_CHUNK_SIZE, &size.to_be_bytes(), out);
+    enc.set_chunk_size(size);
+}
+
+pub(crate) fn write_user_control(enc: &mut Encoder, event: u16, data: &[u8], out: &mut Vec<u8>) {
+    let mut p = Vec::with_capacity(2 + data.len());
+    p.extend_from_slice(&event.to_be_bytes());
+    p.extend_from_slice(data);
+    write_control(enc, chunk::TYPE_USER_CONTROL, &p, out);
+}
+
+pub(crate) fn write_command(enc: &mut Encoder, cid: u32, stream_id: u32, cmd: &Command<'_>, out: &mut Vec<u8>) {
+    let mut p = Vec::with_capacity(256);
+    cmd.encode(&mut p);
+    let h = MessageHeader { timestamp: 0, length: p.len() as u32, type_id: chunk::TYPE_COMMAND_AMF0, stream_id };
+    enc.write_message(cid, &h, &p, out);
+}
+
+/// An onStatus command with the usual info object.
+pub(crate) fn on_status<'a>(level: &'a str, code: &'a str, description: &'a str) -> Command<'a> {
+    Command::new("onStatus", 0.0).arg(Value::object([
+        ("level", Value::str(level)),
+        ("code", Value::str(code)),
+        ("description", Value::str(description)),
+        ("clientid", Value::str("ASAICiss")),
+    ]))
+}
+
+/// Decodes a command message (AMF0 or AMF3-wrapped), `None` for other types.
+pub(crate) fn decode_command<'a>(type_id: u8, payload: &'a [u8]) -> Result<Option<Command<'a>>, SessionError> {
+    match type_id {
+        chunk::TYPE_COMMAND_AMF0 => Ok(Some(Command::decode(payload, false)?)),
+        chunk::TYPE_COMMAND_AMF3 => Ok(Some(Command::decode(payload, true)?)),
+        _ => Ok(None),
+    }
+}
+
+/// The result of feeding bytes to one step of a session: the caller drops
+/// `consumed` bytes from its buffer and keeps the rest for the next call.
+pub enum Advance<S, N> {
+    /// Still in this step (more bytes needed).
+    Stay { consumed: usize, state: S },
+    /// This step is done; `next` takes over from byte `consumed`.
+    Next { consumed: usize, next: N },
+}
