@@ -1,1 +1,210 @@
-fn main() {}
+//! srs-proxy: one front door before a fleet of SRS media origins.
+//!
+//! Wiring only: configuration, logging, signals, one pinned executor per
+//! core with its own listeners, and the order things start and stop in.
+
+mod api;
+mod balancer;
+mod worker;
+mod http;
+mod rtmp;
+
+use crate::balancer::{Balancer, LbReq, LbResp};
+use crate::worker::Core;
+use glommio::net::TcpListener;
+use srs_io::Shutdown;
+use srs_proxy::config::{self, Config};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const SIGNATURE: &str = "srs-proxy";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const SERVER: &str = concat!("srs-proxy/", env!("CARGO_PKG_VERSION"));
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", config::help_text());
+        return;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("{SERVER}");
+        return;
+    }
+    if let Some(a) = args.first() {
+        eprintln!("srs-proxy: unknown argument {a:?}; configuration is by PROXY_* variables, see --help");
+        std::process::exit(2);
+    }
+    init_logging();
+    let cfg = match Config::from_env() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("srs-proxy: configuration error: {e}");
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(run(cfg));
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// One listener an executor binds: which variable named it, and where.
+struct ListenSpec {
+    var: &'static str,
+    addr: SocketAddr,
+}
+
+fn bind(spec: &ListenSpec) -> Result<TcpListener, String> {
+    TcpListener::bind(spec.addr).map_err(|e| format!("{}={}: cannot listen: {e}", spec.var, spec.addr))
+}
+
+fn run(cfg: Arc<Config>) -> i32 {
+    let shutdown = Shutdown::new();
+    install_signals(shutdown.clone(), cfg.force_quit_timeout);
+    let epoch = Instant::now();
+    let workers = cfg.workers;
+    let builder = srs_io::mesh::builder::<LbReq, LbResp>(workers);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
+    let mem_cfg = srs_lb::MemoryConfig { origin_ttl: cfg.origin_ttl, ..srs_lb::MemoryConfig::default() };
+
+    let handles = {
+        let cfg = cfg.clone();
+        let shutdown = shutdown.clone();
+        srs_io::start(workers, move |info| {
+            let cfg = cfg.clone();
+            let shutdown = shutdown.clone();
+            let builder = builder.clone();
+            let ready = ready_tx.clone();
+            let mem_cfg = mem_cfg.clone();
+            async move {
+                let lb = Balancer::join(info.index, builder, mem_cfg, epoch).await;
+                let core = Core::new(lb.core(), cfg.clone(), lb, shutdown);
+                let rtmp_spec = ListenSpec { var: "PROXY_RTMP_SERVER", addr: cfg.rtmp_server.0 };
+                let sys_spec = ListenSpec { var: "PROXY_SYSTEM_API", addr: cfg.system_api.0 };
+                let (rtmp_l, sys_l) = match (bind(&rtmp_spec), bind(&sys_spec)) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (Err(e), _) | (_, Err(e)) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(core.index));
+                let mut tasks = vec![
+                    glommio::spawn_local(worker::accept_loop(core.clone(), rtmp_l, "rtmp", rtmp::serve)),
+                    glommio::spawn_local(worker::accept_loop(core.clone(), sys_l, "system-api", api::serve)),
+                ];
+                if core.index == 0 {
+                    if let Some(db) = cfg.default_backend.clone() {
+                        tasks.push(glommio::spawn_local(default_backend_loop(core.clone(), db)));
+                    }
+                }
+                core.shutdown.wait().await;
+                // Listeners close as their accept loops end; live sessions get the grace period.
+                let grace_end = Instant::now() + cfg.grace_quit_timeout;
+                while core.live() > 0 && Instant::now() < grace_end {
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                }
+                if core.live() > 0 {
+                    tracing::warn!(core = core.index, live = core.live(), "grace period over; closing live sessions");
+                }
+                drop(tasks);
+            }
+        })
+    };
+    let handles = match handles {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("srs-proxy: {e}");
+            return 1;
+        }
+    };
+    for _ in 0..workers {
+        match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                eprintln!("srs-proxy: {e}");
+                tracing::error!("startup failed: {e}");
+                return 1;
+            }
+            Err(_) => {
+                eprintln!("srs-proxy: executors did not start within 30 s");
+                return 1;
+            }
+        }
+    }
+    tracing::info!(
+        version = VERSION, pid = std::process::id(), workers,
+        rtmp = %cfg.rtmp_server.0, system_api = %cfg.system_api.0,
+        balancer = ?cfg.load_balancer, origin_ttl = ?cfg.origin_ttl,
+        "srs-proxy started"
+    );
+    for h in handles {
+        let _ = h.join();
+    }
+    tracing::info!("srs-proxy done");
+    0
+}
+
+/// SIGINT/SIGTERM: stop accepting and drain; a backstop timer forces the
+/// exit if draining hangs.
+fn install_signals(shutdown: Shutdown, force: Duration) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("srs-proxy: cannot install signal handlers: {e}");
+            std::process::exit(1);
+        }
+    };
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if shutdown.is_triggered() {
+                continue;
+            }
+            tracing::info!(signal = sig, "got signal: stop accepting, draining live sessions");
+            shutdown.trigger();
+            std::thread::spawn(move || {
+                std::thread::sleep(force);
+                tracing::warn!("force exit: PROXY_FORCE_QUIT_TIMEOUT reached");
+                std::process::exit(1);
+            });
+        }
+    });
+}
+
+/// PROXY_DEFAULT_BACKEND_*: an origin that is always registered, refreshed
+/// every 30 s as SRS does.
+async fn default_backend_loop(core: std::rc::Rc<Core>, db: config::DefaultBackend) {
+    let mut id7 = String::new();
+    for _ in 0..7 {
+        id7.push(fastrand::alphanumeric().to_ascii_lowercase());
+    }
+    let origin = srs_lb::default_backend(
+        &db.ip,
+        &db.rtmp,
+        db.http.as_deref(),
+        db.api.as_deref(),
+        db.rtc.as_deref(),
+        db.srt.as_deref(),
+        std::process::id(),
+        &id7,
+    );
+    tracing::info!(id = %origin.id(), ip = %db.ip, rtmp = %db.rtmp, "default backend enabled");
+    loop {
+        if let Err(e) = core.lb.update(origin.clone()).await {
+            tracing::warn!(error = %e, "default backend refresh failed");
+        }
+        glommio::timer::sleep(Duration::from_secs(30)).await;
+    }
+}

@@ -1,0 +1,124 @@
+//! The system API (PROXY_SYSTEM_API): origins register here with their
+//! heartbeat, and operators read the registry and the stream pins.
+
+use crate::worker::{ConnId, Core};
+use crate::http::{self, Response};
+use glommio::net::TcpStream;
+use serde_json::json;
+use srs_lb::{RegisterRequest, UpdateOutcome};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const LIMITS: http::Limits = http::Limits {
+    max_body: 1 << 20,
+    request_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(60),
+};
+
+pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
+    let mut buf = Vec::new();
+    loop {
+        let req = match http::read_request(&mut s, &mut buf, &LIMITS).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(status) = e.status() {
+                    tracing::warn!(conn = %id, %peer, error = %e, "system api: bad request");
+                    let _ = http::write_response(&mut s, &Response::error(status, &e), false).await;
+                }
+                return;
+            }
+        };
+        let keep = req.keep_alive && !core.shutdown.is_triggered();
+        let resp = route(&core, &req, peer).await;
+        if http::write_response(&mut s, &resp, keep).await.is_err() || !keep {
+            return;
+        }
+    }
+}
+
+async fn route(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
+    match req.path.as_str() {
+        "/api/v1/versions" => versions(),
+        "/api/v1/srs/register" => register(core, req, peer).await,
+        "/api/v1/origins" => origins(core),
+        "/api/v1/streams" => streams(core).await,
+        _ => Response::error(404, format!("no such path {}", req.path)),
+    }
+}
+
+pub fn versions() -> Response {
+    Response::json(200, &json!({"signature": crate::SIGNATURE, "version": crate::VERSION}))
+}
+
+fn authorized(core: &Core, req: &http::Request) -> bool {
+    let Some(token) = core.cfg.api_auth.as_deref() else { return true };
+    let Some(v) = req.header("authorization") else { return false };
+    let mut parts = v.trim().splitn(2, ' ');
+    let scheme = parts.next().unwrap_or("");
+    let given = parts.next().unwrap_or("").trim();
+    // Compare without an early exit so the time does not leak the token.
+    scheme.eq_ignore_ascii_case("bearer")
+        && given.len() == token.len()
+        && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn register(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
+    if !authorized(core, req) {
+        tracing::warn!(%peer, "register refused: missing or wrong bearer token");
+        return Response::error(401, "unauthorized: a valid Authorization: Bearer token is required")
+            .header("WWW-Authenticate", "Bearer realm=\"srs-proxy\"");
+    }
+    let origin = match RegisterRequest::parse(&req.body).and_then(|r| r.into_origin()) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "register refused");
+            return Response::error(400, e);
+        }
+    };
+    let id = origin.id();
+    match core.lb.update(origin.clone()).await {
+        Ok(UpdateOutcome::Registered) => {
+            tracing::info!(
+                id = %id, device = %origin.device_id, ip = %origin.ip, rtmp = ?origin.rtmp,
+                http = ?origin.http, api = ?origin.api, srt = ?origin.srt, rtc = ?origin.rtc, %peer,
+                "origin registered"
+            );
+        }
+        Ok(UpdateOutcome::Refreshed) => tracing::debug!(id = %id, "origin heartbeat"),
+        Err(e) => {
+            tracing::warn!(id = %id, error = %e, "register failed");
+            return Response::error(503, e);
+        }
+    }
+    Response::json(200, &json!({"code": 0, "pid": std::process::id().to_string()}))
+}
+
+fn origins(core: &Core) -> Response {
+    let data: Vec<_> = core
+        .lb
+        .origins()
+        .into_iter()
+        .map(|v| {
+            let o = &v.origin;
+            json!({
+                "id": o.id().to_string(), "device_id": o.device_id, "ip": o.ip,
+                "server_id": o.server_id, "service_id": o.service_id, "pid": o.pid,
+                "rtmp": o.rtmp, "http": o.http, "api": o.api, "srt": o.srt, "rtc": o.rtc,
+                "alive": v.alive, "since_heartbeat_ms": v.since_heartbeat.as_millis() as u64,
+            })
+        })
+        .collect();
+    Response::json(200, &json!({"code": 0, "data": data}))
+}
+
+async fn streams(core: &Core) -> Response {
+    let data: Vec<_> = core
+        .lb
+        .pins()
+        .await
+        .into_iter()
+        .map(|(k, o)| json!({"stream": k.as_str(), "origin": o.to_string()}))
+        .collect();
+    Response::json(200, &json!({"code": 0, "data": data}))
+}

@@ -1,0 +1,150 @@
+//! The memory balancer spread over the cores. Every core keeps a replica of
+//! the origin registry (a registration is sent to all cores); each stream's
+//! pin lives on exactly one core, chosen by hashing the stream key, so two
+//! connections for one stream agree on its origin whichever core they land on.
+
+use srs_io::mesh::{self, Mesh, MeshError};
+use srs_lb::{LbError, MemoryConfig, MemoryState, Origin, OriginId, PickOutcome, UpdateOutcome};
+use srs_protocols::stream_url::StreamUrl;
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+pub enum LbReq {
+    Update(Origin),
+    Pick(StreamUrl),
+    Pins,
+}
+
+pub enum LbResp {
+    Updated(Result<UpdateOutcome, LbError>),
+    Picked(Result<(Origin, PickOutcome), LbError>),
+    Pins(Vec<(StreamUrl, OriginId)>),
+}
+
+pub type LbMesh = Mesh<LbReq, LbResp>;
+pub type LbBuilder = mesh::Builder<LbReq, LbResp>;
+
+#[derive(Debug)]
+pub enum BalanceError {
+    Lb(LbError),
+    Mesh(MeshError),
+}
+
+impl fmt::Display for BalanceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BalanceError::Lb(e) => write!(f, "{e}"),
+            BalanceError::Mesh(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// One origin as the system API lists it.
+pub struct OriginView {
+    pub origin: Origin,
+    pub alive: bool,
+    pub since_heartbeat: Duration,
+}
+
+/// This core's handle on the balancer.
+pub struct Balancer {
+    mesh: Rc<LbMesh>,
+    state: Rc<RefCell<MemoryState>>,
+    epoch: Instant,
+}
+
+impl Balancer {
+    pub async fn join(index: usize, builder: LbBuilder, cfg: MemoryConfig, epoch: Instant) -> Rc<Self> {
+        let mesh = Mesh::join(index, builder).await;
+        let state = Rc::new(RefCell::new(MemoryState::new(cfg)));
+        let rng = RefCell::new(fastrand::Rng::new());
+        {
+            let state = state.clone();
+            mesh.set_handler(move |req| {
+                let now = epoch.elapsed();
+                let mut st = state.borrow_mut();
+                match req {
+                    LbReq::Update(o) => LbResp::Updated(st.update(now, o)),
+                    LbReq::Pick(k) => LbResp::Picked(st.pick(now, &mut rng.borrow_mut(), &k)),
+                    LbReq::Pins => LbResp::Pins(st.pins().map(|(k, o)| (k.clone(), o.clone())).collect()),
+                }
+            });
+        }
+        let me = Rc::new(Balancer { mesh, state, epoch });
+        me.spawn_expiry();
+        me
+    }
+
+    fn spawn_expiry(&self) {
+        let state = self.state.clone();
+        let epoch = self.epoch;
+        let core = self.mesh.me();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_millis(500)).await;
+                let expired = state.borrow_mut().expire(epoch.elapsed());
+                // Every core holds the same registry; one of them says so.
+                if core == 0 {
+                    for id in expired {
+                        tracing::warn!(id = %id, "origin expired: no heartbeat within the TTL");
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+
+    pub fn core(&self) -> usize {
+        self.mesh.me()
+    }
+
+    /// Registers or refreshes an origin on every core; the outcome is this core's.
+    pub async fn update(&self, origin: Origin) -> Result<UpdateOutcome, BalanceError> {
+        let me = self.mesh.me();
+        let mut mine = None;
+        for (core, r) in self.mesh.call_all(|| LbReq::Update(origin.clone())).await.into_iter().enumerate() {
+            match r {
+                Ok(LbResp::Updated(r)) if core == me => mine = Some(r),
+                Ok(_) => {}
+                Err(e) => return Err(BalanceError::Mesh(e)),
+            }
+        }
+        match mine {
+            Some(r) => r.map_err(BalanceError::Lb),
+            None => Err(BalanceError::Mesh(MeshError::NoHandler)),
+        }
+    }
+
+    /// The origin for `key`, asked of the core that owns the key.
+    pub async fn pick(&self, key: &StreamUrl) -> Result<(Origin, PickOutcome), BalanceError> {
+        let owner = self.mesh.owner(key.as_str());
+        match self.mesh.call(owner, LbReq::Pick(key.clone())).await {
+            Ok(LbResp::Picked(r)) => r.map_err(BalanceError::Lb),
+            Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
+            Err(e) => Err(BalanceError::Mesh(e)),
+        }
+    }
+
+    /// The registry as this core sees it (identical on every core).
+    pub fn origins(&self) -> Vec<OriginView> {
+        let now = self.epoch.elapsed();
+        let st = self.state.borrow();
+        st.origins(now)
+            .map(|(o, alive, since)| OriginView { origin: o.clone(), alive, since_heartbeat: since })
+            .collect()
+    }
+
+    /// Every pin, gathered from all cores.
+    pub async fn pins(&self) -> Vec<(StreamUrl, OriginId)> {
+        let mut all = Vec::new();
+        for r in self.mesh.call_all(|| LbReq::Pins).await {
+            if let Ok(LbResp::Pins(v)) = r {
+                all.extend(v);
+            }
+        }
+        all.sort();
+        all
+    }
+}

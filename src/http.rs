@@ -1,0 +1,242 @@
+//! Minimal HTTP/1.1 server plumbing shared by the proxy's HTTP listeners:
+//! reads one request head with httparse under size and time limits, reads a
+//! bounded body, writes a response. Keep-alive is handled by the caller's loop.
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::fmt;
+use std::time::Duration;
+
+pub const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEADERS: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: usize,
+    /// Time allowed for a whole request (head and body) once its first byte
+    /// is expected.
+    pub request_timeout: Duration,
+    /// Time a kept-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub keep_alive: bool,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request could not be read. Each maps to a status (or a silent close).
+#[derive(Debug)]
+pub enum HttpError {
+    /// The peer closed before sending a request: not an error.
+    Closed,
+    Timeout,
+    Malformed(httparse::Error),
+    HeadTooLarge,
+    BodyTooLarge(usize),
+    BadContentLength,
+    Chunked,
+    Io(std::io::Error),
+}
+
+impl HttpError {
+    /// The status to answer with, when an answer still makes sense.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Closed | HttpError::Io(_) => None,
+            HttpError::Timeout => Some(408),
+            HttpError::Malformed(_) | HttpError::BadContentLength => Some(400),
+            HttpError::HeadTooLarge => Some(431),
+            HttpError::BodyTooLarge(_) => Some(413),
+            HttpError::Chunked => Some(411),
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Closed => f.write_str("peer closed"),
+            HttpError::Timeout => f.write_str("request timed out"),
+            HttpError::Malformed(e) => write!(f, "malformed request: {e}"),
+            HttpError::HeadTooLarge => write!(f, "request head over {MAX_HEAD} bytes"),
+            HttpError::BodyTooLarge(n) => write!(f, "request body of {n} bytes over the limit"),
+            HttpError::BadContentLength => f.write_str("bad Content-Length"),
+            HttpError::Chunked => f.write_str("chunked request bodies are not accepted"),
+            HttpError::Io(e) => write!(f, "read failed: {e}"),
+        }
+    }
+}
+
+/// Reads one request. `buf` carries bytes between requests on a kept-alive
+/// connection (pipelining).
+pub async fn read_request<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<Request, HttpError> {
+    // The idle wait for the first byte, then the whole request under its own limit.
+    if buf.is_empty() {
+        let mut tmp = [0u8; 4096];
+        match srs_io::timeout(limits.idle_timeout, s.read(&mut tmp)).await {
+            None => return Err(HttpError::Closed),
+            Some(Ok(0)) => return Err(HttpError::Closed),
+            Some(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
+            Some(Err(e)) => return Err(HttpError::Io(e)),
+        }
+    }
+    match srs_io::timeout(limits.request_timeout, read_rest(s, buf, limits)).await {
+        None => Err(HttpError::Timeout),
+        Some(r) => r,
+    }
+}
+
+async fn read_rest<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<Request, HttpError> {
+    let mut tmp = [0u8; 4096];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(buf) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                let target = req.path.unwrap_or("/");
+                let (path, query) = match target.split_once('?') {
+                    Some((p, q)) => (p.to_string(), q.to_string()),
+                    None => (target.to_string(), String::new()),
+                };
+                let version = req.version.unwrap_or(1);
+                let method = req.method.unwrap_or("GET").to_string();
+                let headers: Vec<(String, String)> = req
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect();
+                let find = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str());
+                if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+                    return Err(HttpError::Chunked);
+                }
+                let body_len = match find("content-length") {
+                    None => 0,
+                    Some(v) => v.trim().parse::<usize>().map_err(|_| HttpError::BadContentLength)?,
+                };
+                if body_len > limits.max_body {
+                    return Err(HttpError::BodyTooLarge(body_len));
+                }
+                let conn = find("connection").map(|v| v.to_ascii_lowercase());
+                let keep_alive = match conn.as_deref() {
+                    Some(c) if c.contains("close") => false,
+                    Some(c) if c.contains("keep-alive") => true,
+                    _ => version == 1,
+                };
+                while buf.len() < head_len + body_len {
+                    let n = s.read(&mut tmp).await.map_err(HttpError::Io)?;
+                    if n == 0 {
+                        return Err(HttpError::Closed);
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                }
+                let body = buf[head_len..head_len + body_len].to_vec();
+                buf.drain(..head_len + body_len);
+                return Ok(Request { method, path, query, headers, body, keep_alive });
+            }
+            Ok(httparse::Status::Partial) => {
+                if buf.len() >= MAX_HEAD {
+                    return Err(HttpError::HeadTooLarge);
+                }
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+            Err(e) => return Err(HttpError::Malformed(e)),
+        }
+        let n = s.read(&mut tmp).await.map_err(HttpError::Io)?;
+        if n == 0 {
+            return Err(HttpError::Closed);
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(status: u16, v: &serde_json::Value) -> Self {
+        Response {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: serde_json::to_vec(v).unwrap_or_default(),
+        }
+    }
+
+    /// `{"code":<status>,"message":...}`: every API error has this shape.
+    pub fn error(status: u16, message: impl fmt::Display) -> Self {
+        Self::json(status, &serde_json::json!({"code": status, "message": message.to_string()}))
+    }
+
+    pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.headers.push((k, v.into()));
+        self
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+pub async fn write_response<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    resp: &Response,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    use std::fmt::Write;
+    let mut head = String::with_capacity(256);
+    let _ = write!(head, "HTTP/1.1 {} {}\r\nServer: {}\r\n", resp.status, reason(resp.status), crate::SERVER);
+    for (k, v) in &resp.headers {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    let _ = write!(
+        head,
+        "Content-Length: {}\r\nConnection: {}\r\n\r\n",
+        resp.body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&resp.body);
+    s.write_all(&out).await?;
+    s.flush().await
+}

@@ -1,0 +1,336 @@
+//! The RTMP proxy: reads a client's handshake and commands just far enough
+//! to learn its stream, asks the balancer for the origin, plays the client's
+//! part toward that origin, then relays chunks both ways without
+//! reassembling messages.
+
+use crate::worker::{ConnId, Core};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use srs_io::pump::{self, Filter, PairEnd, PumpEnd};
+use srs_protocols::rtmp::chunk::{ChunkError, Forward, Limits, Relay, StreamIdMap};
+use srs_protocols::rtmp::client::{ClientProgress, ClientSession};
+use srs_protocols::rtmp::handshake::RANDOM_LEN;
+use srs_protocols::rtmp::server::{self, Identified, ServerInfo};
+use srs_protocols::rtmp::session::{Advance, SessionError};
+use srs_protocols::stream_url::{self, StreamUrl};
+use std::cell::Cell;
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// From accept to a known stream (handshake and commands).
+pub const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// From TCP connect to the origin's start status.
+pub const ORIGIN_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Both directions silent this long ends the relay.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const RELAY_BUF: usize = 64 * 1024;
+const MAX_PENDING: usize = 64 * 1024;
+
+/// Why a session ended, by who is to blame.
+enum End {
+    /// The relay ran and one side ended it.
+    Relay(PairEnd),
+    ClientGone,
+    ClientTimeout(&'static str),
+    Client(SessionError),
+    BadStream(String),
+    NoOrigin(String),
+    Origin(String),
+    Io(std::io::Error),
+}
+
+impl End {
+    fn is_failure(&self) -> bool {
+        match self {
+            End::Relay(PairEnd::Upstream(PumpEnd::Eof)) | End::Relay(PairEnd::Downstream(PumpEnd::Eof)) => false,
+            End::ClientGone => false,
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::Relay(e) => write!(f, "{e}"),
+            End::ClientGone => f.write_str("client closed before publish or play"),
+            End::ClientTimeout(stage) => write!(f, "client timed out during {stage}"),
+            End::Client(e) => write!(f, "client sent {e}"),
+            End::BadStream(e) => write!(f, "bad stream name: {e}"),
+            End::NoOrigin(e) => write!(f, "no origin: {e}"),
+            End::Origin(e) => write!(f, "origin failed: {e}"),
+            End::Io(e) => write!(f, "client i/o: {e}"),
+        }
+    }
+}
+
+/// What the end-of-session log line reports.
+#[derive(Default)]
+struct Facts {
+    stream: Option<StreamUrl>,
+    origin: Option<String>,
+    role: Option<&'static str>,
+    bytes_in: Rc<Cell<u64>>,
+    bytes_out: Rc<Cell<u64>>,
+}
+
+pub async fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) {
+    let started = Instant::now();
+    tracing::debug!(conn = %id, core = core.index, %peer, "rtmp connection accepted");
+    let mut facts = Facts::default();
+    let end = session(&core, id, stream, &mut facts).await;
+    let stream = facts.stream.as_ref().map(|s| s.as_str()).unwrap_or("-");
+    let origin = facts.origin.as_deref().unwrap_or("-");
+    let role = facts.role.unwrap_or("-");
+    let (bin, bout) = (facts.bytes_in.get(), facts.bytes_out.get());
+    let ms = started.elapsed().as_millis() as u64;
+    if end.is_failure() {
+        tracing::warn!(conn = %id, core = core.index, %peer, stream, origin, role, bytes_in = bin, bytes_out = bout,
+            duration_ms = ms, reason = %end, "rtmp session ended");
+    } else {
+        tracing::info!(conn = %id, core = core.index, %peer, stream, origin, role, bytes_in = bin, bytes_out = bout,
+            duration_ms = ms, reason = %end, "rtmp session ended");
+    }
+}
+
+fn random_block() -> [u8; RANDOM_LEN] {
+    let mut b = [0u8; RANDOM_LEN];
+    fastrand::fill(&mut b);
+    b
+}
+
+/// Reads more bytes into `buf` before `deadline`.
+async fn read_more(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+    counter: &Cell<u64>,
+) -> Result<(), ReadFail> {
+    if buf.len() >= MAX_PENDING {
+        return Err(ReadFail::TooMuch);
+    }
+    let mut tmp = [0u8; 8192];
+    let left = deadline.saturating_duration_since(Instant::now());
+    match srs_io::timeout(left, s.read(&mut tmp)).await {
+        None => Err(ReadFail::Timeout),
+        Some(Ok(0)) => Err(ReadFail::Closed),
+        Some(Ok(n)) => {
+            counter.set(counter.get() + n as u64);
+            buf.extend_from_slice(&tmp[..n]);
+            Ok(())
+        }
+        Some(Err(e)) => Err(ReadFail::Io(e)),
+    }
+}
+
+enum ReadFail {
+    Timeout,
+    Closed,
+    TooMuch,
+    Io(std::io::Error),
+}
+
+fn client_read_fail(f: ReadFail, stage: &'static str) -> End {
+    match f {
+        ReadFail::Timeout => End::ClientTimeout(stage),
+        ReadFail::Closed => End::ClientGone,
+        ReadFail::TooMuch => End::Client(SessionError::Misbehaved(format!("over {MAX_PENDING} unparsed bytes during {stage}"))),
+        ReadFail::Io(e) => End::Io(e),
+    }
+}
+
+async fn send(s: &mut TcpStream, out: &mut Vec<u8>, counter: &Cell<u64>) -> std::io::Result<()> {
+    if !out.is_empty() {
+        s.write_all(out).await?;
+        counter.set(counter.get() + out.len() as u64);
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Drives one typestate step to its next step, reading as needed.
+macro_rules! drive {
+    ($client:expr, $buf:expr, $out:expr, $deadline:expr, $facts:expr, $stage:expr, $state:expr, |$st:ident, $b:ident, $o:ident| $step:expr) => {{
+        let mut state = $state;
+        loop {
+            let adv = {
+                let $st = state;
+                let $b: &[u8] = &$buf;
+                let $o: &mut Vec<u8> = &mut $out;
+                $step
+            };
+            match adv {
+                Ok(Advance::Stay { consumed, state: s }) => {
+                    $buf.drain(..consumed);
+                    state = s;
+                    if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
+                        return End::Io(e);
+                    }
+                    if let Err(f) = read_more($client, &mut $buf, $deadline, &$facts.bytes_in).await {
+                        return client_read_fail(f, $stage);
+                    }
+                }
+                Ok(Advance::Next { consumed, next }) => {
+                    $buf.drain(..consumed);
+                    if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
+                        return End::Io(e);
+                    }
+                    break next;
+                }
+                Err(e) => {
+                    let _ = send($client, &mut $out, &$facts.bytes_out).await;
+                    return End::Client(e);
+                }
+            }
+        }
+    }};
+}
+
+async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> End {
+    let limits = Limits::default();
+    let deadline = Instant::now() + IDENTIFY_TIMEOUT;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let info = ServerInfo { version: crate::VERSION.to_string(), conn_id: id.to_string() };
+    let c = &mut client;
+
+    let st = server::ExpectC0C1::new(&random_block(), 0, info, limits);
+    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, o| s.handle(b, o));
+    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, _o| s.handle(b));
+    let st = drive!(c, buf, out, deadline, facts, "connect", st, |s, b, o| s.handle(b, o));
+    let ident: Identified = drive!(c, buf, out, deadline, facts, "publish or play", st, |s, b, o| s.handle(b, o));
+
+    let req = ident.request().clone();
+    facts.role = Some(req.role.as_str());
+    let key = match stream_url::from_rtmp(&req.tc_url, &req.stream) {
+        Ok(k) => k,
+        Err(e) => {
+            ident.reject(&format!("bad stream: {e}"), &mut out);
+            let _ = send(c, &mut out, &facts.bytes_out).await;
+            return End::BadStream(format!("{e} (tcUrl={:?}, stream={:?})", req.tc_url, req.stream));
+        }
+    };
+    facts.stream = Some(key.clone());
+    let origin = match core.lb.pick(&key).await {
+        Ok((o, outcome)) => {
+            if let srs_lb::PickOutcome::Repinned { from } = &outcome {
+                tracing::info!(stream = %key, from = %from, to = %o.id(), "stream re-pinned: its origin expired");
+            }
+            o
+        }
+        Err(e) => {
+            ident.reject(&e.to_string(), &mut out);
+            let _ = send(c, &mut out, &facts.bytes_out).await;
+            return End::NoOrigin(e.to_string());
+        }
+    };
+    facts.origin = Some(origin.id().to_string());
+    let addr = match origin.rtmp_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            ident.reject("origin has no usable rtmp endpoint", &mut out);
+            let _ = send(c, &mut out, &facts.bytes_out).await;
+            return End::Origin(format!("rtmp endpoint {:?}: {e}", origin.rtmp));
+        }
+    };
+
+    // Toward the origin, as a client would.
+    let origin_in = Cell::new(0u64);
+    let origin_out = Cell::new(0u64);
+    let mut up = match TcpStream::connect_timeout(addr, ORIGIN_CONNECT_TIMEOUT).await {
+        Ok(s) => s,
+        Err(e) => {
+            ident.reject("origin unreachable", &mut out);
+            let _ = send(c, &mut out, &facts.bytes_out).await;
+            return End::Origin(format!("connect {addr}: {e}"));
+        }
+    };
+    let _ = up.set_nodelay(true);
+    let odeadline = Instant::now() + ORIGIN_START_TIMEOUT;
+    let mut obuf: Vec<u8> = Vec::with_capacity(8192);
+    let mut oout: Vec<u8> = Vec::with_capacity(4096);
+    let mut cs = ClientSession::start(&random_block(), 0, &req, limits, &mut oout);
+    loop {
+        if let Err(e) = send(&mut up, &mut oout, &origin_out).await {
+            ident.reject("origin write failed", &mut out);
+            let _ = send(c, &mut out, &facts.bytes_out).await;
+            return End::Origin(format!("write to {addr}: {e}"));
+        }
+        let fail = match read_more(&mut up, &mut obuf, odeadline, &origin_in).await {
+            Ok(()) => None,
+            Err(ReadFail::Timeout) => Some("timed out waiting for the start status".to_string()),
+            Err(ReadFail::Closed) => Some("closed the connection".to_string()),
+            Err(ReadFail::TooMuch) => Some("sent too much before the start status".to_string()),
+            Err(ReadFail::Io(e)) => Some(format!("read: {e}")),
+        };
+        if let Some(f) = fail {
+            ident.reject("origin did not start the stream", &mut out);
+            let _ = send(c, &mut out, &facts.bytes_out).await;
+            return End::Origin(format!("{addr} {f}"));
+        }
+        match cs.handle(&obuf, &mut oout) {
+            Ok(ClientProgress::NeedMore { consumed }) => {
+                obuf.drain(..consumed);
+            }
+            Ok(ClientProgress::Ready { consumed }) => {
+                obuf.drain(..consumed);
+                if let Err(e) = send(&mut up, &mut oout, &origin_out).await {
+                    return End::Origin(format!("write to {addr}: {e}"));
+                }
+                break;
+            }
+            Err(e) => {
+                ident.reject(&format!("origin: {e}"), &mut out);
+                let _ = send(c, &mut out, &facts.bytes_out).await;
+                return End::Origin(format!("{addr}: {e}"));
+            }
+        }
+    }
+    let (odec, oenc, osid) = match cs.into_relay() {
+        Ok(v) => v,
+        Err(e) => return End::Origin(e.to_string()),
+    };
+    let relaying = ident.start(&mut out);
+    if let Err(e) = send(c, &mut out, &facts.bytes_out).await {
+        return End::Io(e);
+    }
+    tracing::info!(conn = %id, core = core.index, stream = %key, origin = %origin.id(), %addr, role = req.role.as_str(),
+        "rtmp session relaying");
+
+    let mut upf = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
+    let mut downf = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
+    let (mut cr, mut cw) = srs_io::split::split(client);
+    let (mut or, mut ow) = srs_io::split::split(up);
+    let bin = facts.bytes_in.clone();
+    let bout = facts.bytes_out.clone();
+    let (up_bytes, down_bytes) = (Cell::new(0u64), Cell::new(0u64));
+    let end = pump::run_pair(
+        pump::pump(&mut cr, &mut ow, &mut upf, RELAY_BUF, &buf, &up_bytes),
+        pump::pump(&mut or, &mut cw, &mut downf, RELAY_BUF, &obuf, &down_bytes),
+        [&up_bytes, &down_bytes],
+        IDLE_TIMEOUT,
+    )
+    .await;
+    bin.set(bin.get() + up_bytes.get());
+    bout.set(bout.get() + down_bytes.get());
+    End::Relay(end)
+}
+
+/// The chunk relay as a pump filter.
+struct RelayFilter(Relay);
+
+impl Filter for RelayFilter {
+    type Error = ChunkError;
+    fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), ChunkError> {
+        match self.0.process(buf)? {
+            Forward::InPlace { consumed } => {
+                let buf: &'a [u8] = buf;
+                Ok((consumed, &buf[..consumed]))
+            }
+            Forward::Copied { consumed } => Ok((consumed, self.0.output())),
+        }
+    }
+}

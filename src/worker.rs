@@ -1,0 +1,102 @@
+//! One executor's world: its configuration, its balancer handle, its live
+//! connection count, and the accept loop every TCP listener shares.
+
+use crate::balancer::Balancer;
+use glommio::net::{TcpListener, TcpStream};
+use srs_io::Shutdown;
+use srs_proxy::config::Config;
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// A connection's id: the core that accepted it and a per-core sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub core: usize,
+    pub seq: u64,
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.core, self.seq)
+    }
+}
+
+pub struct Core {
+    pub index: usize,
+    pub cfg: Arc<Config>,
+    pub lb: Rc<Balancer>,
+    pub shutdown: Shutdown,
+    live: Cell<usize>,
+    next: Cell<u64>,
+}
+
+impl Core {
+    pub fn new(index: usize, cfg: Arc<Config>, lb: Rc<Balancer>, shutdown: Shutdown) -> Rc<Self> {
+        Rc::new(Core { index, cfg, lb, shutdown, live: Cell::new(0), next: Cell::new(1) })
+    }
+
+    pub fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    fn conn_id(&self) -> ConnId {
+        let seq = self.next.get();
+        self.next.set(seq + 1);
+        ConnId { core: self.index, seq }
+    }
+}
+
+/// Counts a live connection for as long as it is held.
+struct LiveGuard(Rc<Core>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.set(self.0.live.get() - 1);
+    }
+}
+
+/// Accepts on `listener` until shutdown, running `handle` for each
+/// connection in its own task.
+pub async fn accept_loop<H, F>(core: Rc<Core>, listener: TcpListener, what: &'static str, handle: H)
+where
+    H: Fn(Rc<Core>, ConnId, TcpStream, SocketAddr) -> F + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    let handle = Rc::new(handle);
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            core.shutdown.wait().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                // EMFILE and friends: back off rather than spin.
+                tracing::warn!(listener = what, core = core.index, error = %e, "accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let peer = match stream.peer_addr() {
+            Ok(p) => p,
+            Err(_) => continue,
+        };
+        let _ = stream.set_nodelay(true);
+        let id = core.conn_id();
+        core.live.set(core.live.get() + 1);
+        let guard = LiveGuard(core.clone());
+        let fut = handle(core.clone(), id, stream, peer);
+        glommio::spawn_local(async move {
+            let _guard = guard;
+            fut.await;
+        })
+        .detach();
+    }
+    tracing::debug!(listener = what, core = core.index, "stopped accepting");
+}
