@@ -38,9 +38,14 @@ pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAdd
 }
 
 async fn route(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
+    let read_only = matches!(req.method.as_str(), "GET" | "HEAD");
     match req.path.as_str() {
-        "/api/v1/versions" => versions(),
+        // As SRS: the register endpoint takes any method.
         "/api/v1/srs/register" => register(core, req, peer).await,
+        "/api/v1/versions" | "/api/v1/origins" | "/api/v1/streams" if !read_only => {
+            Response::error(405, format!("{} takes GET", req.path)).header("Allow", "GET, HEAD")
+        }
+        "/api/v1/versions" => versions(),
         "/api/v1/origins" => origins(core),
         "/api/v1/streams" => streams(core).await,
         _ => Response::error(404, format!("no such path {}", req.path)),

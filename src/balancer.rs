@@ -12,14 +12,14 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub enum LbReq {
-    Update(Origin),
+    Update(Box<Origin>),
     Pick(StreamUrl),
     Pins,
 }
 
 pub enum LbResp {
     Updated(Result<UpdateOutcome, LbError>),
-    Picked(Result<(Origin, PickOutcome), LbError>),
+    Picked(Result<Box<(Origin, PickOutcome)>, LbError>),
     Pins(Vec<(StreamUrl, OriginId)>),
 }
 
@@ -66,8 +66,8 @@ impl Balancer {
                 let now = epoch.elapsed();
                 let mut st = state.borrow_mut();
                 match req {
-                    LbReq::Update(o) => LbResp::Updated(st.update(now, o)),
-                    LbReq::Pick(k) => LbResp::Picked(st.pick(now, &mut rng.borrow_mut(), &k)),
+                    LbReq::Update(o) => LbResp::Updated(st.update(now, *o)),
+                    LbReq::Pick(k) => LbResp::Picked(st.pick(now, &mut rng.borrow_mut(), &k).map(Box::new)),
                     LbReq::Pins => LbResp::Pins(st.pins().map(|(k, o)| (k.clone(), o.clone())).collect()),
                 }
             });
@@ -104,7 +104,7 @@ impl Balancer {
     pub async fn update(&self, origin: Origin) -> Result<UpdateOutcome, BalanceError> {
         let me = self.mesh.me();
         let mut mine = None;
-        for (core, r) in self.mesh.call_all(|| LbReq::Update(origin.clone())).await.into_iter().enumerate() {
+        for (core, r) in self.mesh.call_all(|| LbReq::Update(Box::new(origin.clone()))).await.into_iter().enumerate() {
             match r {
                 Ok(LbResp::Updated(r)) if core == me => mine = Some(r),
                 Ok(_) => {}
@@ -121,7 +121,7 @@ impl Balancer {
     pub async fn pick(&self, key: &StreamUrl) -> Result<(Origin, PickOutcome), BalanceError> {
         let owner = self.mesh.owner(key.as_str());
         match self.mesh.call(owner, LbReq::Pick(key.clone())).await {
-            Ok(LbResp::Picked(r)) => r.map_err(BalanceError::Lb),
+            Ok(LbResp::Picked(r)) => r.map(|b| *b).map_err(BalanceError::Lb),
             Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
             Err(e) => Err(BalanceError::Mesh(e)),
         }

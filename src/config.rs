@@ -92,6 +92,8 @@ pub struct Config {
     pub origin_ttl: Duration,
     pub grace_quit_timeout: Duration,
     pub force_quit_timeout: Duration,
+    /// `PROXY_IDLE_TIMEOUT` (ours): a relay silent both ways this long is closed.
+    pub idle_timeout: Duration,
     /// The bearer token `/api/v1/srs/register` requires, when auth is on.
     pub api_auth: Option<String>,
     /// Executors (cores) to run, 1..=1024.
@@ -116,6 +118,7 @@ impl fmt::Debug for Config {
             .field("origin_ttl", &self.origin_ttl)
             .field("grace_quit_timeout", &self.grace_quit_timeout)
             .field("force_quit_timeout", &self.force_quit_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("api_auth", &self.api_auth.as_ref().map(|_| "***"))
             .field("workers", &self.workers)
             .field("go_pprof", &self.go_pprof)
@@ -168,6 +171,7 @@ const VARS: &[(&str, &str, &str, &str)] = &[
     ("Lifecycle", "PROXY_GRACE_QUIT_TIMEOUT", "20s", "on SIGTERM, how long live streams may drain (Go duration)"),
     ("Lifecycle", "PROXY_FORCE_QUIT_TIMEOUT", "30s", "after a quit signal, exit anyway after this long (Go duration)"),
     ("Runtime", "PROXY_WORKERS", "all usable cores", "executors (one per core), 1..=1024"),
+    ("Runtime", "PROXY_IDLE_TIMEOUT", "300s", "a relay with no bytes either way for this long is closed (Go duration)"),
     ("Runtime", "GO_PPROF", "", "accepted for compatibility with SRS Go; unused"),
 ];
 
@@ -287,6 +291,7 @@ impl Config {
             origin_ttl: r.duration("PROXY_ORIGIN_SERVER_TTL", Sign::Positive)?,
             grace_quit_timeout: r.duration("PROXY_GRACE_QUIT_TIMEOUT", Sign::NonNegative)?,
             force_quit_timeout: r.duration("PROXY_FORCE_QUIT_TIMEOUT", Sign::NonNegative)?,
+            idle_timeout: r.duration("PROXY_IDLE_TIMEOUT", Sign::Positive)?,
             api_auth,
             workers,
             go_pprof: r.value("GO_PPROF"),
@@ -829,6 +834,7 @@ mod tests {
         ttl_compound: [("PROXY_ORIGIN_SERVER_TTL", "1m30s")] => |c| c.origin_ttl == Duration::from_secs(90);
         grace_zero: [("PROXY_GRACE_QUIT_TIMEOUT", "0")] => |c| c.grace_quit_timeout == Duration::ZERO;
         force_ms: [("PROXY_FORCE_QUIT_TIMEOUT", "500ms")] => |c| c.force_quit_timeout == Duration::from_millis(500);
+        idle_set: [("PROXY_IDLE_TIMEOUT", "2m")] => |c| c.idle_timeout == Duration::from_secs(120);
         auth_on: [("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TYPE", "bearer"), ("PROXY_HTTP_API_AUTH_TOKEN", "s3cret")]
             => |c| c.api_auth.as_deref() == Some("s3cret");
         auth_type_case: [("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TYPE", "Bearer"), ("PROXY_HTTP_API_AUTH_TOKEN", "t")]
@@ -878,6 +884,7 @@ mod tests {
         bad_grace_unit: [("PROXY_GRACE_QUIT_TIMEOUT", "20sec")] => ("PROXY_GRACE_QUIT_TIMEOUT", "unknown unit");
         bad_grace_negative: [("PROXY_GRACE_QUIT_TIMEOUT", "-1s")] => ("PROXY_GRACE_QUIT_TIMEOUT", "must not be negative");
         bad_force: [("PROXY_FORCE_QUIT_TIMEOUT", "soon")] => ("PROXY_FORCE_QUIT_TIMEOUT", "invalid duration");
+        bad_idle_zero: [("PROXY_IDLE_TIMEOUT", "0s")] => ("PROXY_IDLE_TIMEOUT", "positive");
         bad_auth_enabled: [("PROXY_HTTP_API_AUTH_ENABLED", "yes")] => ("PROXY_HTTP_API_AUTH_ENABLED", "must be on or off");
         bad_auth_no_type: [("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TOKEN", "t")] => ("PROXY_HTTP_API_AUTH_TYPE", "only supports bearer");
         bad_auth_basic: [("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TYPE", "basic"), ("PROXY_HTTP_API_AUTH_TOKEN", "t")] => ("PROXY_HTTP_API_AUTH_TYPE", "only supports bearer");

@@ -23,7 +23,6 @@ pub struct Limits {
 pub struct Request {
     pub method: String,
     pub path: String,
-    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub keep_alive: bool,
@@ -113,10 +112,7 @@ async fn read_rest<S: AsyncRead + Unpin>(
         match req.parse(buf) {
             Ok(httparse::Status::Complete(head_len)) => {
                 let target = req.path.unwrap_or("/");
-                let (path, query) = match target.split_once('?') {
-                    Some((p, q)) => (p.to_string(), q.to_string()),
-                    None => (target.to_string(), String::new()),
-                };
+                let path = target.split_once('?').map_or(target, |(p, _)| p).to_string();
                 let version = req.version.unwrap_or(1);
                 let method = req.method.unwrap_or("GET").to_string();
                 let headers: Vec<(String, String)> = req
@@ -150,7 +146,7 @@ async fn read_rest<S: AsyncRead + Unpin>(
                 }
                 let body = buf[head_len..head_len + body_len].to_vec();
                 buf.drain(..head_len + body_len);
-                return Ok(Request { method, path, query, headers, body, keep_alive });
+                return Ok(Request { method, path, headers, body, keep_alive });
             }
             Ok(httparse::Status::Partial) => {
                 if buf.len() >= MAX_HEAD {

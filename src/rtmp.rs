@@ -24,8 +24,6 @@ pub const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// From TCP connect to the origin's start status.
 pub const ORIGIN_START_TIMEOUT: Duration = Duration::from_secs(10);
-/// Both directions silent this long ends the relay.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const RELAY_BUF: usize = 64 * 1024;
 const MAX_PENDING: usize = 64 * 1024;
 
@@ -44,11 +42,10 @@ enum End {
 
 impl End {
     fn is_failure(&self) -> bool {
-        match self {
-            End::Relay(PairEnd::Upstream(PumpEnd::Eof)) | End::Relay(PairEnd::Downstream(PumpEnd::Eof)) => false,
-            End::ClientGone => false,
-            _ => true,
-        }
+        !matches!(
+            self,
+            End::Relay(PairEnd::Upstream(PumpEnd::Eof)) | End::Relay(PairEnd::Downstream(PumpEnd::Eof)) | End::ClientGone
+        )
     }
 }
 
@@ -311,7 +308,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         pump::pump(&mut cr, &mut ow, &mut upf, RELAY_BUF, &buf, &up_bytes),
         pump::pump(&mut or, &mut cw, &mut downf, RELAY_BUF, &obuf, &down_bytes),
         [&up_bytes, &down_bytes],
-        IDLE_TIMEOUT,
+        core.cfg.idle_timeout,
     )
     .await;
     bin.set(bin.get() + up_bytes.get());
