@@ -1,8 +1,8 @@
 //! The system API (PROXY_SYSTEM_API): origins register here with their
 //! heartbeat, and operators read the registry and the stream pins.
 
-use crate::worker::{ConnId, Core};
 use crate::http::{self, Response};
+use crate::worker::{ConnId, Core};
 use glommio::net::TcpStream;
 use serde_json::json;
 use srs_lb::{RegisterRequest, UpdateOutcome};
@@ -18,8 +18,9 @@ pub const LIMITS: http::Limits = http::Limits {
 
 pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
     let mut buf = Vec::new();
+    let mut first = true;
     loop {
-        let req = match http::read_request(&mut s, &mut buf, &LIMITS).await {
+        let req = match http::read_request(&mut s, &mut buf, &LIMITS, first).await {
             Ok(r) => r,
             Err(e) => {
                 if let Some(status) = e.status() {
@@ -29,6 +30,7 @@ pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAdd
                 return;
             }
         };
+        first = false;
         let keep = req.keep_alive && !core.shutdown.is_triggered();
         let resp = route(&core, &req, peer).await;
         if http::write_response(&mut s, &resp, keep).await.is_err() || !keep {
@@ -53,26 +55,40 @@ async fn route(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
 }
 
 pub fn versions() -> Response {
-    Response::json(200, &json!({"signature": crate::SIGNATURE, "version": crate::VERSION}))
+    Response::json(
+        200,
+        &json!({"signature": crate::SIGNATURE, "version": crate::VERSION}),
+    )
 }
 
 fn authorized(core: &Core, req: &http::Request) -> bool {
-    let Some(token) = core.cfg.api_auth.as_deref() else { return true };
-    let Some(v) = req.header("authorization") else { return false };
+    let Some(token) = core.cfg.api_auth.as_deref() else {
+        return true;
+    };
+    let Some(v) = req.header("authorization") else {
+        return false;
+    };
     let mut parts = v.trim().splitn(2, ' ');
     let scheme = parts.next().unwrap_or("");
     let given = parts.next().unwrap_or("").trim();
     // Compare without an early exit so the time does not leak the token.
     scheme.eq_ignore_ascii_case("bearer")
         && given.len() == token.len()
-        && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 async fn register(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
     if !authorized(core, req) {
         tracing::warn!(%peer, "register refused: missing or wrong bearer token");
-        return Response::error(401, "unauthorized: a valid Authorization: Bearer token is required")
-            .header("WWW-Authenticate", "Bearer realm=\"srs-proxy\"");
+        return Response::error(
+            401,
+            "unauthorized: a valid Authorization: Bearer token is required",
+        )
+        .header("WWW-Authenticate", "Bearer realm=\"srs-proxy\"");
     }
     let origin = match RegisterRequest::parse(&req.body).and_then(|r| r.into_origin()) {
         Ok(o) => o,
@@ -96,7 +112,10 @@ async fn register(core: &Core, req: &http::Request, peer: SocketAddr) -> Respons
             return Response::error(503, e);
         }
     }
-    Response::json(200, &json!({"code": 0, "pid": std::process::id().to_string()}))
+    Response::json(
+        200,
+        &json!({"code": 0, "pid": std::process::id().to_string()}),
+    )
 }
 
 fn origins(core: &Core) -> Response {

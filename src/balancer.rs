@@ -56,7 +56,12 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    pub async fn join(index: usize, builder: LbBuilder, cfg: MemoryConfig, epoch: Instant) -> Rc<Self> {
+    pub async fn join(
+        index: usize,
+        builder: LbBuilder,
+        cfg: MemoryConfig,
+        epoch: Instant,
+    ) -> Rc<Self> {
         let mesh = Mesh::join(index, builder).await;
         let state = Rc::new(RefCell::new(MemoryState::new(cfg)));
         let rng = RefCell::new(fastrand::Rng::new());
@@ -67,8 +72,12 @@ impl Balancer {
                 let mut st = state.borrow_mut();
                 match req {
                     LbReq::Update(o) => LbResp::Updated(st.update(now, *o)),
-                    LbReq::Pick(k) => LbResp::Picked(st.pick(now, &mut rng.borrow_mut(), &k).map(Box::new)),
-                    LbReq::Pins => LbResp::Pins(st.pins().map(|(k, o)| (k.clone(), o.clone())).collect()),
+                    LbReq::Pick(k) => {
+                        LbResp::Picked(st.pick(now, &mut rng.borrow_mut(), &k).map(Box::new))
+                    }
+                    LbReq::Pins => {
+                        LbResp::Pins(st.pins().map(|(k, o)| (k.clone(), o.clone())).collect())
+                    }
                 }
             });
         }
@@ -104,7 +113,13 @@ impl Balancer {
     pub async fn update(&self, origin: Origin) -> Result<UpdateOutcome, BalanceError> {
         let me = self.mesh.me();
         let mut mine = None;
-        for (core, r) in self.mesh.call_all(|| LbReq::Update(Box::new(origin.clone()))).await.into_iter().enumerate() {
+        for (core, r) in self
+            .mesh
+            .call_all(|| LbReq::Update(Box::new(origin.clone())))
+            .await
+            .into_iter()
+            .enumerate()
+        {
             match r {
                 Ok(LbResp::Updated(r)) if core == me => mine = Some(r),
                 Ok(_) => {}
@@ -132,7 +147,11 @@ impl Balancer {
         let now = self.epoch.elapsed();
         let st = self.state.borrow();
         st.origins(now)
-            .map(|(o, alive, since)| OriginView { origin: o.clone(), alive, since_heartbeat: since })
+            .map(|(o, alive, since)| OriginView {
+                origin: o.clone(),
+                alive,
+                since_heartbeat: since,
+            })
             .collect()
     }
 

@@ -5,9 +5,9 @@
 
 mod api;
 mod balancer;
-mod worker;
 mod http;
 mod rtmp;
+mod worker;
 
 use crate::balancer::{Balancer, LbReq, LbResp};
 use crate::worker::Core;
@@ -33,7 +33,9 @@ fn main() {
         return;
     }
     if let Some(a) = args.first() {
-        eprintln!("srs-proxy: unknown argument {a:?}; configuration is by PROXY_* variables, see --help");
+        eprintln!(
+            "srs-proxy: unknown argument {a:?}; configuration is by PROXY_* variables, see --help"
+        );
         std::process::exit(2);
     }
     init_logging();
@@ -66,7 +68,8 @@ struct ListenSpec {
 }
 
 fn bind(spec: &ListenSpec) -> Result<TcpListener, String> {
-    TcpListener::bind(spec.addr).map_err(|e| format!("{}={}: cannot listen: {e}", spec.var, spec.addr))
+    TcpListener::bind(spec.addr)
+        .map_err(|e| format!("{}={}: cannot listen: {e}", spec.var, spec.addr))
 }
 
 fn run(cfg: Arc<Config>) -> i32 {
@@ -76,7 +79,10 @@ fn run(cfg: Arc<Config>) -> i32 {
     let workers = cfg.workers;
     let builder = srs_io::mesh::builder::<LbReq, LbResp>(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
-    let mem_cfg = srs_lb::MemoryConfig { origin_ttl: cfg.origin_ttl, ..srs_lb::MemoryConfig::default() };
+    let mem_cfg = srs_lb::MemoryConfig {
+        origin_ttl: cfg.origin_ttl,
+        ..srs_lb::MemoryConfig::default()
+    };
 
     let handles = {
         let cfg = cfg.clone();
@@ -90,8 +96,14 @@ fn run(cfg: Arc<Config>) -> i32 {
             async move {
                 let lb = Balancer::join(info.index, builder, mem_cfg, epoch).await;
                 let core = Core::new(lb.core(), cfg.clone(), lb, shutdown);
-                let rtmp_spec = ListenSpec { var: "PROXY_RTMP_SERVER", addr: cfg.rtmp_server.0 };
-                let sys_spec = ListenSpec { var: "PROXY_SYSTEM_API", addr: cfg.system_api.0 };
+                let rtmp_spec = ListenSpec {
+                    var: "PROXY_RTMP_SERVER",
+                    addr: cfg.rtmp_server.0,
+                };
+                let sys_spec = ListenSpec {
+                    var: "PROXY_SYSTEM_API",
+                    addr: cfg.system_api.0,
+                };
                 let (rtmp_l, sys_l) = match (bind(&rtmp_spec), bind(&sys_spec)) {
                     (Ok(a), Ok(b)) => (a, b),
                     (Err(e), _) | (_, Err(e)) => {
@@ -101,8 +113,18 @@ fn run(cfg: Arc<Config>) -> i32 {
                 };
                 let _ = ready.send(Ok(core.index));
                 let mut tasks = vec![
-                    glommio::spawn_local(worker::accept_loop(core.clone(), rtmp_l, "rtmp", rtmp::serve)),
-                    glommio::spawn_local(worker::accept_loop(core.clone(), sys_l, "system-api", api::serve)),
+                    glommio::spawn_local(worker::accept_loop(
+                        core.clone(),
+                        rtmp_l,
+                        "rtmp",
+                        rtmp::serve,
+                    )),
+                    glommio::spawn_local(worker::accept_loop(
+                        core.clone(),
+                        sys_l,
+                        "system-api",
+                        api::serve,
+                    )),
                 ];
                 if core.index == 0 {
                     if let Some(db) = cfg.default_backend.clone() {
@@ -116,7 +138,11 @@ fn run(cfg: Arc<Config>) -> i32 {
                     glommio::timer::sleep(Duration::from_millis(100)).await;
                 }
                 if core.live() > 0 {
-                    tracing::warn!(core = core.index, live = core.live(), "grace period over; closing live sessions");
+                    tracing::warn!(
+                        core = core.index,
+                        live = core.live(),
+                        "grace period over; closing live sessions"
+                    );
                 }
                 drop(tasks);
             }
@@ -172,7 +198,10 @@ fn install_signals(shutdown: Shutdown, force: Duration) {
             if shutdown.is_triggered() {
                 continue;
             }
-            tracing::info!(signal = sig, "got signal: stop accepting, draining live sessions");
+            tracing::info!(
+                signal = sig,
+                "got signal: stop accepting, draining live sessions"
+            );
             shutdown.trigger();
             std::thread::spawn(move || {
                 std::thread::sleep(force);

@@ -31,7 +31,9 @@ const MAX_PENDING: usize = 64 * 1024;
 enum End {
     /// The relay ran and one side ended it.
     Relay(PairEnd),
-    ClientGone,
+    /// The client closed before saying what it wanted, during this stage,
+    /// after sending this many bytes.
+    ClientGone(&'static str, u64),
     ClientTimeout(&'static str),
     Client(SessionError),
     BadStream(String),
@@ -42,9 +44,12 @@ enum End {
 
 impl End {
     fn is_failure(&self) -> bool {
+        // A connect-and-close with no bytes is a health check, not a failure.
         !matches!(
             self,
-            End::Relay(PairEnd::Upstream(PumpEnd::Eof)) | End::Relay(PairEnd::Downstream(PumpEnd::Eof)) | End::ClientGone
+            End::Relay(PairEnd::Upstream(PumpEnd::Eof))
+                | End::Relay(PairEnd::Downstream(PumpEnd::Eof))
+                | End::ClientGone(_, 0)
         )
     }
 }
@@ -53,7 +58,10 @@ impl fmt::Display for End {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             End::Relay(e) => write!(f, "{e}"),
-            End::ClientGone => f.write_str("client closed before publish or play"),
+            End::ClientGone(stage, 0) => {
+                write!(f, "client closed without sending anything ({stage})")
+            }
+            End::ClientGone(stage, n) => write!(f, "client closed during {stage} after {n} bytes"),
             End::ClientTimeout(stage) => write!(f, "client timed out during {stage}"),
             End::Client(e) => write!(f, "client sent {e}"),
             End::BadStream(e) => write!(f, "bad stream name: {e}"),
@@ -130,11 +138,13 @@ enum ReadFail {
     Io(std::io::Error),
 }
 
-fn client_read_fail(f: ReadFail, stage: &'static str) -> End {
+fn client_read_fail(f: ReadFail, stage: &'static str, bytes_in: u64) -> End {
     match f {
         ReadFail::Timeout => End::ClientTimeout(stage),
-        ReadFail::Closed => End::ClientGone,
-        ReadFail::TooMuch => End::Client(SessionError::Misbehaved(format!("over {MAX_PENDING} unparsed bytes during {stage}"))),
+        ReadFail::Closed => End::ClientGone(stage, bytes_in),
+        ReadFail::TooMuch => End::Client(SessionError::Misbehaved(format!(
+            "over {MAX_PENDING} unparsed bytes during {stage}"
+        ))),
         ReadFail::Io(e) => End::Io(e),
     }
 }
@@ -166,8 +176,9 @@ macro_rules! drive {
                     if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
                         return End::Io(e);
                     }
-                    if let Err(f) = read_more($client, &mut $buf, $deadline, &$facts.bytes_in).await {
-                        return client_read_fail(f, $stage);
+                    if let Err(f) = read_more($client, &mut $buf, $deadline, &$facts.bytes_in).await
+                    {
+                        return client_read_fail(f, $stage, $facts.bytes_in.get());
                     }
                 }
                 Ok(Advance::Next { consumed, next }) => {
@@ -191,14 +202,29 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
     let deadline = Instant::now() + IDENTIFY_TIMEOUT;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
-    let info = ServerInfo { version: crate::VERSION.to_string(), conn_id: id.to_string() };
+    let info = ServerInfo {
+        version: crate::VERSION.to_string(),
+        conn_id: id.to_string(),
+    };
     let c = &mut client;
 
     let st = server::ExpectC0C1::new(&random_block(), 0, info, limits);
-    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, o| s.handle(b, o));
-    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, _o| s.handle(b));
-    let st = drive!(c, buf, out, deadline, facts, "connect", st, |s, b, o| s.handle(b, o));
-    let ident: Identified = drive!(c, buf, out, deadline, facts, "publish or play", st, |s, b, o| s.handle(b, o));
+    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, o| s
+        .handle(b, o));
+    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, _o| s
+        .handle(b));
+    let st = drive!(c, buf, out, deadline, facts, "connect", st, |s, b, o| s
+        .handle(b, o));
+    let ident: Identified = drive!(
+        c,
+        buf,
+        out,
+        deadline,
+        facts,
+        "publish or play",
+        st,
+        |s, b, o| s.handle(b, o)
+    );
 
     let req = ident.request().clone();
     facts.role = Some(req.role.as_str());
@@ -207,7 +233,10 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         Err(e) => {
             ident.reject(&format!("bad stream: {e}"), &mut out);
             let _ = send(c, &mut out, &facts.bytes_out).await;
-            return End::BadStream(format!("{e} (tcUrl={:?}, stream={:?})", req.tc_url, req.stream));
+            return End::BadStream(format!(
+                "{e} (tcUrl={:?}, stream={:?})",
+                req.tc_url, req.stream
+            ));
         }
     };
     facts.stream = Some(key.clone());
@@ -297,8 +326,22 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
     tracing::info!(conn = %id, core = core.index, stream = %key, origin = %origin.id(), %addr, role = req.role.as_str(),
         "rtmp session relaying");
 
-    let mut upf = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
-    let mut downf = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
+    let mut upf = RelayFilter(Relay::new(
+        relaying.decoder,
+        oenc,
+        StreamIdMap {
+            from: relaying.stream_id,
+            to: osid,
+        },
+    ));
+    let mut downf = RelayFilter(Relay::new(
+        odec,
+        relaying.encoder,
+        StreamIdMap {
+            from: osid,
+            to: relaying.stream_id,
+        },
+    ));
     let (mut cr, mut cw) = srs_io::split::split(client);
     let (mut or, mut ow) = srs_io::split::split(up);
     let bin = facts.bytes_in.clone();

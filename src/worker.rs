@@ -36,7 +36,14 @@ pub struct Core {
 
 impl Core {
     pub fn new(index: usize, cfg: Arc<Config>, lb: Rc<Balancer>, shutdown: Shutdown) -> Rc<Self> {
-        Rc::new(Core { index, cfg, lb, shutdown, live: Cell::new(0), next: Cell::new(1) })
+        Rc::new(Core {
+            index,
+            cfg,
+            lb,
+            shutdown,
+            live: Cell::new(0),
+            next: Cell::new(1),
+        })
     }
 
     pub fn live(&self) -> usize {
@@ -46,7 +53,10 @@ impl Core {
     fn conn_id(&self) -> ConnId {
         let seq = self.next.get();
         self.next.set(seq + 1);
-        ConnId { core: self.index, seq }
+        ConnId {
+            core: self.index,
+            seq,
+        }
     }
 }
 

@@ -1,0 +1,576 @@
+//! RTMP through srs-proxy, end to end, with real peers: FFmpeg publishes and
+//! ffprobe plays through the proxy; the origins are real nginx-rtmp and
+//! node-media-server instances registered through the register API (the
+//! test is their heartbeat sender, as an operator registering "any server").
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Registers every origin and keeps it alive with a heartbeat thread each.
+fn heartbeats(proxy: &Proxy, origins: &[OriginInfo]) -> Vec<Heartbeat> {
+    origins
+        .iter()
+        .map(|o| Heartbeat::start(&proxy.sys_api(), o.register_body()))
+        .collect()
+}
+
+/// Indexes of the nginx origins whose /stat shows `name` being published.
+fn holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
+    (0..origins.len())
+        .filter(|&i| origins[i].has_stream(name))
+        .collect()
+}
+
+/// Waits until some origin holds `name`; returns the holders then.
+fn wait_holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    wait_until(secs(30), || {
+        found = holders(origins, name);
+        !found.is_empty()
+    });
+    found
+}
+
+fn probe_clip(url: &str, timeout: Duration) {
+    let out = ffprobe(url, timeout).unwrap_or_else(|e| panic!("play {url}: {e}"));
+    assert!(
+        is_test_clip(&out),
+        "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}"
+    );
+}
+
+#[test]
+fn publish_through_proxy_lands_on_exactly_one_of_three_nginx_origins() {
+    let origins: Vec<NginxRtmp> = (0..3).map(|_| NginxRtmp::start()).collect();
+    let proxy = Proxy::start(&[]);
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let _hb = heartbeats(&proxy, &infos);
+
+    // A user publishes the clip to the proxy, as to any RTMP server.
+    let _publisher = ffmpeg_publish(&proxy.rtmp_url("livestream"));
+    let found = wait_holders(&origins, "livestream");
+    assert_eq!(
+        found.len(),
+        1,
+        "the stream must be on exactly one origin; /stat shows it on {found:?}"
+    );
+    let holder = &infos[found[0]];
+
+    // A player through the proxy gets the clip back.
+    probe_clip(&proxy.rtmp_url("livestream"), secs(20));
+
+    // Still on exactly that one origin, and the proxy says so.
+    assert_eq!(holders(&origins, "livestream"), found);
+    assert_eq!(
+        proxy.pinned_origin(&live_key("livestream")),
+        Some(holder.id()),
+        "/api/v1/streams must name the origin nginx /stat shows: {:?}",
+        proxy.streams()
+    );
+}
+
+#[test]
+fn ten_streams_spread_over_origins_and_each_plays_back() {
+    let origins: Vec<NginxRtmp> = (0..3).map(|_| NginxRtmp::start()).collect();
+    let proxy = Proxy::start(&[]);
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let _hb = heartbeats(&proxy, &infos);
+
+    let names: Vec<String> = (0..10).map(|i| format!("stream{i}")).collect();
+    let _publishers: Vec<ProcGuard> = names
+        .iter()
+        .map(|n| ffmpeg_publish(&proxy.rtmp_url(n)))
+        .collect();
+
+    let mut placed: BTreeMap<String, usize> = BTreeMap::new();
+    for name in &names {
+        let found = wait_holders(&origins, name);
+        assert_eq!(
+            found.len(),
+            1,
+            "{name} must be on exactly one origin; /stat shows it on {found:?}"
+        );
+        placed.insert(name.clone(), found[0]);
+    }
+    let used: BTreeSet<usize> = placed.values().copied().collect();
+    assert!(
+        used.len() > 1,
+        "ten streams all landed on one origin: {placed:?}"
+    );
+    for (name, &i) in &placed {
+        assert_eq!(
+            proxy.pinned_origin(&live_key(name)),
+            Some(infos[i].id()),
+            "/api/v1/streams for {name}"
+        );
+    }
+
+    // One player per stream, all at once, through the proxy.
+    let players: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let url = proxy.rtmp_url(n);
+            thread::spawn(move || (url.clone(), ffprobe(&url, secs(30))))
+        })
+        .collect();
+    for p in players {
+        let (url, res) = p.join().unwrap();
+        let out = res.unwrap_or_else(|e| panic!("play {url}: {e}"));
+        assert!(is_test_clip(&out), "play {url}: ffprobe printed {out:?}");
+    }
+}
+
+#[test]
+fn node_media_server_origins_work_the_same_way() {
+    let origins = [Nms::start(), Nms::start()];
+    let proxy = Proxy::start(&[]);
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let _hb = heartbeats(&proxy, &infos);
+
+    let _publisher = ffmpeg_publish(&proxy.rtmp_url("nmsstream"));
+    let key = live_key("nmsstream");
+    let mut pinned = None;
+    assert!(
+        wait_until(secs(20), || {
+            pinned = proxy.pinned_origin(&key);
+            pinned.is_some()
+        }),
+        "the publish never showed up in /api/v1/streams: {:?}",
+        proxy.streams()
+    );
+    let pinned = pinned.unwrap();
+    let idx = infos
+        .iter()
+        .position(|o| o.id() == pinned)
+        .unwrap_or_else(|| panic!("{key} pinned to {pinned}, not one of {infos:?}"));
+
+    // The publish landed on that NMS: its own HTTP-FLV plays the clip.
+    probe_clip(&origins[idx].flv_url("nmsstream"), secs(30));
+    // And a player through the proxy, over RTMP, gets it too.
+    probe_clip(&proxy.rtmp_url("nmsstream"), secs(20));
+}
+
+#[test]
+fn an_origin_that_stops_heartbeating_drops_out_and_its_stream_moves() {
+    let origins: Vec<NginxRtmp> = (0..2).map(|_| NginxRtmp::start()).collect();
+    let proxy = Proxy::start(&[("PROXY_ORIGIN_SERVER_TTL", "3s")]);
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let mut hb: Vec<Option<Heartbeat>> = heartbeats(&proxy, &infos).into_iter().map(Some).collect();
+    let key = live_key("moving");
+
+    // First publish: lands on A.
+    let publisher = ffmpeg_publish(&proxy.rtmp_url("moving"));
+    let found = wait_holders(&origins, "moving");
+    assert_eq!(found.len(), 1, "on exactly one origin: {found:?}");
+    let (a, b) = (found[0], 1 - found[0]);
+    drop(publisher);
+    assert!(
+        wait_until(secs(15), || !origins[a].has_stream("moving")),
+        "the stream stayed on A after the publisher left"
+    );
+    assert!(
+        wait_until(secs(15), || proxy.session_lines_for(&key).iter().any(|l| {
+            log_field(l, "origin").is_some_and(|o| infos[a].is_named_by(&o))
+        })),
+        "no `rtmp session ended` line for {key} naming origin A ({})",
+        infos[a].id()
+    );
+
+    // A dies: its heartbeats stop; with a 3 s TTL the proxy drops it.
+    hb[a] = None;
+    assert!(
+        wait_until(secs(30), || !proxy
+            .log_lines_with(&["origin expired", &infos[a].id()])
+            .is_empty()),
+        "no `origin expired` log line naming {}",
+        infos[a].id()
+    );
+    assert!(
+        proxy
+            .log_lines_with(&["origin expired", &infos[b].id()])
+            .is_empty(),
+        "B kept heartbeating but was expired"
+    );
+    let listed_alive = proxy
+        .origins()
+        .iter()
+        .any(|o| o["id"] == infos[a].id().as_str() && o["alive"] == true);
+    assert!(!listed_alive, "/api/v1/origins still lists A alive");
+
+    // The next publish of the same stream lands on B, the live one.
+    let publisher = ffmpeg_publish(&proxy.rtmp_url("moving"));
+    assert!(
+        wait_until(secs(30), || origins[b].has_stream("moving")),
+        "the second publish did not land on B; /stat of A: {}",
+        origins[a].stat()
+    );
+    assert!(!origins[a].has_stream("moving"));
+    assert_eq!(proxy.pinned_origin(&key), Some(infos[b].id()));
+    drop(publisher);
+    assert!(
+        wait_until(secs(15), || proxy.session_lines_for(&key).iter().any(|l| {
+            log_field(l, "origin").is_some_and(|o| infos[b].is_named_by(&o))
+        })),
+        "no `rtmp session ended` line for {key} naming origin B ({}): the re-pin is not in the log",
+        infos[b].id()
+    );
+    drop(hb);
+}
+
+#[test]
+fn connections_for_one_stream_on_both_cores_reach_the_same_origin() {
+    let origins: Vec<NginxRtmp> = (0..3).map(|_| NginxRtmp::start()).collect();
+    let proxy = Proxy::start(&[("PROXY_WORKERS", "2")]);
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let _hb = heartbeats(&proxy, &infos);
+    let key = live_key("shared");
+
+    let publisher = ffmpeg_publish(&proxy.rtmp_url("shared"));
+    let found = wait_holders(&origins, "shared");
+    assert_eq!(found.len(), 1, "on exactly one origin: {found:?}");
+    let holder = &infos[found[0]];
+
+    // Many short plays at once; the kernel spreads them over the two
+    // executors' SO_REUSEPORT listeners.
+    let play_round = |n: usize| {
+        let players: Vec<_> = (0..n)
+            .map(|_| {
+                let url = proxy.rtmp_url("shared");
+                thread::spawn(move || ffprobe(&url, secs(60)))
+            })
+            .collect();
+        for p in players {
+            let out = p.join().unwrap().unwrap_or_else(|e| panic!("play: {e}"));
+            assert!(is_test_clip(&out), "play through the proxy: {out:?}");
+        }
+        n
+    };
+    let cores = |proxy: &Proxy| -> BTreeSet<String> {
+        proxy
+            .session_lines_for(&key)
+            .iter()
+            .filter_map(|l| log_field(l, "core"))
+            .collect()
+    };
+    let mut plays = play_round(40);
+    for _ in 0..3 {
+        assert!(
+            wait_until(secs(20), || proxy.session_lines_for(&key).len() >= plays),
+            "{plays} plays ended but only {} `rtmp session ended` lines for {key}",
+            proxy.session_lines_for(&key).len()
+        );
+        let c = cores(&proxy);
+        if c.contains("0") && c.contains("1") {
+            break;
+        }
+        plays += play_round(20);
+    }
+    drop(publisher);
+    assert!(
+        wait_until(secs(20), || proxy.session_lines_for(&key).len() > plays),
+        "the publisher's session end was not logged"
+    );
+
+    let c = cores(&proxy);
+    assert!(
+        c.contains("0") && c.contains("1"),
+        "sessions for {key} were served only by cores {c:?}"
+    );
+    for line in proxy.session_lines_for(&key) {
+        let origin = log_field(&line, "origin").unwrap_or_default();
+        assert!(
+            holder.is_named_by(&origin),
+            "a session for {key} went to origin {origin:?}, not {} (the one /stat shows): {line}",
+            holder.id()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bad input, each on its own raw connection.
+
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+fn rtmp_conn(proxy: &Proxy) -> (TcpStream, u16) {
+    let s =
+        TcpStream::connect(loopback(proxy.rtmp_port)).expect("connect to the proxy's RTMP port");
+    s.set_write_timeout(Some(secs(10))).unwrap();
+    let port = s.local_addr().unwrap().port();
+    (s, port)
+}
+
+/// A simple handshake as a client: C0=3, C1 zeros; S0S1S2; C2 = S1.
+fn handshake(s: &mut TcpStream) {
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 1536]);
+    s.write_all(&c0c1).expect("send C0C1");
+    s.set_read_timeout(Some(secs(15))).unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
+    s.read_exact(&mut s0s1s2).expect("read S0S1S2");
+    assert_eq!(s0s1s2[0], 3, "S0 must be version 3");
+    s.write_all(&s0s1s2[1..1537]).expect("send C2");
+}
+
+/// One RTMP message as fmt-0 chunk + fmt-3 continuations of `chunk_size`.
+fn chunked(csid: u8, type_id: u8, stream_id: u32, payload: &[u8], chunk_size: usize) -> Vec<u8> {
+    assert!((2..=63).contains(&csid));
+    let mut out = vec![csid, 0, 0, 0];
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    out.push(type_id);
+    out.extend_from_slice(&stream_id.to_le_bytes());
+    for (i, c) in payload.chunks(chunk_size).enumerate() {
+        if i > 0 {
+            out.push(0xC0 | csid);
+        }
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+fn amf_string(out: &mut Vec<u8>, s: &str) {
+    out.push(0x02);
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn amf_number(out: &mut Vec<u8>, n: f64) {
+    out.push(0x00);
+    out.extend_from_slice(&n.to_be_bytes());
+}
+
+fn amf_key(out: &mut Vec<u8>, k: &str) {
+    out.extend_from_slice(&(k.len() as u16).to_be_bytes());
+    out.extend_from_slice(k.as_bytes());
+}
+
+fn set_chunk_size(size: u32) -> Vec<u8> {
+    chunked(2, 1, 0, &size.to_be_bytes(), 128)
+}
+
+struct Outcome {
+    /// The client port of the connection (its `peer=` in the log).
+    port: u16,
+    /// Whether the proxy must have recognised the problem itself (so the
+    /// reason it logs is not a timeout).
+    detected: bool,
+}
+
+fn bad_random_bytes(proxy: &Proxy) -> Outcome {
+    let garbage = Rng::new(0x5EED_0002).bytes(64 * 1024);
+    let (mut s, port) = rtmp_conn(proxy);
+    let _ = s.write_all(&garbage);
+    read_until_closed(&mut s, HANG_GUARD).expect("random bytes: the proxy must close");
+    // A first byte that is no RTMP version can only be refused at once.
+    Outcome {
+        port,
+        detected: garbage[0] != 3 && garbage[0] != 6,
+    }
+}
+
+fn bad_truncated_handshake(proxy: &Proxy) -> Outcome {
+    let (mut s, port) = rtmp_conn(proxy);
+    let mut bytes = vec![3u8];
+    bytes.extend(Rng::new(7).bytes(100));
+    s.write_all(&bytes).unwrap();
+    shutdown_write(&s);
+    read_until_closed(&mut s, HANG_GUARD).expect("truncated handshake: the proxy must close");
+    Outcome {
+        port,
+        detected: true,
+    }
+}
+
+fn bad_chunk_size(proxy: &Proxy, size: u32) -> Outcome {
+    let (mut s, port) = rtmp_conn(proxy);
+    handshake(&mut s);
+    let _ = s.write_all(&set_chunk_size(size));
+    read_until_closed(&mut s, HANG_GUARD)
+        .unwrap_or_else(|e| panic!("SetChunkSize {size}: the proxy must close: {e}"));
+    Outcome {
+        port,
+        detected: true,
+    }
+}
+
+fn bad_message_length(proxy: &Proxy) -> Outcome {
+    let (mut s, port) = rtmp_conn(proxy);
+    handshake(&mut s);
+    // A type-20 command of length 16 MiB - 1 at chunk size 128: send its
+    // header and 1 MiB of it. A proxy that buffers it all would wait for the
+    // rest; it must refuse on the length instead.
+    let mut first = vec![3u8, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0];
+    first.extend_from_slice(&[0x41u8; 128]);
+    let _ = s.write_all(&first);
+    let mut cont = Vec::new();
+    for _ in 0..64 {
+        cont.push(0xC3u8);
+        cont.extend_from_slice(&[0x41u8; 128]);
+    }
+    for _ in 0..128 {
+        if s.write_all(&cont).is_err() {
+            break;
+        }
+    }
+    read_until_closed(&mut s, HANG_GUARD).expect("oversized message: the proxy must close");
+    Outcome {
+        port,
+        detected: true,
+    }
+}
+
+fn bad_deep_amf0(proxy: &Proxy) -> Outcome {
+    let (mut s, port) = rtmp_conn(proxy);
+    handshake(&mut s);
+    let depth = 10_000;
+    let mut p = Vec::new();
+    amf_string(&mut p, "connect");
+    amf_number(&mut p, 1.0);
+    p.push(0x03);
+    amf_key(&mut p, "app");
+    amf_string(&mut p, "live");
+    amf_key(&mut p, "tcUrl");
+    amf_string(
+        &mut p,
+        &format!("rtmp://127.0.0.1:{}/live", proxy.rtmp_port),
+    );
+    for _ in 0..depth {
+        amf_key(&mut p, "x");
+        p.push(0x03);
+    }
+    amf_key(&mut p, "x");
+    p.push(0x05);
+    for _ in 0..depth + 1 {
+        p.extend_from_slice(&[0, 0, 9]);
+    }
+    let _ = s.write_all(&chunked(3, 20, 0, &p, 128));
+    read_until_closed(&mut s, HANG_GUARD).expect("deep AMF0: the proxy must close");
+    Outcome {
+        port,
+        detected: true,
+    }
+}
+
+fn bad_play_before_connect(proxy: &Proxy) -> Outcome {
+    let (mut s, port) = rtmp_conn(proxy);
+    handshake(&mut s);
+    let mut p = Vec::new();
+    amf_string(&mut p, "play");
+    amf_number(&mut p, 0.0);
+    p.push(0x05);
+    amf_string(&mut p, "livestream");
+    let _ = s.write_all(&chunked(8, 20, 1, &p, 128));
+    read_until_closed(&mut s, HANG_GUARD).expect("play before connect: the proxy must close");
+    Outcome {
+        port,
+        detected: true,
+    }
+}
+
+fn bad_silent_client(proxy: &Proxy) -> Outcome {
+    let (mut s, port) = rtmp_conn(proxy);
+    read_until_closed(&mut s, HANG_GUARD)
+        .expect("a client that says nothing must be closed by the proxy's handshake timeout");
+    Outcome {
+        port,
+        detected: false,
+    }
+}
+
+/// A real publish through the proxy, and a real play of it.
+fn publish_and_play(proxy: &Proxy, origin: &NginxRtmp, name: &str) {
+    let publisher = ffmpeg_publish(&proxy.rtmp_url(name));
+    assert!(
+        wait_until(secs(20), || origin.has_stream(name)),
+        "publish of {name} through the proxy never reached the origin"
+    );
+    probe_clip(&proxy.rtmp_url(name), secs(20));
+    drop(publisher);
+    assert!(
+        wait_until(secs(15), || !origin.has_stream(name)),
+        "{name} stayed on the origin after its publisher left"
+    );
+    // Publisher and player have both ended, and the proxy logged both.
+    assert!(
+        wait_until(secs(15), || proxy.session_lines_for(&live_key(name)).len()
+            >= 2),
+        "the proxy did not log the end of both sessions for {name}"
+    );
+}
+
+fn is_timeout(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("timeout") || r.contains("timed out")
+}
+
+#[test]
+fn bad_input_closes_only_its_connection_and_leaks_nothing() {
+    let origin = NginxRtmp::start();
+    let proxy = Proxy::start(&[]);
+    // One registration is enough here (default TTL 300 s), so no heartbeat
+    // connection is open in the proxy while its descriptors are counted.
+    let r = proxy.register(&origin.origin().register_body());
+    assert_eq!(r.status, 200, "register: {}", r.text());
+
+    // A known-good session first, then the baseline.
+    publish_and_play(&proxy, &origin, "warmup");
+    let fds_before = proxy.fds();
+    let list_before = list_fds(proxy.pid());
+
+    type Case = (&'static str, fn(&Proxy) -> Outcome);
+    let cases: [Case; 8] = [
+        ("random bytes", bad_random_bytes),
+        ("truncated handshake", bad_truncated_handshake),
+        ("chunk size 0", |p| bad_chunk_size(p, 0)),
+        ("chunk size 2^31", |p| bad_chunk_size(p, 1 << 31)),
+        ("message length over the limit", bad_message_length),
+        ("deeply nested AMF0", bad_deep_amf0),
+        ("play before connect", bad_play_before_connect),
+        ("a client that says nothing", bad_silent_client),
+    ];
+    for (i, (what, case)) in cases.iter().enumerate() {
+        let outcome = case(&proxy);
+        let mut line = None;
+        assert!(
+            wait_until(secs(10), || {
+                line = proxy.session_line_for_peer(outcome.port);
+                line.is_some()
+            }),
+            "{what}: no `rtmp session ended` line with peer=127.0.0.1:{}",
+            outcome.port
+        );
+        let line = line.unwrap();
+        assert!(line.contains("WARN"), "{what}: not a WARN line: {line}");
+        let reason = log_field(&line, "reason").unwrap_or_default();
+        assert!(!reason.trim().is_empty(), "{what}: no reason: {line}");
+        if outcome.detected {
+            assert!(
+                !is_timeout(&reason),
+                "{what}: the proxy must recognise the problem, not wait for a timeout: {line}"
+            );
+        }
+        // The proxy still serves real clients.
+        publish_and_play(&proxy, &origin, &format!("after{i}"));
+    }
+
+    let mut fds_after = 0;
+    let settled = wait_until(secs(30), || {
+        fds_after = proxy.fds();
+        fds_after == fds_before
+    });
+    assert!(
+        settled,
+        "descriptors: {fds_before} before the bad input, {fds_after} after\nbefore: {list_before:?}\nafter: {:?}",
+        list_fds(proxy.pid())
+    );
+}
