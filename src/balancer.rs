@@ -4,7 +4,10 @@
 //! connections for one stream agree on its origin whichever core they land on.
 
 use srs_io::mesh::{self, Mesh, MeshError};
-use srs_lb::{LbError, MemoryConfig, MemoryState, Origin, OriginId, PickOutcome, UpdateOutcome};
+use srs_lb::{
+    HlsError, HlsSessions, LbError, MemoryConfig, MemoryState, Origin, OriginId, PickOutcome, UpdateOutcome,
+    HLS_SESSION_TTL,
+};
 use srs_protocols::stream_url::StreamUrl;
 use std::cell::RefCell;
 use std::fmt;
@@ -15,13 +18,20 @@ pub enum LbReq {
     Update(Box<Origin>),
     Pick(StreamUrl),
     Pins,
+    HlsStore { id: String, stream: StreamUrl, origin: OriginId },
+    HlsTouch(String),
 }
 
 pub enum LbResp {
     Updated(Result<UpdateOutcome, LbError>),
     Picked(Result<Box<(Origin, PickOutcome)>, LbError>),
     Pins(Vec<(StreamUrl, OriginId)>),
+    HlsStored(Result<(), HlsError>),
+    Hls(Option<(StreamUrl, OriginId)>),
 }
+
+/// Bound on HLS player sessions per core.
+const MAX_HLS_SESSIONS: usize = 200_000;
 
 pub type LbMesh = Mesh<LbReq, LbResp>;
 pub type LbBuilder = mesh::Builder<LbReq, LbResp>;
@@ -52,47 +62,49 @@ pub struct OriginView {
 pub struct Balancer {
     mesh: Rc<LbMesh>,
     state: Rc<RefCell<MemoryState>>,
+    hls: Rc<RefCell<HlsSessions>>,
     epoch: Instant,
 }
 
 impl Balancer {
-    pub async fn join(
-        index: usize,
-        builder: LbBuilder,
-        cfg: MemoryConfig,
-        epoch: Instant,
-    ) -> Rc<Self> {
+    pub async fn join(index: usize, builder: LbBuilder, cfg: MemoryConfig, epoch: Instant) -> Rc<Self> {
         let mesh = Mesh::join(index, builder).await;
         let state = Rc::new(RefCell::new(MemoryState::new(cfg)));
         let rng = RefCell::new(fastrand::Rng::new());
+        let hls = Rc::new(RefCell::new(HlsSessions::new(HLS_SESSION_TTL, MAX_HLS_SESSIONS)));
         {
             let state = state.clone();
+            let hls = hls.clone();
             mesh.set_handler(move |req| {
                 let now = epoch.elapsed();
                 let mut st = state.borrow_mut();
                 match req {
+                    LbReq::HlsStore { id, stream, origin } => {
+                        LbResp::HlsStored(hls.borrow_mut().store(now, &id, stream, origin))
+                    }
+                    LbReq::HlsTouch(id) => {
+                        LbResp::Hls(hls.borrow_mut().touch(now, &id).map(|s| (s.stream.clone(), s.origin.clone())))
+                    }
                     LbReq::Update(o) => LbResp::Updated(st.update(now, *o)),
-                    LbReq::Pick(k) => {
-                        LbResp::Picked(st.pick(now, &mut rng.borrow_mut(), &k).map(Box::new))
-                    }
-                    LbReq::Pins => {
-                        LbResp::Pins(st.pins().map(|(k, o)| (k.clone(), o.clone())).collect())
-                    }
+                    LbReq::Pick(k) => LbResp::Picked(st.pick(now, &mut rng.borrow_mut(), &k).map(Box::new)),
+                    LbReq::Pins => LbResp::Pins(st.pins().map(|(k, o)| (k.clone(), o.clone())).collect()),
                 }
             });
         }
-        let me = Rc::new(Balancer { mesh, state, epoch });
+        let me = Rc::new(Balancer { mesh, state, hls, epoch });
         me.spawn_expiry();
         me
     }
 
     fn spawn_expiry(&self) {
         let state = self.state.clone();
+        let hls = self.hls.clone();
         let epoch = self.epoch;
         let core = self.mesh.me();
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(Duration::from_millis(500)).await;
+                hls.borrow_mut().expire(epoch.elapsed());
                 let expired = state.borrow_mut().expire(epoch.elapsed());
                 // Every core holds the same registry; one of them says so.
                 if core == 0 {
@@ -113,13 +125,7 @@ impl Balancer {
     pub async fn update(&self, origin: Origin) -> Result<UpdateOutcome, BalanceError> {
         let me = self.mesh.me();
         let mut mine = None;
-        for (core, r) in self
-            .mesh
-            .call_all(|| LbReq::Update(Box::new(origin.clone())))
-            .await
-            .into_iter()
-            .enumerate()
-        {
+        for (core, r) in self.mesh.call_all(|| LbReq::Update(Box::new(origin.clone()))).await.into_iter().enumerate() {
             match r {
                 Ok(LbResp::Updated(r)) if core == me => mine = Some(r),
                 Ok(_) => {}
@@ -147,12 +153,48 @@ impl Balancer {
         let now = self.epoch.elapsed();
         let st = self.state.borrow();
         st.origins(now)
-            .map(|(o, alive, since)| OriginView {
-                origin: o.clone(),
-                alive,
-                since_heartbeat: since,
-            })
+            .map(|(o, alive, since)| OriginView { origin: o.clone(), alive, since_heartbeat: since })
             .collect()
+    }
+
+    /// A live origin by id, from this core's replica of the registry.
+    pub fn origin(&self, id: &OriginId) -> Option<Origin> {
+        let now = self.epoch.elapsed();
+        let st = self.state.borrow();
+        let found = st.origins(now).find(|(o, alive, _)| *alive && o.id() == *id).map(|(o, _, _)| o.clone());
+        found
+    }
+
+    /// Any live origin (for API requests that name no stream).
+    pub fn any_origin(&self) -> Option<Origin> {
+        let now = self.epoch.elapsed();
+        let st = self.state.borrow();
+        let live: Vec<Origin> = st.origins(now).filter(|(_, alive, _)| *alive).map(|(o, _, _)| o.clone()).collect();
+        if live.is_empty() {
+            None
+        } else {
+            Some(live[fastrand::usize(..live.len())].clone())
+        }
+    }
+
+    /// Records that HLS session `id` plays `stream` from `origin`.
+    pub async fn hls_store(&self, id: &str, stream: StreamUrl, origin: OriginId) -> Result<(), BalanceError> {
+        let owner = self.mesh.owner(id);
+        match self.mesh.call(owner, LbReq::HlsStore { id: id.to_string(), stream, origin }).await {
+            Ok(LbResp::HlsStored(r)) => r.map_err(|e| BalanceError::Lb(LbError::Backend { reason: e.to_string() })),
+            Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
+            Err(e) => Err(BalanceError::Mesh(e)),
+        }
+    }
+
+    /// The live HLS session `id` (refreshed), if any.
+    pub async fn hls_touch(&self, id: &str) -> Result<Option<(StreamUrl, OriginId)>, BalanceError> {
+        let owner = self.mesh.owner(id);
+        match self.mesh.call(owner, LbReq::HlsTouch(id.to_string())).await {
+            Ok(LbResp::Hls(r)) => Ok(r),
+            Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
+            Err(e) => Err(BalanceError::Mesh(e)),
+        }
     }
 
     /// Every pin, gathered from all cores.

@@ -24,17 +24,25 @@ pub struct Limits {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// The raw query, without '?'.
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub keep_alive: bool,
 }
 
 impl Request {
+    /// Path and query as the client sent them.
+    pub fn target(&self) -> String {
+        if self.query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, self.query)
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -92,11 +100,7 @@ pub async fn read_request<S: AsyncRead + Unpin>(
     // The wait for the first byte, then the whole request under its own limit.
     if buf.is_empty() {
         let mut tmp = [0u8; 4096];
-        let wait = if first {
-            limits.request_timeout
-        } else {
-            limits.idle_timeout
-        };
+        let wait = if first { limits.request_timeout } else { limits.idle_timeout };
         match srs_io::timeout(wait, s.read(&mut tmp)).await {
             None => return Err(HttpError::Closed),
             Some(Ok(0)) => return Err(HttpError::Closed),
@@ -110,11 +114,7 @@ pub async fn read_request<S: AsyncRead + Unpin>(
     }
 }
 
-async fn read_rest<S: AsyncRead + Unpin>(
-    s: &mut S,
-    buf: &mut Vec<u8>,
-    limits: &Limits,
-) -> Result<Request, HttpError> {
+async fn read_rest<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Result<Request, HttpError> {
     let mut tmp = [0u8; 4096];
     loop {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -122,39 +122,24 @@ async fn read_rest<S: AsyncRead + Unpin>(
         match req.parse(buf) {
             Ok(httparse::Status::Complete(head_len)) => {
                 let target = req.path.unwrap_or("/");
-                let path = target
-                    .split_once('?')
-                    .map_or(target, |(p, _)| p)
-                    .to_string();
+                let (path, query) = match target.split_once('?') {
+                    Some((p, q)) => (p.to_string(), q.to_string()),
+                    None => (target.to_string(), String::new()),
+                };
                 let version = req.version.unwrap_or(1);
                 let method = req.method.unwrap_or("GET").to_string();
                 let headers: Vec<(String, String)> = req
                     .headers
                     .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
                     .collect();
-                let find = |n: &str| {
-                    headers
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                        .map(|(_, v)| v.as_str())
-                };
-                if find("transfer-encoding")
-                    .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-                {
+                let find = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str());
+                if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
                     return Err(HttpError::Chunked);
                 }
                 let body_len = match find("content-length") {
                     None => 0,
-                    Some(v) => v
-                        .trim()
-                        .parse::<usize>()
-                        .map_err(|_| HttpError::BadContentLength)?,
+                    Some(v) => v.trim().parse::<usize>().map_err(|_| HttpError::BadContentLength)?,
                 };
                 if body_len > limits.max_body {
                     return Err(HttpError::BodyTooLarge(body_len));
@@ -174,13 +159,7 @@ async fn read_rest<S: AsyncRead + Unpin>(
                 }
                 let body = buf[head_len..head_len + body_len].to_vec();
                 buf.drain(..head_len + body_len);
-                return Ok(Request {
-                    method,
-                    path,
-                    headers,
-                    body,
-                    keep_alive,
-                });
+                return Ok(Request { method, path, query, headers, body, keep_alive });
             }
             Ok(httparse::Status::Partial) => {
                 if buf.len() >= MAX_HEAD {
@@ -215,10 +194,7 @@ impl Response {
 
     /// `{"code":<status>,"message":...}`: every API error has this shape.
     pub fn error(status: u16, message: impl fmt::Display) -> Self {
-        Self::json(
-            status,
-            &serde_json::json!({"code": status, "message": message.to_string()}),
-        )
+        Self::json(status, &serde_json::json!({"code": status, "message": message.to_string()}))
     }
 
     pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
@@ -258,13 +234,7 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     use std::fmt::Write;
     let mut head = String::with_capacity(256);
-    let _ = write!(
-        head,
-        "HTTP/1.1 {} {}\r\nServer: {}\r\n",
-        resp.status,
-        reason(resp.status),
-        crate::SERVER
-    );
+    let _ = write!(head, "HTTP/1.1 {} {}\r\nServer: {}\r\n", resp.status, reason(resp.status), crate::SERVER);
     for (k, v) in &resp.headers {
         let _ = write!(head, "{k}: {v}\r\n");
     }

@@ -12,14 +12,14 @@ use std::fmt;
 
 use srs_protocols::stream_url::StreamUrl;
 
+pub mod hls;
 pub mod memory;
 pub mod origin;
 pub mod register;
 
+pub use hls::{HlsError, HlsSession, HlsSessions, HLS_SESSION_TTL};
 pub use memory::{MemoryConfig, MemoryState, PickOutcome, UpdateOutcome};
-pub use origin::{
-    default_backend, parse_endpoint, Endpoint, EndpointError, Origin, OriginId, Service,
-};
+pub use origin::{default_backend, parse_endpoint, Endpoint, EndpointError, Origin, OriginId, Service};
 pub use register::{RegisterError, RegisterRequest};
 
 /// Why a balancer could not register an origin or pick one.
@@ -70,25 +70,12 @@ mod tests {
     fn error_messages() {
         let cases = [
             (
-                LbError::NoOrigin {
-                    stream: "__defaultVhost__/live/s".into(),
-                },
+                LbError::NoOrigin { stream: "__defaultVhost__/live/s".into() },
                 "no origin available for __defaultVhost__/live/s",
             ),
-            (
-                LbError::TooManyOrigins { limit: 3 },
-                "too many origins: 3 live origins registered",
-            ),
-            (
-                LbError::TooManyPins { limit: 9 },
-                "too many streams: 9 stream pins held",
-            ),
-            (
-                LbError::Backend {
-                    reason: "redis: timeout".into(),
-                },
-                "load balancer backend: redis: timeout",
-            ),
+            (LbError::TooManyOrigins { limit: 3 }, "too many origins: 3 live origins registered"),
+            (LbError::TooManyPins { limit: 9 }, "too many streams: 9 stream pins held"),
+            (LbError::Backend { reason: "redis: timeout".into() }, "load balancer backend: redis: timeout"),
         ];
         for (e, msg) in cases {
             assert_eq!(e.to_string(), msg);

@@ -25,11 +25,7 @@ pub struct MemoryConfig {
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig {
-            origin_ttl: Duration::from_secs(300),
-            max_origins: 4096,
-            max_pins: 1_000_000,
-        }
+        MemoryConfig { origin_ttl: Duration::from_secs(300), max_origins: 4096, max_pins: 1_000_000 }
     }
 }
 
@@ -76,13 +72,7 @@ pub struct MemoryState {
 
 impl MemoryState {
     pub fn new(cfg: MemoryConfig) -> Self {
-        MemoryState {
-            cfg,
-            origins: BTreeMap::new(),
-            pins: HashMap::new(),
-            stale_pins: false,
-            no_evictable_until: None,
-        }
+        MemoryState { cfg, origins: BTreeMap::new(), pins: HashMap::new(), stale_pins: false, no_evictable_until: None }
     }
 
     pub fn config(&self) -> &MemoryConfig {
@@ -106,18 +96,10 @@ impl MemoryState {
         if self.origins.len() >= self.cfg.max_origins {
             self.drop_dead_origins(now);
             if self.origins.len() >= self.cfg.max_origins {
-                return Err(LbError::TooManyOrigins {
-                    limit: self.cfg.max_origins,
-                });
+                return Err(LbError::TooManyOrigins { limit: self.cfg.max_origins });
             }
         }
-        self.origins.insert(
-            id,
-            Entry {
-                origin,
-                last_seen: now,
-            },
-        );
+        self.origins.insert(id, Entry { origin, last_seen: now });
         Ok(UpdateOutcome::Registered)
     }
 
@@ -142,24 +124,16 @@ impl MemoryState {
                 _ => from = Some(id.clone()),
             }
         }
-        let live: Vec<(&OriginId, &Entry)> = self
-            .origins
-            .iter()
-            .filter(|(_, e)| self.alive(e, now))
-            .collect();
+        let live: Vec<(&OriginId, &Entry)> = self.origins.iter().filter(|(_, e)| self.alive(e, now)).collect();
         if live.is_empty() {
-            return Err(LbError::NoOrigin {
-                stream: key.to_string(),
-            });
+            return Err(LbError::NoOrigin { stream: key.to_string() });
         }
         let (id, entry) = live[rng.usize(..live.len())];
         let (id, origin) = (id.clone(), entry.origin.clone());
         if from.is_none() && self.pins.len() >= self.cfg.max_pins {
             self.evict_dead_pins(now);
             if self.pins.len() >= self.cfg.max_pins {
-                return Err(LbError::TooManyPins {
-                    limit: self.cfg.max_pins,
-                });
+                return Err(LbError::TooManyPins { limit: self.cfg.max_pins });
             }
         }
         self.pins.insert(key.clone(), id);
@@ -197,13 +171,7 @@ impl MemoryState {
     /// Every origin held, sorted by id: (origin, alive, time since its last
     /// heartbeat).
     pub fn origins(&self, now: Duration) -> impl Iterator<Item = (&Origin, bool, Duration)> + '_ {
-        self.origins.values().map(move |e| {
-            (
-                &e.origin,
-                self.alive(e, now),
-                now.saturating_sub(e.last_seen),
-            )
-        })
+        self.origins.values().map(move |e| (&e.origin, self.alive(e, now), now.saturating_sub(e.last_seen)))
     }
 
     /// Every pin on this core, in no particular order.
@@ -245,18 +213,10 @@ impl MemoryState {
         let ttl = self.cfg.origin_ttl;
         let origins = &self.origins;
         let before = self.pins.len();
-        self.pins.retain(|_, id| {
-            origins
-                .get(id)
-                .is_some_and(|e| now.saturating_sub(e.last_seen) < ttl)
-        });
+        self.pins.retain(|_, id| origins.get(id).is_some_and(|e| now.saturating_sub(e.last_seen) < ttl));
         self.stale_pins = false;
         self.no_evictable_until = if self.pins.len() == before {
-            origins
-                .values()
-                .filter(|e| now.saturating_sub(e.last_seen) < ttl)
-                .map(|e| e.last_seen + ttl)
-                .min()
+            origins.values().filter(|e| now.saturating_sub(e.last_seen) < ttl).map(|e| e.last_seen + ttl).min()
         } else {
             None
         };
@@ -292,10 +252,7 @@ mod tests {
     }
 
     fn state() -> MemoryState {
-        MemoryState::new(MemoryConfig {
-            origin_ttl: TTL,
-            ..MemoryConfig::default()
-        })
+        MemoryState::new(MemoryConfig { origin_ttl: TTL, ..MemoryConfig::default() })
     }
 
     fn register(st: &mut MemoryState, now: Duration, ns: &[u32]) {
@@ -325,10 +282,7 @@ mod tests {
             let (o, out) = st.pick(secs(2), &mut rng, &key(i)).unwrap();
             assert_eq!(out, PickOutcome::Pinned);
             assert_eq!(&o.id(), id);
-            assert_eq!(
-                st.pinned(secs(2), &key(i)).map(Origin::id).as_ref(),
-                Some(id)
-            );
+            assert_eq!(st.pinned(secs(2), &key(i)).map(Origin::id).as_ref(), Some(id));
         }
         assert_eq!(st.pin_count(), 1000);
     }
@@ -350,22 +304,13 @@ mod tests {
             register(&mut st, t, &[1, 3]);
         }
         // Just before the TTL, 2 still counts as alive.
-        assert!(st
-            .pinned(
-                TTL - secs(1),
-                &key(before.iter().position(|id| *id == dead).unwrap())
-            )
-            .is_some());
+        assert!(st.pinned(TTL - secs(1), &key(before.iter().position(|id| *id == dead).unwrap())).is_some());
         assert!(st.origins(TTL - secs(1)).all(|(_, alive, _)| alive));
         // At exactly TTL since its last heartbeat, 2 is dead.
         let now = TTL;
-        let alive: BTreeMap<OriginId, bool> =
-            st.origins(now).map(|(o, a, _)| (o.id(), a)).collect();
+        let alive: BTreeMap<OriginId, bool> = st.origins(now).map(|(o, a, _)| (o.id(), a)).collect();
         assert!(!alive[&dead]);
-        assert_eq!(
-            st.origins(now).find(|(o, _, _)| o.id() == dead).unwrap().2,
-            TTL
-        );
+        assert_eq!(st.origins(now).find(|(o, _, _)| o.id() == dead).unwrap().2, TTL);
         for (i, was) in before.iter().enumerate() {
             let (o, out) = st.pick(now, &mut rng, &key(i)).unwrap();
             assert_ne!(o.id(), dead);
@@ -409,10 +354,7 @@ mod tests {
         for t in (9..3000).step_by(9) {
             assert_eq!(st.update(secs(t), origin(1)), Ok(UpdateOutcome::Refreshed));
             assert!(st.expire(secs(t)).is_empty());
-            assert_eq!(
-                st.pick(secs(t), &mut rng, &key(0)).unwrap(),
-                (o.clone(), PickOutcome::Pinned)
-            );
+            assert_eq!(st.pick(secs(t), &mut rng, &key(0)).unwrap(), (o.clone(), PickOutcome::Pinned));
         }
         // A refresh replaces the data (e.g. new ports) but keeps the pin.
         let mut changed = origin(1);
@@ -422,10 +364,7 @@ mod tests {
         // A late heartbeat revives a dead-but-not-dropped origin and its pins.
         assert!(st.pinned(secs(3300), &key(0)).is_none());
         st.update(secs(3400), origin(1)).unwrap();
-        assert_eq!(
-            st.pick(secs(3400), &mut rng, &key(0)).unwrap().1,
-            PickOutcome::Pinned
-        );
+        assert_eq!(st.pick(secs(3400), &mut rng, &key(0)).unwrap().1, PickOutcome::Pinned);
     }
 
     #[test]
@@ -433,27 +372,13 @@ mod tests {
         let mut st = state();
         let mut rng = fastrand::Rng::with_seed(9);
         let err = st.pick(secs(0), &mut rng, &key(0)).unwrap_err();
-        assert_eq!(
-            err,
-            LbError::NoOrigin {
-                stream: "__defaultVhost__/live/s0".into()
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "no origin available for __defaultVhost__/live/s0"
-        );
+        assert_eq!(err, LbError::NoOrigin { stream: "__defaultVhost__/live/s0".into() });
+        assert_eq!(err.to_string(), "no origin available for __defaultVhost__/live/s0");
         register(&mut st, secs(0), &[1, 2]);
         st.pick(secs(0), &mut rng, &key(0)).unwrap();
         // Both dead, not yet dropped: neither a pinned nor a new key is served.
-        assert!(matches!(
-            st.pick(TTL, &mut rng, &key(0)),
-            Err(LbError::NoOrigin { .. })
-        ));
-        assert!(matches!(
-            st.pick(TTL, &mut rng, &key(1)),
-            Err(LbError::NoOrigin { .. })
-        ));
+        assert!(matches!(st.pick(TTL, &mut rng, &key(0)), Err(LbError::NoOrigin { .. })));
+        assert!(matches!(st.pick(TTL, &mut rng, &key(1)), Err(LbError::NoOrigin { .. })));
         assert!(st.pinned(TTL, &key(0)).is_none());
         // One comes back: the pin moves there.
         register(&mut st, TTL, &[2]);
@@ -466,11 +391,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut log = Vec::new();
         // Register in a scrambled order: candidate order must not depend on it.
-        let order: Vec<u32> = if seed & 1 == 0 {
-            vec![3, 1, 4, 2]
-        } else {
-            vec![2, 4, 1, 3]
-        };
+        let order: Vec<u32> = if seed & 1 == 0 { vec![3, 1, 4, 2] } else { vec![2, 4, 1, 3] };
         register(&mut st, secs(0), &order);
         for step in 0..2000u64 {
             let now = secs(step);
@@ -498,16 +419,12 @@ mod tests {
             let mut st = state();
             let mut rng = fastrand::Rng::with_seed(11);
             register(&mut st, secs(0), &[1, 2, 3]);
-            (0..100)
-                .map(|i| st.pick(secs(0), &mut rng, &key(i)).unwrap().0.id())
-                .collect::<Vec<_>>()
+            (0..100).map(|i| st.pick(secs(0), &mut rng, &key(i)).unwrap().0.id()).collect::<Vec<_>>()
         };
         let mut st = state();
         let mut rng = fastrand::Rng::with_seed(11);
         register(&mut st, secs(0), &[3, 2, 1]);
-        let again: Vec<_> = (0..100)
-            .map(|i| st.pick(secs(0), &mut rng, &key(i)).unwrap().0.id())
-            .collect();
+        let again: Vec<_> = (0..100).map(|i| st.pick(secs(0), &mut rng, &key(i)).unwrap().0.id()).collect();
         assert_eq!(reordered, again);
         assert_ne!(run(42), run(43));
         // Origin 4 served only before its TTL.
@@ -517,28 +434,16 @@ mod tests {
                 assert!((i as u64) < TTL.as_secs());
             }
         }
-        assert!(a
-            .iter()
-            .any(|(_, _, o)| matches!(o, PickOutcome::Repinned { .. })));
+        assert!(a.iter().any(|(_, _, o)| matches!(o, PickOutcome::Repinned { .. })));
     }
 
     #[test]
     fn max_origins_bound() {
-        let mut st = MemoryState::new(MemoryConfig {
-            origin_ttl: TTL,
-            max_origins: 3,
-            max_pins: 10,
-        });
+        let mut st = MemoryState::new(MemoryConfig { origin_ttl: TTL, max_origins: 3, max_pins: 10 });
         register(&mut st, secs(0), &[1, 2, 3]);
-        assert_eq!(
-            st.update(secs(1), origin(4)),
-            Err(LbError::TooManyOrigins { limit: 3 })
-        );
+        assert_eq!(st.update(secs(1), origin(4)), Err(LbError::TooManyOrigins { limit: 3 }));
         // Refreshes of known origins still work when full.
-        assert_eq!(
-            st.update(secs(100), origin(1)),
-            Ok(UpdateOutcome::Refreshed)
-        );
+        assert_eq!(st.update(secs(100), origin(1)), Ok(UpdateOutcome::Refreshed));
         // Once 2 and 3 are dead, a new origin takes a free slot.
         assert_eq!(st.update(TTL, origin(4)), Ok(UpdateOutcome::Registered));
         assert_eq!(st.origin_count(), 2);
@@ -549,25 +454,15 @@ mod tests {
 
     #[test]
     fn max_pins_bound() {
-        let mut st = MemoryState::new(MemoryConfig {
-            origin_ttl: TTL,
-            max_origins: 8,
-            max_pins: 10,
-        });
+        let mut st = MemoryState::new(MemoryConfig { origin_ttl: TTL, max_origins: 8, max_pins: 10 });
         let mut rng = fastrand::Rng::with_seed(2);
         register(&mut st, secs(0), &[1]);
         for i in 0..10 {
             st.pick(secs(0), &mut rng, &key(i)).unwrap();
         }
-        assert_eq!(
-            st.pick(secs(1), &mut rng, &key(10)),
-            Err(LbError::TooManyPins { limit: 10 })
-        );
+        assert_eq!(st.pick(secs(1), &mut rng, &key(10)), Err(LbError::TooManyPins { limit: 10 }));
         // Existing pins are still served when full.
-        assert_eq!(
-            st.pick(secs(1), &mut rng, &key(3)).unwrap().1,
-            PickOutcome::Pinned
-        );
+        assert_eq!(st.pick(secs(1), &mut rng, &key(3)).unwrap().1, PickOutcome::Pinned);
         // Futile scans are skipped until an origin can have died...
         assert!(st.no_evictable_until == Some(TTL));
         assert!(st.pick(secs(2), &mut rng, &key(11)).is_err());

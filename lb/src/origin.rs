@@ -89,10 +89,7 @@ impl Service {
 impl Origin {
     /// `"<server_id>-<service_id>-<pid>"`.
     pub fn id(&self) -> OriginId {
-        OriginId(format!(
-            "{}-{}-{}",
-            self.server_id, self.service_id, self.pid
-        ))
+        OriginId(format!("{}-{}-{}", self.server_id, self.service_id, self.pid))
     }
 
     /// The endpoint list of a service.
@@ -113,11 +110,7 @@ impl Origin {
         for s in self.endpoints(service) {
             let ep = parse_endpoint(s)?;
             let wrong = if service.udp() { "tcp" } else { "udp" };
-            if ep
-                .proto
-                .as_deref()
-                .is_some_and(|p| p.eq_ignore_ascii_case(wrong))
-            {
+            if ep.proto.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(wrong)) {
                 continue;
             }
             return Ok(Some(ep.port));
@@ -138,19 +131,13 @@ impl Origin {
     /// `ip` as an address.
     pub fn ip_addr(&self) -> Result<IpAddr, EndpointError> {
         let ip = self.ip.trim();
-        let ip = ip
-            .strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .unwrap_or(ip);
-        ip.parse().map_err(|_| EndpointError::NotAnIp {
-            ip: self.ip.clone(),
-        })
+        let ip = ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(ip);
+        ip.parse().map_err(|_| EndpointError::NotAnIp { ip: self.ip.clone() })
     }
 
     /// The RTMP address (required for every origin).
     pub fn rtmp_addr(&self) -> Result<SocketAddr, EndpointError> {
-        self.addr(Service::Rtmp)?
-            .ok_or(EndpointError::Missing { service: "rtmp" })
+        self.addr(Service::Rtmp)?.ok_or(EndpointError::Missing { service: "rtmp" })
     }
 
     pub fn http_addr(&self) -> Result<Option<SocketAddr>, EndpointError> {
@@ -186,13 +173,7 @@ impl fmt::Display for Origin {
         if !self.device_id.is_empty() {
             write!(f, ", device={}", self.device_id)?;
         }
-        for service in [
-            Service::Rtmp,
-            Service::Http,
-            Service::Api,
-            Service::Srt,
-            Service::Rtc,
-        ] {
+        for service in [Service::Rtmp, Service::Http, Service::Api, Service::Srt, Service::Rtc] {
             let list = self.endpoints(service);
             if !list.is_empty() {
                 write!(f, ", {}=[{}]", service.name(), list.join(" "))?;
@@ -269,54 +250,27 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, EndpointError> {
     if s.is_empty() {
         return Err(EndpointError::Empty);
     }
-    let malformed = |reason| EndpointError::Malformed {
-        value: s.to_owned(),
-        reason,
-    };
+    let malformed = |reason| EndpointError::Malformed { value: s.to_owned(), reason };
     if let Some((proto, rest)) = s.split_once("://") {
         let proto = check_proto(proto).ok_or_else(|| malformed("bad protocol"))?;
         if !rest.contains(':') {
             // proto://port
-            return Ok(Endpoint {
-                proto: Some(proto),
-                ip: None,
-                port: parse_port(s, rest)?,
-            });
+            return Ok(Endpoint { proto: Some(proto), ip: None, port: parse_port(s, rest)? });
         }
         let (ip, port) = split_host_port(s, rest)?;
-        return Ok(Endpoint {
-            proto: Some(proto),
-            ip,
-            port,
-        });
+        return Ok(Endpoint { proto: Some(proto), ip, port });
     }
     if s.starts_with('[') {
         let (ip, port) = split_host_port(s, s)?;
-        return Ok(Endpoint {
-            proto: None,
-            ip,
-            port,
-        });
+        return Ok(Endpoint { proto: None, ip, port });
     }
     let parts: Vec<&str> = s.split(':').collect();
     match parts.as_slice() {
-        [port] => Ok(Endpoint {
-            proto: None,
-            ip: None,
-            port: parse_port(s, port)?,
-        }),
-        [host, port] => Ok(Endpoint {
-            proto: None,
-            ip: parse_host(s, host)?,
-            port: parse_port(s, port)?,
-        }),
+        [port] => Ok(Endpoint { proto: None, ip: None, port: parse_port(s, port)? }),
+        [host, port] => Ok(Endpoint { proto: None, ip: parse_host(s, host)?, port: parse_port(s, port)? }),
         [proto, host, port] => {
             let proto = check_proto(proto).ok_or_else(|| malformed("bad protocol"))?;
-            Ok(Endpoint {
-                proto: Some(proto),
-                ip: parse_host(s, host)?,
-                port: parse_port(s, port)?,
-            })
+            Ok(Endpoint { proto: Some(proto), ip: parse_host(s, host)?, port: parse_port(s, port)? })
         }
         _ => Err(malformed("too many ':'")),
     }
@@ -329,26 +283,17 @@ fn check_proto(p: &str) -> Option<String> {
 
 /// Go's `net.SplitHostPort` shape: `host:port`, `[v6]:port`, `:port`.
 fn split_host_port(whole: &str, s: &str) -> Result<(Option<IpAddr>, u16), EndpointError> {
-    let malformed = |reason| EndpointError::Malformed {
-        value: whole.to_owned(),
-        reason,
-    };
+    let malformed = |reason| EndpointError::Malformed { value: whole.to_owned(), reason };
     if let Some(inner) = s.strip_prefix('[') {
-        let (host, rest) = inner
-            .split_once(']')
-            .ok_or_else(|| malformed("missing ']'"))?;
-        let port = rest
-            .strip_prefix(':')
-            .ok_or_else(|| malformed("missing port"))?;
+        let (host, rest) = inner.split_once(']').ok_or_else(|| malformed("missing ']'"))?;
+        let port = rest.strip_prefix(':').ok_or_else(|| malformed("missing port"))?;
         let ip: IpAddr = host.parse().map_err(|_| malformed("bad IPv6 address"))?;
         if !ip.is_ipv6() {
             return Err(malformed("bad IPv6 address"));
         }
         return Ok((Some(ip), parse_port(whole, port)?));
     }
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| malformed("missing port"))?;
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| malformed("missing port"))?;
     if host.contains(':') {
         return Err(malformed("too many ':'"));
     }
@@ -366,17 +311,11 @@ fn parse_host(whole: &str, host: &str) -> Result<Option<IpAddr>, EndpointError> 
     if is_host_name(host) {
         return Ok(None);
     }
-    Err(EndpointError::Malformed {
-        value: whole.to_owned(),
-        reason: "bad host",
-    })
+    Err(EndpointError::Malformed { value: whole.to_owned(), reason: "bad host" })
 }
 
 fn parse_port(whole: &str, port: &str) -> Result<u16, EndpointError> {
-    let bad = |reason| EndpointError::BadPort {
-        value: whole.to_owned(),
-        reason,
-    };
+    let bad = |reason| EndpointError::BadPort { value: whole.to_owned(), reason };
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad("is not a number"));
     }
@@ -394,9 +333,7 @@ pub(crate) fn is_host_name(s: &str) -> bool {
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -416,9 +353,7 @@ pub fn default_backend(
     id7: &str,
 ) -> Origin {
     let list = |v: Option<&str>| -> Vec<String> {
-        v.filter(|s| !s.is_empty())
-            .map(|s| vec![s.to_owned()])
-            .unwrap_or_default()
+        v.filter(|s| !s.is_empty()).map(|s| vec![s.to_owned()]).unwrap_or_default()
     };
     Origin {
         ip: ip.to_owned(),
@@ -440,25 +375,15 @@ mod tests {
     use super::*;
 
     fn ep(proto: Option<&str>, ip: Option<&str>, port: u16) -> Result<Endpoint, EndpointError> {
-        Ok(Endpoint {
-            proto: proto.map(str::to_owned),
-            ip: ip.map(|s| s.parse().unwrap()),
-            port,
-        })
+        Ok(Endpoint { proto: proto.map(str::to_owned), ip: ip.map(|s| s.parse().unwrap()), port })
     }
 
     fn malformed(v: &str, reason: &'static str) -> Result<Endpoint, EndpointError> {
-        Err(EndpointError::Malformed {
-            value: v.to_owned(),
-            reason,
-        })
+        Err(EndpointError::Malformed { value: v.to_owned(), reason })
     }
 
     fn bad_port(v: &str, reason: &'static str) -> Result<Endpoint, EndpointError> {
-        Err(EndpointError::BadPort {
-            value: v.to_owned(),
-            reason,
-        })
+        Err(EndpointError::BadPort { value: v.to_owned(), reason })
     }
 
     /// One `#[test]` per endpoint string.
@@ -520,10 +445,7 @@ mod tests {
             parse_endpoint("65536").unwrap_err().to_string(),
             "invalid endpoint \"65536\": port is out of range 1..=65535"
         );
-        assert_eq!(
-            parse_endpoint("a:b:c:d").unwrap_err().to_string(),
-            "invalid endpoint \"a:b:c:d\": too many ':'"
-        );
+        assert_eq!(parse_endpoint("a:b:c:d").unwrap_err().to_string(), "invalid endpoint \"a:b:c:d\": too many ':'");
         assert_eq!(EndpointError::Empty.to_string(), "empty endpoint");
     }
 
@@ -554,41 +476,19 @@ mod tests {
         // The RTC-over-TCP entry does not shadow the UDP one.
         assert_eq!(o.rtc_addr(), Ok(Some("127.0.0.1:8001".parse().unwrap())));
 
-        let v6 = Origin {
-            ip: "::1".into(),
-            ..srs_origin()
-        };
+        let v6 = Origin { ip: "::1".into(), ..srs_origin() };
         assert_eq!(v6.rtmp_addr(), Ok("[::1]:19351".parse().unwrap()));
 
-        let none = Origin {
-            rtmp: vec![],
-            http: vec![],
-            ..srs_origin()
-        };
-        assert_eq!(
-            none.rtmp_addr(),
-            Err(EndpointError::Missing { service: "rtmp" })
-        );
+        let none = Origin { rtmp: vec![], http: vec![], ..srs_origin() };
+        assert_eq!(none.rtmp_addr(), Err(EndpointError::Missing { service: "rtmp" }));
         assert_eq!(none.http_addr(), Ok(None));
 
-        let host = Origin {
-            ip: "origin.example.com".into(),
-            ..srs_origin()
-        };
-        assert!(matches!(
-            host.rtmp_addr(),
-            Err(EndpointError::NotAnIp { .. })
-        ));
+        let host = Origin { ip: "origin.example.com".into(), ..srs_origin() };
+        assert!(matches!(host.rtmp_addr(), Err(EndpointError::NotAnIp { .. })));
         assert_eq!(host.port(Service::Rtmp), Ok(Some(19351)));
 
-        let bad = Origin {
-            http: vec!["x".into()],
-            ..srs_origin()
-        };
-        assert!(matches!(
-            bad.http_addr(),
-            Err(EndpointError::BadPort { .. })
-        ));
+        let bad = Origin { http: vec!["x".into()], ..srs_origin() };
+        assert!(matches!(bad.http_addr(), Err(EndpointError::BadPort { .. })));
     }
 
     #[test]
@@ -598,23 +498,13 @@ mod tests {
  "update_at":"2024-10-15T19:00:07.123456+08:00"}"#;
         let o: Origin = serde_json::from_str(json).unwrap();
         assert_eq!(o.id().as_str(), "vid-xxxxxxx-yyyyyyyy-12345");
-        assert_eq!(
-            o.update_at.as_deref(),
-            Some("2024-10-15T19:00:07.123456+08:00")
-        );
+        assert_eq!(o.update_at.as_deref(), Some("2024-10-15T19:00:07.123456+08:00"));
         let back: Origin = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
         assert_eq!(back, o);
 
         // omitempty: empty fields are not written; missing ones decode.
-        let minimal = Origin {
-            ip: "10.0.0.1".into(),
-            rtmp: vec!["1935".into()],
-            ..Origin::default()
-        };
-        assert_eq!(
-            serde_json::to_string(&minimal).unwrap(),
-            r#"{"ip":"10.0.0.1","rtmp":["1935"]}"#
-        );
+        let minimal = Origin { ip: "10.0.0.1".into(), rtmp: vec!["1935".into()], ..Origin::default() };
+        assert_eq!(serde_json::to_string(&minimal).unwrap(), r#"{"ip":"10.0.0.1","rtmp":["1935"]}"#);
         let o: Origin = serde_json::from_str("{}").unwrap();
         assert_eq!(o, Origin::default());
         // Unknown fields (newer Go versions) are ignored.
@@ -635,16 +525,7 @@ mod tests {
 
     #[test]
     fn default_backend_as_b54() {
-        let o = default_backend(
-            "127.0.0.1",
-            "1935",
-            None,
-            Some("1985"),
-            Some("8000"),
-            Some(""),
-            4242,
-            "abc1234",
-        );
+        let o = default_backend("127.0.0.1", "1935", None, Some("1985"), Some("8000"), Some(""), 4242, "abc1234");
         assert_eq!(o.server_id, "default-abc1234");
         assert_eq!(o.service_id, "abc1234");
         assert_eq!(o.pid, "4242");

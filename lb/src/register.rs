@@ -47,11 +47,7 @@ pub enum RegisterError {
     /// `ip` is neither an IP address nor a host name.
     BadIp { value: String },
     /// An endpoint does not parse.
-    BadEndpoint {
-        field: &'static str,
-        value: String,
-        reason: EndpointError,
-    },
+    BadEndpoint { field: &'static str, value: String, reason: EndpointError },
 }
 
 impl fmt::Display for RegisterError {
@@ -62,11 +58,7 @@ impl fmt::Display for RegisterError {
             RegisterError::BadIp { value } => {
                 write!(f, "invalid ip {value:?}: not an IP address or host name")
             }
-            RegisterError::BadEndpoint {
-                field,
-                value,
-                reason,
-            } => write!(f, "invalid {field} {value:?}: {reason}"),
+            RegisterError::BadEndpoint { field, value, reason } => write!(f, "invalid {field} {value:?}: {reason}"),
         }
     }
 }
@@ -98,30 +90,19 @@ impl RegisterRequest {
     /// `update_at` is left unset for the caller.
     pub fn into_origin(self) -> Result<Origin, RegisterError> {
         fn required(v: Option<String>, field: &'static str) -> Result<String, RegisterError> {
-            v.filter(|s| !s.is_empty())
-                .ok_or(RegisterError::Empty(field))
+            v.filter(|s| !s.is_empty()).ok_or(RegisterError::Empty(field))
         }
         let ip = required(self.ip, "ip")?;
         let server_id = required(self.server, "server")?;
         let service_id = required(self.service, "service")?;
         let pid = required(self.pid, "pid")?;
-        let rtmp = self
-            .rtmp
-            .filter(|v| !v.is_empty())
-            .ok_or(RegisterError::Empty("rtmp"))?;
-        let bare = ip
-            .strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .unwrap_or(&ip);
+        let rtmp = self.rtmp.filter(|v| !v.is_empty()).ok_or(RegisterError::Empty("rtmp"))?;
+        let bare = ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(&ip);
         if bare.parse::<IpAddr>().is_err() && !is_host_name(&ip) {
             return Err(RegisterError::BadIp { value: ip });
         }
         if let Err(reason) = parse_endpoint(&rtmp[0]) {
-            return Err(RegisterError::BadEndpoint {
-                field: "rtmp",
-                value: rtmp[0].clone(),
-                reason,
-            });
+            return Err(RegisterError::BadEndpoint { field: "rtmp", value: rtmp[0].clone(), reason });
         }
         Ok(Origin {
             ip,
@@ -148,10 +129,7 @@ mod tests {
 
     #[test]
     fn real_srs_heartbeat_registers_unchanged() {
-        let o = RegisterRequest::parse(SRS_BODY.as_bytes())
-            .unwrap()
-            .into_origin()
-            .unwrap();
+        let o = RegisterRequest::parse(SRS_BODY.as_bytes()).unwrap().into_origin().unwrap();
         assert_eq!(o.id().as_str(), "vid-3ax2y18-9d6628mo-31283");
         assert_eq!(o.device_id, "origin1");
         assert_eq!(o.ip, "127.0.0.1");
@@ -170,10 +148,7 @@ mod tests {
     fn unknown_fields_and_trailing_bytes_ignored() {
         let body = r#"{"ip":"10.0.0.1","server":"s","service":"v","pid":"1","rtmp":["1935"],
             "summaries":{"data":{"ok":true}},"future":[1,2]} trailing"#;
-        let o = RegisterRequest::parse(body.as_bytes())
-            .unwrap()
-            .into_origin()
-            .unwrap();
+        let o = RegisterRequest::parse(body.as_bytes()).unwrap().into_origin().unwrap();
         assert_eq!(o.id().as_str(), "s-v-1");
         assert!(o.http.is_empty());
     }

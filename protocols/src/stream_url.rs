@@ -131,9 +131,7 @@ impl std::error::Error for StreamUrlError {}
 /// publish/play stream name (`stream[?query]`).
 pub fn from_rtmp(tc_url: &str, stream_name: &str) -> Result<StreamUrl, StreamUrlError> {
     check_input_len(tc_url.len() + stream_name.len())?;
-    let (scheme, rest) = tc_url
-        .split_once("://")
-        .ok_or(StreamUrlError::BadUrl("tcUrl has no scheme"))?;
+    let (scheme, rest) = tc_url.split_once("://").ok_or(StreamUrlError::BadUrl("tcUrl has no scheme"))?;
     if !is_scheme(scheme) {
         return Err(StreamUrlError::BadUrl("tcUrl has a bad scheme"));
     }
@@ -166,11 +164,7 @@ pub fn from_rtmp(tc_url: &str, stream_name: &str) -> Result<StreamUrl, StreamUrl
 ///
 /// The `?app=&stream=` query form (WHIP/WHEP, legacy RTC APIs) wins over the
 /// path; otherwise the path minus its extension gives app and stream.
-pub fn from_http<'a>(
-    host: Option<&str>,
-    path: &'a str,
-    query: &str,
-) -> Result<(StreamUrl, &'a str), StreamUrlError> {
+pub fn from_http<'a>(host: Option<&str>, path: &'a str, query: &str) -> Result<(StreamUrl, &'a str), StreamUrlError> {
     check_input_len(path.len() + query.len() + host.map_or(0, str::len))?;
     if !path.starts_with('/') {
         return Err(StreamUrlError::BadUrl("path does not start with '/'"));
@@ -297,19 +291,14 @@ fn normalize_host(raw: &str) -> Result<String, StreamUrlError> {
         return Ok(DEFAULT_VHOST.to_owned());
     }
     if let Some(inner) = s.strip_prefix('[') {
-        let (addr, rest) = inner
-            .split_once(']')
-            .ok_or(StreamUrlError::BadHost("unclosed '['"))?;
+        let (addr, rest) = inner.split_once(']').ok_or(StreamUrlError::BadHost("unclosed '['"))?;
         // Allow a zone id (fe80::1%eth0) inside brackets.
         let addr = addr.split_once('%').map_or(addr, |(a, _)| a);
         if addr.parse::<Ipv6Addr>().is_err() {
             return Err(StreamUrlError::BadHost("bad IPv6 address"));
         }
         if !rest.is_empty() {
-            check_port(
-                rest.strip_prefix(':')
-                    .ok_or(StreamUrlError::BadHost("junk after ']'"))?,
-            )?;
+            check_port(rest.strip_prefix(':').ok_or(StreamUrlError::BadHost("junk after ']'"))?)?;
         }
         return Ok(DEFAULT_VHOST.to_owned());
     }
@@ -330,10 +319,7 @@ fn normalize_host(raw: &str) -> Result<String, StreamUrlError> {
     if host.is_empty() || host.parse::<Ipv4Addr>().is_ok() {
         return Ok(DEFAULT_VHOST.to_owned());
     }
-    if !host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-    {
+    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
         return Err(StreamUrlError::BadHost("invalid character"));
     }
     if !host.contains('.') {
@@ -402,9 +388,7 @@ fn percent_decode(s: &str, plus: bool) -> Result<Cow<'_, str>, StreamUrlError> {
             }
         }
     }
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| StreamUrlError::BadUrl("percent escape is not UTF-8"))
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| StreamUrlError::BadUrl("percent escape is not UTF-8"))
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -609,8 +593,7 @@ mod tests {
         let rtmp = from_rtmp("rtmp://example.com:1935/live", "s?token=1").unwrap();
         let (http, _) = from_http(Some("example.com"), "/live/s.flv", "").unwrap();
         let (hls, _) = from_http(Some("example.com:8080"), "/live/s.m3u8", "").unwrap();
-        let (whip, _) =
-            from_http(Some("example.com"), "/rtc/v1/whip/", "app=live&stream=s").unwrap();
+        let (whip, _) = from_http(Some("example.com"), "/rtc/v1/whip/", "app=live&stream=s").unwrap();
         let srt = from_srt(Some("example.com"), "live/s").unwrap();
         for k in [&http, &hls, &whip, &srt] {
             assert_eq!(k, &rtmp);
@@ -626,10 +609,7 @@ mod tests {
     #[test]
     fn accessors() {
         let k = from_rtmp("rtmp://example.com/live/sub", "s").unwrap();
-        assert_eq!(
-            (k.vhost(), k.app(), k.stream()),
-            ("example.com", "live/sub", "s")
-        );
+        assert_eq!((k.vhost(), k.app(), k.stream()), ("example.com", "live/sub", "s"));
         let k = StreamUrl::new_unchecked("__defaultVhost__/live/livestream".into());
         assert_eq!((k.vhost(), k.app(), k.stream()), (D, "live", "livestream"));
         // Arbitrary strings never panic.
@@ -654,8 +634,8 @@ mod tests {
     #[test]
     fn no_panic_on_garbage() {
         let alphabet: &[&str] = &[
-            "/", "?", "&", "=", "%", "%2", "%2F", "%ff", ".", "..", ":", "[", "]", "::1", "a", "é",
-            "vhost", "domain", "app", "stream", "rtmp://", "#", " ", "\0", "+", "@", "1.2",
+            "/", "?", "&", "=", "%", "%2", "%2F", "%ff", ".", "..", ":", "[", "]", "::1", "a", "é", "vhost", "domain",
+            "app", "stream", "rtmp://", "#", " ", "\0", "+", "@", "1.2",
         ];
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {

@@ -9,9 +9,12 @@ use srs_protocols::rtmp::handshake::{
     S0S1S2_LEN,
 };
 
+/// How a server run ended: an error, out of input, or done at an offset.
+type End = Result<Option<(Done, usize)>, HandshakeError>;
+
 /// Runs the server over `input`, growing the visible buffer by the sizes in
 /// `splits` (cycled). Returns the output written, and how the run ended.
-fn server(input: &[u8], splits: &[u8]) -> (Vec<u8>, Result<Option<(Done, usize)>, HandshakeError>) {
+fn server(input: &[u8], splits: &[u8]) -> (Vec<u8>, End) {
     let mut out = Vec::new();
     let mut sizes = splits.iter().map(|&s| usize::from(s) + 1).cycle();
     let mut next_size = move || sizes.next().unwrap_or(input.len().max(1));

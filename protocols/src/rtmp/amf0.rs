@@ -71,9 +71,7 @@ impl<'a> Value<'a> {
     /// The first property named `key` of an `Object` or `EcmaArray`.
     pub fn get(&self, key: &str) -> Option<&Value<'a>> {
         match self {
-            Value::Object(props) | Value::EcmaArray(props) => {
-                props.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-            }
+            Value::Object(props) | Value::EcmaArray(props) => props.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -108,9 +106,7 @@ impl<'a> Value<'a> {
             Cow::Owned(s.into_owned())
         }
         fn props(p: Vec<(Cow<'_, str>, Value<'_>)>) -> Vec<(Cow<'static, str>, Value<'static>)> {
-            p.into_iter()
-                .map(|(k, v)| (owned(k), v.into_owned()))
-                .collect()
+            p.into_iter().map(|(k, v)| (owned(k), v.into_owned())).collect()
         }
         match self {
             Value::Number(n) => Value::Number(n),
@@ -120,9 +116,7 @@ impl<'a> Value<'a> {
             Value::Null => Value::Null,
             Value::Undefined => Value::Undefined,
             Value::EcmaArray(p) => Value::EcmaArray(props(p)),
-            Value::StrictArray(items) => {
-                Value::StrictArray(items.into_iter().map(Value::into_owned).collect())
-            }
+            Value::StrictArray(items) => Value::StrictArray(items.into_iter().map(Value::into_owned).collect()),
             Value::Date { millis, tz } => Value::Date { millis, tz },
             Value::LongString(s) => Value::LongString(owned(s)),
         }
@@ -133,12 +127,7 @@ impl<'a> Value<'a> {
     where
         I: IntoIterator<Item = (&'static str, Value<'a>)>,
     {
-        Value::Object(
-            props
-                .into_iter()
-                .map(|(k, v)| (Cow::Borrowed(k), v))
-                .collect(),
-        )
+        Value::Object(props.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect())
     }
 
     /// An `EcmaArray` from `(name, value)` pairs, in order.
@@ -146,12 +135,7 @@ impl<'a> Value<'a> {
     where
         I: IntoIterator<Item = (&'static str, Value<'a>)>,
     {
-        Value::EcmaArray(
-            props
-                .into_iter()
-                .map(|(k, v)| (Cow::Borrowed(k), v))
-                .collect(),
-        )
+        Value::EcmaArray(props.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect())
     }
 
     /// A borrowed `String`.
@@ -198,13 +182,9 @@ impl fmt::Display for Amf0Error {
                 };
                 write!(f, "AMF0 {name} marker 0x{m:02x} is not supported")
             }
-            Amf0Error::UnexpectedObjectEnd => {
-                f.write_str("AMF0 object-end marker outside an object")
-            }
+            Amf0Error::UnexpectedObjectEnd => f.write_str("AMF0 object-end marker outside an object"),
             Amf0Error::TooDeep => write!(f, "AMF0 nesting deeper than {MAX_DEPTH} levels"),
-            Amf0Error::TooManyItems => {
-                f.write_str("AMF0 strict array count exceeds the bytes left")
-            }
+            Amf0Error::TooManyItems => f.write_str("AMF0 strict array count exceeds the bytes left"),
         }
     }
 }
@@ -657,10 +637,7 @@ mod tests {
     #[test]
     fn decode_all_reads_every_value() {
         let buf = b"\x02\x00\x07connect\x00\x3F\xF0\0\0\0\0\0\0\x05";
-        assert_eq!(
-            decode_all(buf),
-            Ok(vec![Value::str("connect"), Value::Number(1.0), Value::Null])
-        );
+        assert_eq!(decode_all(buf), Ok(vec![Value::str("connect"), Value::Number(1.0), Value::Null]));
         assert_eq!(decode_all(&[]), Ok(vec![]));
         assert_eq!(decode_all(&[0x05, 0x02, 0x00]), Err(Amf0Error::Truncated));
     }
@@ -674,10 +651,7 @@ mod tests {
             Value::Boolean(false),
             Value::str("rtmp://127.0.0.1/live"),
             Value::String(Cow::Owned("x".repeat(65535))),
-            Value::object([
-                ("a", Value::Null),
-                ("b", Value::object([("c", Value::Undefined)])),
-            ]),
+            Value::object([("a", Value::Null), ("b", Value::object([("c", Value::Undefined)]))]),
             Value::object([]),
             Value::Null,
             Value::Undefined,
@@ -685,19 +659,9 @@ mod tests {
                 ("width", Value::Number(1920.0)),
                 ("list", Value::StrictArray(vec![Value::Boolean(false)])),
             ]),
-            Value::StrictArray(vec![
-                Value::Number(1.0),
-                Value::str("two"),
-                Value::StrictArray(vec![]),
-            ]),
-            Value::Date {
-                millis: 1.7e12,
-                tz: 0,
-            },
-            Value::Date {
-                millis: -1.0,
-                tz: -300,
-            },
+            Value::StrictArray(vec![Value::Number(1.0), Value::str("two"), Value::StrictArray(vec![])]),
+            Value::Date { millis: 1.7e12, tz: 0 },
+            Value::Date { millis: -1.0, tz: -300 },
             Value::LongString(Cow::Borrowed("short but long-encoded")),
             Value::LongString(Cow::Owned("y".repeat(70_000))),
         ]
@@ -729,26 +693,14 @@ mod tests {
         assert_eq!(enc(&Value::str("ab")), b"\x02\x00\x02ab");
         assert_eq!(enc(&Value::Null), [0x05]);
         assert_eq!(enc(&Value::Undefined), [0x06]);
-        assert_eq!(
-            enc(&Value::object([("k", Value::Null)])),
-            b"\x03\x00\x01k\x05\x00\x00\x09"
-        );
+        assert_eq!(enc(&Value::object([("k", Value::Null)])), b"\x03\x00\x01k\x05\x00\x00\x09");
         assert_eq!(
             enc(&Value::ecma_array([("k", Value::Null), ("j", Value::Null)])),
             b"\x08\x00\x00\x00\x02\x00\x01k\x05\x00\x01j\x05\x00\x00\x09"
         );
-        assert_eq!(
-            enc(&Value::StrictArray(vec![Value::Null])),
-            b"\x0A\x00\x00\x00\x01\x05"
-        );
-        assert_eq!(
-            enc(&Value::Date { millis: 0.0, tz: 1 }),
-            b"\x0B\0\0\0\0\0\0\0\0\x00\x01"
-        );
-        assert_eq!(
-            enc(&Value::LongString(Cow::Borrowed("ab"))),
-            b"\x0C\x00\x00\x00\x02ab"
-        );
+        assert_eq!(enc(&Value::StrictArray(vec![Value::Null])), b"\x0A\x00\x00\x00\x01\x05");
+        assert_eq!(enc(&Value::Date { millis: 0.0, tz: 1 }), b"\x0B\0\0\0\0\0\0\0\0\x00\x01");
+        assert_eq!(enc(&Value::LongString(Cow::Borrowed("ab"))), b"\x0C\x00\x00\x00\x02ab");
     }
 
     #[test]
@@ -757,10 +709,7 @@ mod tests {
         let bytes = enc(&Value::String(Cow::Borrowed(&s)));
         assert_eq!(&bytes[..5], [0x0C, 0x00, 0x01, 0x00, 0x00]);
         assert_eq!(bytes.len(), 5 + 65536);
-        assert_eq!(
-            decode(&bytes),
-            Ok((Value::LongString(Cow::Borrowed(&s)), bytes.len()))
-        );
+        assert_eq!(decode(&bytes), Ok((Value::LongString(Cow::Borrowed(&s)), bytes.len())));
     }
 
     #[test]
@@ -771,9 +720,7 @@ mod tests {
         let bytes = enc(&v);
         let (back, n) = decode(&bytes).unwrap();
         assert_eq!(n, bytes.len());
-        let Value::Object(props) = back else {
-            panic!("not an object: {back:?}")
-        };
+        let Value::Object(props) = back else { panic!("not an object: {back:?}") };
         assert_eq!(props.len(), 1);
         assert_eq!(props[0].0.len(), 65535);
         assert_eq!(props[0].0, key[..65535]);
@@ -808,30 +755,15 @@ mod tests {
         let bytes = enc(&Value::StrictArray(vec![Value::Null, Value::Null]));
         assert_eq!(decode(&bytes[..5]), Err(Amf0Error::TooManyItems));
         assert_eq!(decode(&bytes[..6]), Err(Amf0Error::TooManyItems));
-        assert_eq!(
-            decode(&bytes[..7]),
-            Ok((Value::StrictArray(vec![Value::Null, Value::Null]), 7))
-        );
+        assert_eq!(decode(&bytes[..7]), Ok((Value::StrictArray(vec![Value::Null, Value::Null]), 7)));
     }
 
     #[test]
     fn display_names_the_problem() {
         assert_eq!(Amf0Error::Truncated.to_string(), "AMF0 value truncated");
-        assert_eq!(
-            Amf0Error::UnknownMarker(0x42).to_string(),
-            "unknown AMF0 marker 0x42"
-        );
-        assert_eq!(
-            Amf0Error::Unsupported(0x07).to_string(),
-            "AMF0 reference marker 0x07 is not supported"
-        );
-        assert_eq!(
-            Amf0Error::Unsupported(0x11).to_string(),
-            "AMF0 AVM+ (AMF3) marker 0x11 is not supported"
-        );
-        assert_eq!(
-            Amf0Error::TooDeep.to_string(),
-            "AMF0 nesting deeper than 32 levels"
-        );
+        assert_eq!(Amf0Error::UnknownMarker(0x42).to_string(), "unknown AMF0 marker 0x42");
+        assert_eq!(Amf0Error::Unsupported(0x07).to_string(), "AMF0 reference marker 0x07 is not supported");
+        assert_eq!(Amf0Error::Unsupported(0x11).to_string(), "AMF0 AVM+ (AMF3) marker 0x11 is not supported");
+        assert_eq!(Amf0Error::TooDeep.to_string(), "AMF0 nesting deeper than 32 levels");
     }
 }

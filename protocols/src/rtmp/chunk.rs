@@ -144,11 +144,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_message_len: 0xFF_FFFF,
-            max_chunk_streams: 64,
-            max_buffered_message: 256 * 1024,
-        }
+        Self { max_message_len: 0xFF_FFFF, max_chunk_streams: 64, max_buffered_message: 256 * 1024 }
     }
 }
 
@@ -175,29 +171,22 @@ pub enum ChunkError {
 impl fmt::Display for ChunkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::FirstChunkNotFmt0 { cid } => write!(
-                f,
-                "peer started chunk stream {cid} without a type 0 chunk header"
-            ),
-            Self::InvalidChunkSize(n) => write!(
-                f,
-                "peer set chunk size {n}, outside 1..={MAX_CHUNK_SIZE}"
-            ),
-            Self::MessageTooLong { len, limit } => write!(
-                f,
-                "peer sent a {len}-byte message, over the {limit}-byte limit"
-            ),
+            Self::FirstChunkNotFmt0 { cid } => {
+                write!(f, "peer started chunk stream {cid} without a type 0 chunk header")
+            }
+            Self::InvalidChunkSize(n) => write!(f, "peer set chunk size {n}, outside 1..={MAX_CHUNK_SIZE}"),
+            Self::MessageTooLong { len, limit } => {
+                write!(f, "peer sent a {len}-byte message, over the {limit}-byte limit")
+            }
             Self::TooManyChunkStreams { limit } => {
                 write!(f, "peer used more than {limit} chunk streams")
             }
-            Self::ShortControlMessage { type_id, len } => write!(
-                f,
-                "peer sent a {len}-byte control message of type {type_id}, which needs 4 bytes"
-            ),
-            Self::HeaderInsideMessage { cid, fmt } => write!(
-                f,
-                "peer sent a type {fmt} chunk header on chunk stream {cid} in the middle of a message"
-            ),
+            Self::ShortControlMessage { type_id, len } => {
+                write!(f, "peer sent a {len}-byte control message of type {type_id}, which needs 4 bytes")
+            }
+            Self::HeaderInsideMessage { cid, fmt } => {
+                write!(f, "peer sent a type {fmt} chunk header on chunk stream {cid} in the middle of a message")
+            }
         }
     }
 }
@@ -223,12 +212,7 @@ struct Hdr {
 
 impl Hdr {
     fn message(&self) -> MessageHeader {
-        MessageHeader {
-            timestamp: self.ts,
-            length: self.len,
-            type_id: self.type_id,
-            stream_id: self.sid,
-        }
+        MessageHeader { timestamp: self.ts, length: self.len, type_id: self.type_id, stream_id: self.sid }
     }
 }
 
@@ -266,10 +250,7 @@ struct Table<T> {
 
 impl<T> Table<T> {
     fn new() -> Self {
-        Self {
-            low: [0; 64],
-            slots: Vec::new(),
-        }
+        Self { low: [0; 64], slots: Vec::new() }
     }
 
     #[inline]
@@ -390,13 +371,7 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            tab: Table::new(),
-            cur: 0,
-            chunk_left: 0,
-        }
+        Self { limits, chunk_size: DEFAULT_CHUNK_SIZE, tab: Table::new(), cur: 0, chunk_left: 0 }
     }
 
     /// Parses one item from the front of `buf`. Header: consumed = header.len.
@@ -417,11 +392,7 @@ impl Decoder {
 
     /// cids with a message in progress (some chunks seen, not all).
     pub fn in_progress(&self) -> impl Iterator<Item = u32> + '_ {
-        self.tab
-            .slots
-            .iter()
-            .filter(|(_, s)| s.remaining > 0)
-            .map(|(cid, _)| *cid)
+        self.tab.slots.iter().filter(|(_, s)| s.remaining > 0).map(|(cid, _)| *cid)
     }
 
     /// Are we between chunks (not inside a chunk's payload)?
@@ -445,9 +416,7 @@ impl Decoder {
                     return Err(ChunkError::FirstChunkNotFmt0 { cid });
                 }
                 if self.tab.slots.len() >= self.max_streams() {
-                    return Err(ChunkError::TooManyChunkStreams {
-                        limit: self.limits.max_chunk_streams,
-                    });
+                    return Err(ChunkError::TooManyChunkStreams { limit: self.limits.max_chunk_streams });
                 }
                 (Hdr::default(), false)
             }
@@ -504,16 +473,10 @@ impl Decoder {
         let first = !in_progress;
         if first {
             if h.len > self.limits.max_message_len {
-                return Err(ChunkError::MessageTooLong {
-                    len: h.len,
-                    limit: self.limits.max_message_len,
-                });
+                return Err(ChunkError::MessageTooLong { len: h.len, limit: self.limits.max_message_len });
             }
             if matches!(h.type_id, TYPE_SET_CHUNK_SIZE | TYPE_ABORT) && h.len < 4 {
-                return Err(ChunkError::ShortControlMessage {
-                    type_id: h.type_id,
-                    len: h.len,
-                });
+                return Err(ChunkError::ShortControlMessage { type_id: h.type_id, len: h.len });
             }
         }
         // Commit: nothing above changed any state.
@@ -533,17 +496,7 @@ impl Decoder {
         let payload = slot.remaining.min(chunk_size);
         self.cur = i;
         self.chunk_left = payload;
-        Ok(Status::Complete((
-            end,
-            Item::Header(ChunkHeader {
-                cid,
-                fmt,
-                len: end,
-                msg: h.message(),
-                first,
-                payload,
-            }),
-        )))
+        Ok(Status::Complete((end, Item::Header(ChunkHeader { cid, fmt, len: end, msg: h.message(), first, payload }))))
     }
 
     fn payload(&mut self, buf: &[u8]) -> Result<Status<(usize, Item)>, ChunkError> {
@@ -571,14 +524,7 @@ impl Decoder {
             let (type_id, ctl) = (slot.h.type_id, slot.ctl);
             self.apply_control(type_id, ctl)?;
         }
-        Ok(Status::Complete((
-            n,
-            Item::Payload {
-                cid,
-                len: n,
-                end_of_message,
-            },
-        )))
+        Ok(Status::Complete((n, Item::Payload { cid, len: n, end_of_message })))
     }
 
     fn apply_control(&mut self, type_id: u8, ctl: [u8; 4]) -> Result<(), ChunkError> {
@@ -634,11 +580,7 @@ pub struct Assembler {
 
 impl Assembler {
     pub fn new(limits: Limits) -> Self {
-        Self {
-            dec: Decoder::new(limits),
-            partial: Vec::new(),
-            done: Vec::new(),
-        }
+        Self { dec: Decoder::new(limits), partial: Vec::new(), done: Vec::new() }
     }
 
     /// Consumes bytes up to and including the end of the first message
@@ -658,19 +600,12 @@ impl Assembler {
                 Item::Header(h) if h.first => {
                     let limit = self.dec.limits.max_buffered_message;
                     if h.msg.length > limit {
-                        return Err(ChunkError::MessageTooLong {
-                            len: h.msg.length,
-                            limit,
-                        });
+                        return Err(ChunkError::MessageTooLong { len: h.msg.length, limit });
                     }
                     let p = match self.partial.iter().position(|p| p.cid == h.cid) {
                         Some(i) => self.partial.get_mut(i),
                         None => {
-                            self.partial.push(Partial {
-                                cid: h.cid,
-                                header: h.msg,
-                                buf: Vec::new(),
-                            });
+                            self.partial.push(Partial { cid: h.cid, header: h.msg, buf: Vec::new() });
                             self.partial.last_mut()
                         }
                     };
@@ -684,11 +619,7 @@ impl Assembler {
                     }
                 }
                 Item::Header(_) => {}
-                Item::Payload {
-                    cid,
-                    len,
-                    end_of_message,
-                } => {
+                Item::Payload { cid, len, end_of_message } => {
                     let Some(p) = self.partial.iter_mut().find(|p| p.cid == cid) else {
                         continue;
                     };
@@ -700,14 +631,7 @@ impl Assembler {
                 }
             }
         };
-        Ok((
-            pos,
-            done.map(|(cid, header)| Message {
-                cid,
-                header,
-                payload: &self.done,
-            }),
-        ))
+        Ok((pos, done.map(|(cid, header)| Message { cid, header, payload: &self.done })))
     }
 
     /// The peer's current chunk size.
@@ -742,10 +666,7 @@ impl Default for Encoder {
 impl Encoder {
     /// Chunk size 128, nothing sent yet.
     pub fn new() -> Self {
-        Self {
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            tab: Table::new(),
-        }
+        Self { chunk_size: DEFAULT_CHUNK_SIZE, tab: Table::new() }
     }
 
     pub fn chunk_size(&self) -> u32 {
@@ -772,19 +693,10 @@ impl Encoder {
     /// start a message after an extended one. SRS assigns rather than adds the
     /// extended delta of fmt 1/2 headers and reads a new message's fmt 3
     /// extended timestamp as absolute, so those forms would be misread.
-    pub fn write_message(
-        &mut self,
-        cid: u32,
-        header: &MessageHeader,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) {
+    pub fn write_message(&mut self, cid: u32, header: &MessageHeader, payload: &[u8], out: &mut Vec<u8>) {
         let payload = payload.get(..EXT as usize).unwrap_or(payload);
         let cid = cid.clamp(MIN_CHUNK_STREAM_ID, MAX_CHUNK_STREAM_ID);
-        let h = MessageHeader {
-            length: payload.len() as u32,
-            ..*header
-        };
+        let h = MessageHeader { length: payload.len() as u32, ..*header };
         let cs = self.chunk_size.max(1) as usize;
         let chunks = payload.len().div_ceil(cs);
         out.reserve(MAX_HEADER_LEN + payload.len() + chunks.saturating_sub(1) * 7);
@@ -836,41 +748,19 @@ impl Encoder {
                 if ext {
                     out.extend_from_slice(&m.timestamp.to_be_bytes());
                 }
-                Hdr {
-                    ts: m.timestamp,
-                    delta: m.timestamp,
-                    len: m.length,
-                    sid: m.stream_id,
-                    type_id: m.type_id,
-                    ext,
-                }
+                Hdr { ts: m.timestamp, delta: m.timestamp, len: m.length, sid: m.stream_id, type_id: m.type_id, ext }
             }
             1 => {
                 put24(out, delta);
                 put24(out, m.length);
                 out.push(m.type_id);
-                Hdr {
-                    ts: m.timestamp,
-                    delta,
-                    len: m.length,
-                    type_id: m.type_id,
-                    ext: false,
-                    ..p
-                }
+                Hdr { ts: m.timestamp, delta, len: m.length, type_id: m.type_id, ext: false, ..p }
             }
             2 => {
                 put24(out, delta);
-                Hdr {
-                    ts: m.timestamp,
-                    delta,
-                    ext: false,
-                    ..p
-                }
+                Hdr { ts: m.timestamp, delta, ext: false, ..p }
             }
-            _ => Hdr {
-                ts: m.timestamp,
-                ..p
-            },
+            _ => Hdr { ts: m.timestamp, ..p },
         };
         self.set_state(cid, st);
         st
@@ -964,9 +854,7 @@ fn agrees(fmt: u8, d: &Hdr, u: &Hdr, sid: u32) -> bool {
         0 => true,
         1 => base,
         2 => base && d.len == u.len && d.type_id == u.type_id,
-        _ => {
-            base && d.len == u.len && d.type_id == u.type_id && d.delta == u.delta && d.ext == u.ext
-        }
+        _ => base && d.len == u.len && d.type_id == u.type_id && d.delta == u.delta && d.ext == u.ext,
     }
 }
 
@@ -982,31 +870,15 @@ impl Relay {
         let mut up = upstream;
         let mut down = downstream;
         for (_, s) in &mut up.tab.slots {
-            s.mode = if s.remaining > 0 {
-                Mode::Dropped
-            } else {
-                Mode::Idle
-            };
+            s.mode = if s.remaining > 0 { Mode::Dropped } else { Mode::Idle };
         }
         let mut out = Vec::new();
         if down.chunk_size != up.chunk_size {
-            let m = MessageHeader {
-                timestamp: 0,
-                length: 4,
-                type_id: TYPE_SET_CHUNK_SIZE,
-                stream_id: 0,
-            };
+            let m = MessageHeader { timestamp: 0, length: 4, type_id: TYPE_SET_CHUNK_SIZE, stream_id: 0 };
             down.write_message(2, &m, &up.chunk_size.to_be_bytes(), &mut out);
             down.set_chunk_size(up.chunk_size);
         }
-        Self {
-            up,
-            down,
-            map,
-            keep_output: !out.is_empty(),
-            out,
-            messages: 0,
-        }
+        Self { up, down, map, keep_output: !out.is_empty(), out, messages: 0 }
     }
 
     /// Handles the bytes the caller read (it may edit them in place). Returns
@@ -1031,29 +903,16 @@ impl Relay {
             let end = pos + n;
             match item {
                 Item::Header(h) => self.header(&h, buf, pos, end, &mut copying),
-                Item::Payload {
-                    cid,
-                    end_of_message,
-                    ..
-                } => self.payload(cid, end_of_message, buf, pos, end, &mut copying),
+                Item::Payload { cid, end_of_message, .. } => {
+                    self.payload(cid, end_of_message, buf, pos, end, &mut copying)
+                }
             }
             pos = end;
         }
-        Ok(if copying {
-            Forward::Copied { consumed: pos }
-        } else {
-            Forward::InPlace { consumed: pos }
-        })
+        Ok(if copying { Forward::Copied { consumed: pos } } else { Forward::InPlace { consumed: pos } })
     }
 
-    fn header(
-        &mut self,
-        h: &ChunkHeader,
-        buf: &mut [u8],
-        pos: usize,
-        end: usize,
-        copying: &mut bool,
-    ) {
+    fn header(&mut self, h: &ChunkHeader, buf: &mut [u8], pos: usize, end: usize, copying: &mut bool) {
         let Some(slot) = self.up.tab.get_mut(self.up.cur) else {
             return;
         };
@@ -1061,11 +920,7 @@ impl Relay {
         if h.first {
             self.messages += 1;
             let sid = self.map.apply(u.sid);
-            let verbatim = h.fmt == 0
-                || self
-                    .down
-                    .state(h.cid)
-                    .is_some_and(|d| agrees(h.fmt, &d, &u, sid));
+            let verbatim = h.fmt == 0 || self.down.state(h.cid).is_some_and(|d| agrees(h.fmt, &d, &u, sid));
             if verbatim {
                 if h.fmt == 0 && sid != u.sid {
                     let at = pos + buf.get(pos).map_or(1, |b| basic_len(*b)) + 7;
@@ -1074,17 +929,13 @@ impl Relay {
                     }
                 }
                 if *copying {
-                    self.out
-                        .extend_from_slice(buf.get(pos..end).unwrap_or_default());
+                    self.out.extend_from_slice(buf.get(pos..end).unwrap_or_default());
                 }
                 self.down.set_state(h.cid, Hdr { sid, ..u });
                 slot.mode = Mode::Pass;
             } else {
                 begin_copy(&mut self.out, copying, buf.get(..pos).unwrap_or_default());
-                let m = MessageHeader {
-                    stream_id: sid,
-                    ..h.msg
-                };
+                let m = MessageHeader { stream_id: sid, ..h.msg };
                 self.down.write_header(h.cid, &m, &mut self.out);
                 slot.mode = Mode::Reencoded;
             }
@@ -1093,8 +944,7 @@ impl Relay {
         match slot.mode {
             Mode::Pass => {
                 if *copying {
-                    self.out
-                        .extend_from_slice(buf.get(pos..end).unwrap_or_default());
+                    self.out.extend_from_slice(buf.get(pos..end).unwrap_or_default());
                 }
             }
             Mode::Reencoded => {
@@ -1114,15 +964,7 @@ impl Relay {
         }
     }
 
-    fn payload(
-        &mut self,
-        cid: u32,
-        end_of_message: bool,
-        buf: &[u8],
-        pos: usize,
-        end: usize,
-        copying: &mut bool,
-    ) {
+    fn payload(&mut self, cid: u32, end_of_message: bool, buf: &[u8], pos: usize, end: usize, copying: &mut bool) {
         let chunk_size = self.up.chunk_size;
         let Some(slot) = self.up.tab.get_mut(self.up.cur) else {
             return;
@@ -1131,8 +973,7 @@ impl Relay {
         if !forwarded {
             begin_copy(&mut self.out, copying, buf.get(..pos).unwrap_or_default());
         } else if *copying {
-            self.out
-                .extend_from_slice(buf.get(pos..end).unwrap_or_default());
+            self.out.extend_from_slice(buf.get(pos..end).unwrap_or_default());
         }
         if !end_of_message {
             return;
@@ -1147,11 +988,7 @@ impl Relay {
         } else if matches!(h.type_id, TYPE_SET_CHUNK_SIZE | TYPE_ABORT) {
             // The downstream missed its start but must see its effect: send
             // it whole, on its own chunk stream (idle downstream).
-            let m = MessageHeader {
-                length: 4,
-                stream_id: self.map.apply(h.sid),
-                ..h.message()
-            };
+            let m = MessageHeader { length: 4, stream_id: self.map.apply(h.sid), ..h.message() };
             self.down.write_message(cid, &m, &ctl, &mut self.out);
             if h.type_id == TYPE_SET_CHUNK_SIZE {
                 self.down.set_chunk_size(chunk_size);
@@ -1172,5 +1009,1678 @@ impl Relay {
     /// Messages started, for logs.
     pub fn messages(&self) -> u64 {
         self.messages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    // ---- helpers -----------------------------------------------------------
+
+    /// xorshift64*: deterministic, no dependencies.
+    struct Rng(u64);
+
+    impl Rng {
+        fn new(seed: u64) -> Self {
+            Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+        fn chance(&mut self, pct: u64) -> bool {
+            self.below(100) < pct
+        }
+        fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+            xs[self.below(xs.len() as u64) as usize]
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    fn t24(v: u32) -> [u8; 3] {
+        let [_, a, b, c] = v.to_be_bytes();
+        [a, b, c]
+    }
+    fn le32(v: u32) -> [u8; 4] {
+        v.to_le_bytes()
+    }
+    fn be32(v: u32) -> [u8; 4] {
+        v.to_be_bytes()
+    }
+    fn fill(n: usize, b: u8) -> Vec<u8> {
+        vec![b; n]
+    }
+    fn mh(timestamp: u32, length: u32, type_id: u8, stream_id: u32) -> MessageHeader {
+        MessageHeader { timestamp, length, type_id, stream_id }
+    }
+    fn head(
+        cid: u32,
+        fmt: u8,
+        len: usize,
+        (ts, mlen, ty, sid): (u32, u32, u8, u32),
+        first: bool,
+        payload: u32,
+    ) -> Item {
+        Item::Header(ChunkHeader { cid, fmt, len, msg: mh(ts, mlen, ty, sid), first, payload })
+    }
+    fn pay(cid: u32, len: usize, end_of_message: bool) -> Item {
+        Item::Payload { cid, len, end_of_message }
+    }
+
+    /// Decodes items until Partial.
+    fn decode_all(dec: &mut Decoder, buf: &[u8]) -> Result<(usize, Vec<Item>), ChunkError> {
+        let mut pos = 0;
+        let mut items = Vec::new();
+        while let Status::Complete((n, item)) = dec.decode(&buf[pos..])? {
+            assert!(n > 0, "Complete must consume");
+            if let Item::Header(h) = item {
+                assert_eq!(n, h.len);
+            }
+            pos += n;
+            items.push(item);
+        }
+        Ok((pos, items))
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Ev {
+        H(ChunkHeader),
+        B(u32, u8, bool),
+    }
+
+    /// Items with payload expanded to single bytes, so that differently
+    /// split payload items compare equal.
+    fn events(dec: &mut Decoder, buf: &[u8]) -> Result<(usize, Vec<Ev>), ChunkError> {
+        let mut pos = 0;
+        let mut evs = Vec::new();
+        while let Status::Complete((n, item)) = dec.decode(&buf[pos..])? {
+            match item {
+                Item::Header(h) => evs.push(Ev::H(h)),
+                Item::Payload { cid, len, end_of_message } => {
+                    assert_eq!(n, len);
+                    for (k, b) in buf[pos..pos + len].iter().enumerate() {
+                        evs.push(Ev::B(cid, *b, end_of_message && k + 1 == len));
+                    }
+                }
+            }
+            pos += n;
+        }
+        Ok((pos, evs))
+    }
+
+    /// Cut a valid stream at every byte: the prefix decodes to a prefix of
+    /// the events with at most an incomplete header left, and presenting the
+    /// rest again completes the stream exactly.
+    fn check_truncations(bytes: &[u8]) {
+        let mut whole = Decoder::new(Limits::default());
+        let (used, all) = events(&mut whole, bytes).expect("valid stream");
+        assert_eq!(used, bytes.len());
+        for k in 0..=bytes.len() {
+            let mut dec = Decoder::new(Limits::default());
+            let (c, mut evs) = events(&mut dec, &bytes[..k]).expect("a valid prefix is no error");
+            assert!(k - c < MAX_HEADER_LEN, "cut {k}: {} bytes left", k - c);
+            assert_eq!(&all[..evs.len()], &evs[..], "cut {k}");
+            let (c2, more) = events(&mut dec, &bytes[c..]).expect("valid rest");
+            assert_eq!(c + c2, bytes.len(), "cut {k}");
+            evs.extend(more);
+            assert_eq!(evs, all, "cut {k}");
+            assert_eq!(dec.chunk_size(), whole.chunk_size());
+        }
+    }
+
+    // ---- decoder vectors ---------------------------------------------------
+
+    macro_rules! vectors {
+        ($($name:ident: [$($part:expr),* $(,)?], |$dec:ident, $items:ident| $body:block)*) => {$(
+            #[test]
+            fn $name() {
+                let bytes: Vec<u8> = [$(&$part[..]),*].concat();
+                let mut $dec = Decoder::new(Limits::default());
+                let (used, $items) = decode_all(&mut $dec, &bytes).expect("valid vector");
+                assert_eq!(used, bytes.len(), "whole vector consumed");
+                $body
+                check_truncations(&bytes);
+            }
+        )*};
+    }
+
+    vectors! {
+        basic_1byte_cid2_set_chunk_size:
+            [[0x02], t24(0), t24(4), [1], le32(0), be32(4096)],
+            |dec, items| {
+                assert_eq!(items, [head(2, 0, 12, (0, 4, 1, 0), true, 4), pay(2, 4, true)]);
+                assert_eq!(dec.chunk_size(), 4096);
+                assert!(dec.at_chunk_boundary());
+            }
+        basic_1byte_cid63:
+            [[0x3f], t24(7), t24(2), [9], le32(1), [0xAA, 0xBB]],
+            |_dec, items| {
+                assert_eq!(items, [head(63, 0, 12, (7, 2, 9, 1), true, 2), pay(63, 2, true)]);
+            }
+        basic_2byte_cid64:
+            [[0x00, 0x00], t24(7), t24(2), [9], le32(1), [0xAA, 0xBB]],
+            |_dec, items| {
+                assert_eq!(items, [head(64, 0, 13, (7, 2, 9, 1), true, 2), pay(64, 2, true)]);
+            }
+        basic_2byte_cid319:
+            [[0x00, 0xFF], t24(7), t24(2), [9], le32(1), [0xAA, 0xBB]],
+            |_dec, items| {
+                assert_eq!(items, [head(319, 0, 13, (7, 2, 9, 1), true, 2), pay(319, 2, true)]);
+            }
+        basic_3byte_cid320:
+            [[0x01, 0x00, 0x01], t24(7), t24(2), [9], le32(1), [0xAA, 0xBB]],
+            |_dec, items| {
+                // The SRS Go proxy read this as cid 64 and took 0x01 as timestamp.
+                assert_eq!(items, [head(320, 0, 14, (7, 2, 9, 1), true, 2), pay(320, 2, true)]);
+            }
+        basic_3byte_cid65599:
+            [[0x01, 0xFF, 0xFF], t24(7), t24(2), [9], le32(1), [0xAA, 0xBB]],
+            |_dec, items| {
+                assert_eq!(items, [head(65599, 0, 14, (7, 2, 9, 1), true, 2), pay(65599, 2, true)]);
+            }
+        basic_3byte_low_byte_first:
+            [[0x01, 0x02, 0x03], t24(7), t24(2), [9], le32(1), [0xAA, 0xBB]],
+            |_dec, items| {
+                assert_eq!(items[0], head(64 + 2 + 3 * 256, 0, 14, (7, 2, 9, 1), true, 2));
+            }
+        basic_3byte_noncanonical_cid64:
+            [[0x01, 0x00, 0x00], t24(7), t24(2), [9], le32(1), [0xAA, 0xBB],
+             [0xC0, 0x00]],
+            |_dec, items| {
+                // Same chunk stream whichever form names it: the fmt 3 resolves.
+                assert_eq!(items[0], head(64, 0, 14, (7, 2, 9, 1), true, 2));
+                assert_eq!(items[2], head(64, 3, 2, (14, 2, 9, 1), true, 2));
+                assert_eq!(items.len(), 3);
+            }
+        fmt_1_2_3_resolve_against_previous:
+            [[0x04], t24(1000), t24(3), [8], le32(1), [1, 2, 3],
+             [0x44], t24(20), t24(2), [9], [4, 5],
+             [0x84], t24(30), [6, 7],
+             [0xC4], [8, 9]],
+            |_dec, items| {
+                assert_eq!(items, [
+                    head(4, 0, 12, (1000, 3, 8, 1), true, 3), pay(4, 3, true),
+                    head(4, 1, 8, (1020, 2, 9, 1), true, 2), pay(4, 2, true),
+                    head(4, 2, 4, (1050, 2, 9, 1), true, 2), pay(4, 2, true),
+                    head(4, 3, 1, (1080, 2, 9, 1), true, 2), pay(4, 2, true),
+                ]);
+            }
+        fmt3_after_fmt0_adds_the_timestamp:
+            [[0x03], t24(100), t24(1), [8], le32(1), [1], [0xC3], [2], [0xC3], [3]],
+            |_dec, items| {
+                assert_eq!(items, [
+                    head(3, 0, 12, (100, 1, 8, 1), true, 1), pay(3, 1, true),
+                    head(3, 3, 1, (200, 1, 8, 1), true, 1), pay(3, 1, true),
+                    head(3, 3, 1, (300, 1, 8, 1), true, 1), pay(3, 1, true),
+                ]);
+            }
+        extended_timestamp_fmt0_and_continuation:
+            [[0x06], t24(0xFF_FFFF), t24(200), [9], le32(1), be32(0x0100_0000), fill(128, 1),
+             [0xC6], be32(0x0100_0000), fill(72, 2)],
+            |dec, items| {
+                assert_eq!(items, [
+                    head(6, 0, 16, (0x0100_0000, 200, 9, 1), true, 128), pay(6, 128, false),
+                    head(6, 3, 5, (0x0100_0000, 200, 9, 1), false, 72), pay(6, 72, true),
+                ]);
+                assert_eq!(dec.in_progress().count(), 0);
+            }
+        extended_delta_fmt1_is_added_and_carried_by_fmt3:
+            [[0x05], t24(10), t24(1), [8], le32(1), [0xAA],
+             [0x45], t24(0xFF_FFFF), t24(1), [8], be32(0x0200_0000), [0xBB],
+             [0xC5], be32(0x0200_0000), [0xCC]],
+            |_dec, items| {
+                assert_eq!(items, [
+                    head(5, 0, 12, (10, 1, 8, 1), true, 1), pay(5, 1, true),
+                    head(5, 1, 12, (10 + 0x0200_0000, 1, 8, 1), true, 1), pay(5, 1, true),
+                    head(5, 3, 5, (10 + 0x0400_0000, 1, 8, 1), true, 1), pay(5, 1, true),
+                ]);
+            }
+        extended_delta_fmt2_then_plain_fmt2_clears_it:
+            [[0x05], t24(0), t24(1), [8], le32(1), [1],
+             [0x85], t24(0xFF_FFFF), be32(0x0100_0000), [2],
+             [0x85], t24(40), [3],
+             [0xC5], [4]],
+            |_dec, items| {
+                assert_eq!(items, [
+                    head(5, 0, 12, (0, 1, 8, 1), true, 1), pay(5, 1, true),
+                    head(5, 2, 8, (0x0100_0000, 1, 8, 1), true, 1), pay(5, 1, true),
+                    head(5, 2, 4, (0x0100_0028, 1, 8, 1), true, 1), pay(5, 1, true),
+                    head(5, 3, 1, (0x0100_0050, 1, 8, 1), true, 1), pay(5, 1, true),
+                ]);
+            }
+        extended_field_with_small_value:
+            [[0x03], t24(0xFF_FFFF), t24(200), [20], le32(0), be32(5), fill(128, 0),
+             [0xC3], be32(5), fill(72, 0)],
+            |_dec, items| {
+                assert_eq!(items, [
+                    head(3, 0, 16, (5, 200, 20, 0), true, 128), pay(3, 128, false),
+                    head(3, 3, 5, (5, 200, 20, 0), false, 72), pay(3, 72, true),
+                ]);
+            }
+        set_chunk_size_mid_stream:
+            [[0x02], t24(0), t24(4), [1], le32(0), be32(10),
+             [0x03], t24(0), t24(25), [20], le32(0), fill(10, 1),
+             [0xC3], fill(10, 2), [0xC3], fill(5, 3)],
+            |dec, items| {
+                assert_eq!(items, [
+                    head(2, 0, 12, (0, 4, 1, 0), true, 4), pay(2, 4, true),
+                    head(3, 0, 12, (0, 25, 20, 0), true, 10), pay(3, 10, false),
+                    head(3, 3, 1, (0, 25, 20, 0), false, 10), pay(3, 10, false),
+                    head(3, 3, 1, (0, 25, 20, 0), false, 5), pay(3, 5, true),
+                ]);
+                assert_eq!(dec.chunk_size(), 10);
+            }
+        set_chunk_size_applies_to_interleaved_message:
+            [[0x03], t24(0), t24(200), [9], le32(1), fill(128, 1),
+             [0x02], t24(0), t24(4), [1], le32(0), be32(50),
+             [0xC3], fill(50, 2), [0xC3], fill(22, 3)],
+            |dec, items| {
+                assert_eq!(items, [
+                    head(3, 0, 12, (0, 200, 9, 1), true, 128), pay(3, 128, false),
+                    head(2, 0, 12, (0, 4, 1, 0), true, 4), pay(2, 4, true),
+                    head(3, 3, 1, (0, 200, 9, 1), false, 50), pay(3, 50, false),
+                    head(3, 3, 1, (0, 200, 9, 1), false, 22), pay(3, 22, true),
+                ]);
+                assert_eq!(dec.chunk_size(), 50);
+            }
+        set_chunk_size_max_uses_first_four_bytes:
+            [[0x02], t24(0), t24(8), [1], le32(0), be32(0x7FFF_FFFF), [9, 9, 9, 9]],
+            |dec, items| {
+                assert_eq!(items, [head(2, 0, 12, (0, 8, 1, 0), true, 8), pay(2, 8, true)]);
+                assert_eq!(dec.chunk_size(), 0x7FFF_FFFF);
+            }
+        abort_discards_the_partial_message:
+            [[0x04], t24(5), t24(200), [9], le32(1), fill(128, 1),
+             [0x02], t24(0), t24(4), [2], le32(0), be32(4),
+             [0xC4], fill(128, 2)],
+            |dec, items| {
+                assert_eq!(items, [
+                    head(4, 0, 12, (5, 200, 9, 1), true, 128), pay(4, 128, false),
+                    head(2, 0, 12, (0, 4, 2, 0), true, 4), pay(2, 4, true),
+                    // A new message: first, timestamp advanced by the delta.
+                    head(4, 3, 1, (10, 200, 9, 1), true, 128), pay(4, 128, false),
+                ]);
+                assert_eq!(dec.in_progress().collect::<Vec<_>>(), [4]);
+            }
+        cid2_may_start_with_fmt1:
+            [[0x42], t24(7), t24(6), [4], [0, 3, 0, 0, 0, 1]],
+            |_dec, items| {
+                assert_eq!(items, [head(2, 1, 8, (7, 6, 4, 0), true, 6), pay(2, 6, true)]);
+            }
+        zero_length_messages_are_a_lone_header:
+            [[0x03], t24(1), t24(0), [18], le32(1), [0xC3],
+             [0x03], t24(9), t24(0), [18], le32(1)],
+            |dec, items| {
+                assert_eq!(items, [
+                    head(3, 0, 12, (1, 0, 18, 1), true, 0),
+                    head(3, 3, 1, (2, 0, 18, 1), true, 0),
+                    head(3, 0, 12, (9, 0, 18, 1), true, 0),
+                ]);
+                assert_eq!(dec.in_progress().count(), 0);
+            }
+        two_byte_continuation:
+            [[0x00, 36], t24(0), t24(130), [9], le32(1), fill(128, 1), [0xC0, 36], fill(2, 2)],
+            |_dec, items| {
+                assert_eq!(items, [
+                    head(100, 0, 13, (0, 130, 9, 1), true, 128), pay(100, 128, false),
+                    head(100, 3, 2, (0, 130, 9, 1), false, 2), pay(100, 2, true),
+                ]);
+            }
+        three_byte_continuation:
+            [[0x01, 0xA8, 0x03], t24(0), t24(130), [9], le32(1), fill(128, 1),
+             [0xC1, 0xA8, 0x03], fill(2, 2)],
+            |_dec, items| {
+                assert_eq!(items, [
+                    head(1000, 0, 14, (0, 130, 9, 1), true, 128), pay(1000, 128, false),
+                    head(1000, 3, 3, (0, 130, 9, 1), false, 2), pay(1000, 2, true),
+                ]);
+            }
+        interleaved_chunk_streams:
+            [[0x04], t24(0), t24(130), [9], le32(1), fill(128, 1),
+             [0x05], t24(3), t24(3), [8], le32(1), [7, 7, 7],
+             [0xC4], [2, 2]],
+            |dec, items| {
+                assert_eq!(items, [
+                    head(4, 0, 12, (0, 130, 9, 1), true, 128), pay(4, 128, false),
+                    head(5, 0, 12, (3, 3, 8, 1), true, 3), pay(5, 3, true),
+                    head(4, 3, 1, (0, 130, 9, 1), false, 2), pay(4, 2, true),
+                ]);
+                assert_eq!(dec.in_progress().count(), 0);
+            }
+    }
+
+    macro_rules! errors {
+        ($($name:ident: $limits:expr, [$($part:expr),* $(,)?] => $err:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let bytes: Vec<u8> = [$(&$part[..]),*].concat();
+                let mut dec = Decoder::new($limits);
+                let mut pos = 0;
+                let err = loop {
+                    match dec.decode(&bytes[pos..]) {
+                        Ok(Status::Complete((n, _))) => pos += n,
+                        Ok(Status::Partial) => panic!("no error, Partial at {pos}"),
+                        Err(e) => break e,
+                    }
+                };
+                assert_eq!(err, $err);
+            }
+        )*};
+    }
+
+    fn limits_msg(max_message_len: u32) -> Limits {
+        Limits { max_message_len, ..Limits::default() }
+    }
+
+    fn limits_cids(max_chunk_streams: usize) -> Limits {
+        Limits { max_chunk_streams, ..Limits::default() }
+    }
+
+    errors! {
+        fresh_cid_fmt1_rejected: Limits::default(),
+            [[0x43], t24(0), t24(1), [8]] => ChunkError::FirstChunkNotFmt0 { cid: 3 };
+        fresh_cid_fmt2_rejected: Limits::default(),
+            [[0x83], t24(0)] => ChunkError::FirstChunkNotFmt0 { cid: 3 };
+        fresh_cid_fmt3_rejected: Limits::default(),
+            [[0xC3]] => ChunkError::FirstChunkNotFmt0 { cid: 3 };
+        fresh_cid2_fmt2_rejected: Limits::default(),
+            [[0x82], t24(0)] => ChunkError::FirstChunkNotFmt0 { cid: 2 };
+        fresh_cid2_fmt3_rejected: Limits::default(),
+            [[0xC2]] => ChunkError::FirstChunkNotFmt0 { cid: 2 };
+        fresh_cid320_fmt1_rejected: Limits::default(),
+            [[0x41, 0x00, 0x01], t24(0), t24(1), [8]] => ChunkError::FirstChunkNotFmt0 { cid: 320 };
+        chunk_size_zero_rejected: Limits::default(),
+            [[0x02], t24(0), t24(4), [1], le32(0), be32(0)] => ChunkError::InvalidChunkSize(0);
+        chunk_size_2_pow_31_rejected: Limits::default(),
+            [[0x02], t24(0), t24(4), [1], le32(0), be32(0x8000_0000)]
+            => ChunkError::InvalidChunkSize(0x8000_0000);
+        chunk_size_all_ones_rejected: Limits::default(),
+            [[0x02], t24(0), t24(4), [1], le32(0), be32(u32::MAX)]
+            => ChunkError::InvalidChunkSize(u32::MAX);
+        message_over_limit_fmt0: limits_msg(100),
+            [[0x03], t24(0), t24(101), [9], le32(1)]
+            => ChunkError::MessageTooLong { len: 101, limit: 100 };
+        message_over_limit_fmt1: limits_msg(100),
+            [[0x03], t24(0), t24(100), [9], le32(1), fill(100, 0), [0x43], t24(1), t24(101), [9]]
+            => ChunkError::MessageTooLong { len: 101, limit: 100 };
+        too_many_chunk_streams: limits_cids(2),
+            [[0x03], t24(0), t24(0), [9], le32(1),
+             [0x00, 0xFF], t24(0), t24(0), [9], le32(1),
+             [0x01, 0x00, 0x01], t24(0), t24(0), [9], le32(1)]
+            => ChunkError::TooManyChunkStreams { limit: 2 };
+        short_set_chunk_size: Limits::default(),
+            [[0x02], t24(0), t24(3), [1], le32(0)]
+            => ChunkError::ShortControlMessage { type_id: 1, len: 3 };
+        short_abort: Limits::default(),
+            [[0x02], t24(0), t24(0), [2], le32(0)]
+            => ChunkError::ShortControlMessage { type_id: 2, len: 0 };
+        fmt0_inside_message: Limits::default(),
+            [[0x03], t24(0), t24(200), [9], le32(1), fill(128, 0), [0x03], t24(0)]
+            => ChunkError::HeaderInsideMessage { cid: 3, fmt: 0 };
+        fmt1_inside_message: Limits::default(),
+            [[0x03], t24(0), t24(200), [9], le32(1), fill(128, 0), [0x43]]
+            => ChunkError::HeaderInsideMessage { cid: 3, fmt: 1 };
+        fmt2_inside_message: Limits::default(),
+            [[0x03], t24(0), t24(200), [9], le32(1), fill(128, 0), [0x83]]
+            => ChunkError::HeaderInsideMessage { cid: 3, fmt: 2 };
+    }
+
+    #[test]
+    fn abort_of_idle_or_unknown_cid_is_ignored() {
+        let bytes = [&[0x02][..], &t24(0), &t24(4), &[2], &le32(0), &be32(9), &[0xC2], &be32(70000)].concat();
+        let mut dec = Decoder::new(Limits::default());
+        let (used, items) = decode_all(&mut dec, &bytes).unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!(items.len(), 4);
+        assert_eq!(dec.in_progress().count(), 0);
+    }
+
+    #[test]
+    fn in_progress_and_chunk_boundary() {
+        let bytes = [&[0x04][..], &t24(0), &t24(200), &[9], &le32(1), &fill(100, 0)].concat();
+        let mut dec = Decoder::new(Limits::default());
+        assert!(dec.at_chunk_boundary());
+        let (used, _) = decode_all(&mut dec, &bytes).unwrap();
+        assert_eq!(used, bytes.len());
+        assert!(!dec.at_chunk_boundary());
+        assert_eq!(dec.in_progress().collect::<Vec<_>>(), [4]);
+        assert_eq!(dec.decode(&[]), Ok(Status::Partial));
+        assert_eq!(dec.decode(&[0; 28]), Ok(Status::Complete((28, pay(4, 28, false)))));
+        assert!(dec.at_chunk_boundary());
+        assert_eq!(dec.in_progress().collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn errors_blame_the_peer() {
+        let all = [
+            ChunkError::FirstChunkNotFmt0 { cid: 3 },
+            ChunkError::InvalidChunkSize(0),
+            ChunkError::MessageTooLong { len: 9, limit: 8 },
+            ChunkError::TooManyChunkStreams { limit: 64 },
+            ChunkError::ShortControlMessage { type_id: 1, len: 3 },
+            ChunkError::HeaderInsideMessage { cid: 3, fmt: 0 },
+        ];
+        for e in all {
+            let s = e.to_string();
+            assert!(s.starts_with("peer "), "{s}");
+        }
+        assert_eq!(ChunkError::InvalidChunkSize(0).to_string(), "peer set chunk size 0, outside 1..=2147483647");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for seed in 0..200 {
+            let mut rng = Rng::new(seed);
+            let len = rng.below(400) as usize;
+            let mut bytes = rng.bytes(len);
+            // Make a valid start likely so that parsing gets further.
+            if let Some(b) = bytes.first_mut() {
+                *b &= 0x3F;
+            }
+            let mut dec = Decoder::new(limits_cids(8));
+            let mut pos = 0;
+            while let Ok(Status::Complete((n, _))) = dec.decode(&bytes[pos..]) {
+                assert!(n > 0);
+                pos += n;
+            }
+            let mut asm = Assembler::new(limits_cids(8));
+            let mut pos = 0;
+            while let Ok((n, Some(_))) = asm.read(&bytes[pos..]) {
+                pos += n;
+            }
+        }
+    }
+
+    // ---- encoder -----------------------------------------------------------
+
+    #[test]
+    fn encoder_basic_header_forms() {
+        let cases: [(u32, &[u8]); 7] = [
+            (2, &[0x02]),
+            (63, &[0x3F]),
+            (64, &[0x00, 0x00]),
+            (319, &[0x00, 0xFF]),
+            (320, &[0x01, 0x00, 0x01]),
+            (1000, &[0x01, 0xA8, 0x03]),
+            (65599, &[0x01, 0xFF, 0xFF]),
+        ];
+        for (cid, basic) in cases {
+            let mut enc = Encoder::new();
+            let mut out = Vec::new();
+            enc.write_message(cid, &mh(0, 0, 8, 0), &[0; 130], &mut out);
+            let n = basic.len();
+            assert_eq!(&out[..n], basic, "cid {cid}");
+            // Continuation header: fmt 3, same form.
+            let cont = 130 - 2 + n + 11;
+            assert_eq!(out[cont] >> 6, 3);
+            assert_eq!(&out[cont + 1..cont + n], &basic[1..]);
+            let mut dec = Decoder::new(Limits::default());
+            let (used, items) = decode_all(&mut dec, &out).unwrap();
+            assert_eq!(used, out.len());
+            assert_eq!(items[0], head(cid, 0, n + 11, (0, 130, 8, 0), true, 128));
+        }
+    }
+
+    #[test]
+    fn encoder_clamps_bad_arguments() {
+        let mut enc = Encoder::new();
+        enc.set_chunk_size(0);
+        assert_eq!(enc.chunk_size(), 1);
+        enc.set_chunk_size(u32::MAX);
+        assert_eq!(enc.chunk_size(), MAX_CHUNK_SIZE);
+        let mut out = Vec::new();
+        enc.write_message(0, &mh(0, 99, 8, 0), &[1], &mut out);
+        assert_eq!(out, [&[0x02][..], &t24(0), &t24(1), &[8], &le32(0), &[1]].concat());
+        out.clear();
+        enc.write_message(70000, &mh(0, 0, 8, 0), &[1], &mut out);
+        assert_eq!(&out[..3], &[0x01, 0xFF, 0xFF]);
+    }
+
+    #[test]
+    fn encoder_picks_the_smallest_header() {
+        let mut enc = Encoder::new();
+        let mut out = Vec::new();
+        let mut write = |m: MessageHeader, len: usize| {
+            out.clear();
+            enc.write_message(4, &m, &vec![0xEE; len], &mut out);
+            out[..out.len() - len].to_vec()
+        };
+        let hex = |v: &[&[u8]]| v.concat();
+        // Nothing known: fmt 0.
+        assert_eq!(write(mh(1000, 0, 8, 1), 3), hex(&[&[0x04], &t24(1000), &t24(3), &[8], &le32(1)]));
+        // Same length and type, new delta: fmt 2.
+        assert_eq!(write(mh(1020, 0, 8, 1), 3), hex(&[&[0x84], &t24(20)]));
+        // Same delta: fmt 3.
+        assert_eq!(write(mh(1040, 0, 8, 1), 3), [0xC4]);
+        // Length changed: fmt 1.
+        assert_eq!(write(mh(1060, 0, 8, 1), 5), hex(&[&[0x44], &t24(20), &t24(5), &[8]]));
+        // Type changed: fmt 1.
+        assert_eq!(write(mh(1060, 0, 9, 1), 5), hex(&[&[0x44], &t24(0), &t24(5), &[9]]));
+        // Timestamp went backwards: fmt 0.
+        assert_eq!(write(mh(1050, 0, 9, 1), 5), hex(&[&[0x04], &t24(1050), &t24(5), &[9], &le32(1)]));
+        // Stream id changed: fmt 0.
+        assert_eq!(write(mh(1050, 0, 9, 2), 5), hex(&[&[0x04], &t24(1050), &t24(5), &[9], &le32(2)]));
+        // A delta that needs an extended timestamp: fmt 0, not fmt 2.
+        let big = 1050 + 0x0100_0000;
+        assert_eq!(write(mh(big, 0, 9, 2), 5), hex(&[&[0x04], &t24(0xFF_FFFF), &t24(5), &[9], &le32(2), &be32(big)]));
+        // After an extended fmt 0, a small delta: plain fmt 2.
+        assert_eq!(write(mh(big + 10, 0, 9, 2), 5), hex(&[&[0x84], &t24(10)]));
+        assert_eq!(write(mh(big + 20, 0, 9, 2), 5), [0xC4]);
+    }
+
+    #[test]
+    fn encoder_chunks_and_extended_continuations() {
+        let mut enc = Encoder::new();
+        let mut out = Vec::new();
+        let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        enc.write_message(3, &mh(0x0123_4567, 0, 20, 0), &payload, &mut out);
+        let expect = [
+            &[0x03][..],
+            &t24(0xFF_FFFF),
+            &t24(300),
+            &[20],
+            &le32(0),
+            &be32(0x0123_4567),
+            &payload[..128],
+            &[0xC3],
+            &be32(0x0123_4567),
+            &payload[128..256],
+            &[0xC3],
+            &be32(0x0123_4567),
+            &payload[256..],
+        ]
+        .concat();
+        assert_eq!(out, expect);
+        out.clear();
+        enc.set_chunk_size(200);
+        enc.write_message(3, &mh(0x0123_4568, 0, 20, 0), &payload, &mut out);
+        let expect = [&[0x83][..], &t24(1), &payload[..200], &[0xC3], &payload[200..]].concat();
+        assert_eq!(out, expect);
+    }
+
+    // ---- random message sequences -----------------------------------------
+
+    const CIDS: [u32; 10] = [2, 3, 4, 5, 6, 63, 64, 319, 320, 65599];
+    const MEDIA_TYPES: [u8; 7] = [8, 9, 18, 20, 4, 3, 22];
+
+    fn random_chunk_size(rng: &mut Rng) -> u32 {
+        match rng.below(20) {
+            0 => rng.pick(&[1, 2, 3, 5]),
+            1 => 0x7FFF_FFFF,
+            2..=5 => 4096,
+            6..=9 => 60,
+            _ => rng.pick(&[100, 128, 200, 1000, 65536]),
+        }
+    }
+
+    /// Random but plausible headers: repeats, small deltas, jumps past the
+    /// 24-bit range, timestamps going backwards.
+    struct Gen {
+        rng: Rng,
+        last: HashMap<u32, (MessageHeader, u32)>,
+    }
+
+    impl Gen {
+        fn new(seed: u64) -> Self {
+            Self { rng: Rng::new(seed), last: HashMap::new() }
+        }
+
+        fn header(&mut self, cid: u32, ty: Option<u8>, len: Option<u32>) -> MessageHeader {
+            let r = &mut self.rng;
+            let (ts, delta, plen, pty, psid) = match self.last.get(&cid) {
+                None => {
+                    let ts = if r.chance(20) { 0xFF_FFF0 + r.below(32) as u32 } else { r.below(5000) as u32 };
+                    (ts, ts, r.below(700) as u32, r.pick(&MEDIA_TYPES), r.pick(&[0, 1, 5]))
+                }
+                Some((p, d)) => {
+                    let ts = match r.below(100) {
+                        0..=44 => p.timestamp.wrapping_add(*d),
+                        45..=79 => p.timestamp.wrapping_add(r.below(100) as u32),
+                        80..=87 => p.timestamp.wrapping_add(0x0100_0000 + r.below(1000) as u32),
+                        88..=94 => p.timestamp.wrapping_sub(r.below(1000) as u32),
+                        _ => r.next() as u32,
+                    };
+                    (ts, ts.wrapping_sub(p.timestamp), p.length, p.type_id, p.stream_id)
+                }
+            };
+            let length = len.unwrap_or_else(|| match r.below(10) {
+                0..=4 => plen,
+                5 => 0,
+                6 => 1 + r.below(4) as u32,
+                _ => r.below(700) as u32,
+            });
+            let type_id = ty.unwrap_or_else(|| {
+                if r.chance(60) && !matches!(pty, TYPE_SET_CHUNK_SIZE | TYPE_ABORT) {
+                    pty
+                } else {
+                    r.pick(&MEDIA_TYPES)
+                }
+            });
+            let stream_id = if r.chance(85) { psid } else { r.pick(&[0, 1, 5]) };
+            let m = mh(ts, length, type_id, stream_id);
+            self.last.insert(cid, (m, delta));
+            m
+        }
+    }
+
+    /// A writer that picks any valid header form at random (not only the
+    /// smallest) and interleaves the chunks of several messages.
+    struct Raw {
+        rng: Rng,
+        st: HashMap<u32, Hdr>,
+        cs: u32,
+        active: Vec<(u32, Vec<u8>, usize, u8)>,
+        cid2_fmt1: bool,
+    }
+
+    impl Raw {
+        fn new(seed: u64, cid2_fmt1: bool) -> Self {
+            Self { rng: Rng::new(seed), st: HashMap::new(), cs: DEFAULT_CHUNK_SIZE, active: Vec::new(), cid2_fmt1 }
+        }
+
+        fn busy(&self, cid: u32) -> bool {
+            self.active.iter().any(|a| a.0 == cid)
+        }
+
+        fn start(&mut self, cid: u32, m: &MessageHeader, payload: Vec<u8>, force0: bool, out: &mut Vec<u8>) {
+            assert!(!self.busy(cid));
+            let len = payload.len() as u32;
+            let known = self.st.get(&cid).copied();
+            let mut fmts = vec![0u8];
+            let p = match known {
+                Some(p) => {
+                    let delta = m.timestamp.wrapping_sub(p.ts);
+                    if p.sid == m.stream_id {
+                        fmts.push(1);
+                        if p.len == len && p.type_id == m.type_id {
+                            fmts.push(2);
+                            if delta == p.delta {
+                                fmts.push(3);
+                            }
+                        }
+                    }
+                    p
+                }
+                None => {
+                    if cid == 2 && self.cid2_fmt1 && m.stream_id == 0 {
+                        fmts.push(1);
+                    }
+                    Hdr::default()
+                }
+            };
+            let fmt = if force0 { 0 } else { self.rng.pick(&fmts) };
+            let delta = m.timestamp.wrapping_sub(p.ts);
+            put_basic(out, fmt, cid);
+            let st = match fmt {
+                0 => {
+                    put24(out, m.timestamp);
+                    put24(out, len);
+                    out.push(m.type_id);
+                    out.extend_from_slice(&le32(m.stream_id));
+                    let ext = m.timestamp >= EXT;
+                    if ext {
+                        out.extend_from_slice(&be32(m.timestamp));
+                    }
+                    Hdr { ts: m.timestamp, delta: m.timestamp, len, sid: m.stream_id, type_id: m.type_id, ext }
+                }
+                1 | 2 => {
+                    put24(out, delta);
+                    if fmt == 1 {
+                        put24(out, len);
+                        out.push(m.type_id);
+                    }
+                    let ext = delta >= EXT;
+                    if ext {
+                        out.extend_from_slice(&be32(delta));
+                    }
+                    Hdr { ts: m.timestamp, delta, len, sid: p.sid, type_id: m.type_id, ext }
+                }
+                _ => {
+                    if p.ext {
+                        out.extend_from_slice(&be32(p.delta));
+                    }
+                    Hdr { ts: m.timestamp, ..p }
+                }
+            };
+            self.st.insert(cid, st);
+            let k = payload.len().min(self.cs as usize);
+            out.extend_from_slice(&payload[..k]);
+            if k == payload.len() {
+                self.finish(m.type_id, &payload);
+            } else {
+                self.active.push((cid, payload, k, m.type_id));
+            }
+        }
+
+        fn finish(&mut self, ty: u8, payload: &[u8]) {
+            if ty == TYPE_SET_CHUNK_SIZE {
+                self.cs = u32::from_be_bytes(payload[..4].try_into().unwrap());
+            }
+        }
+
+        fn step(&mut self, out: &mut Vec<u8>) -> bool {
+            if self.active.is_empty() {
+                return false;
+            }
+            let i = self.rng.below(self.active.len() as u64) as usize;
+            self.step_at(i, out);
+            true
+        }
+
+        fn step_at(&mut self, i: usize, out: &mut Vec<u8>) {
+            let st = self.st[&self.active[i].0];
+            let (cid, payload, off, _) = &mut self.active[i];
+            put_basic(out, 3, *cid);
+            if st.ext {
+                out.extend_from_slice(&be32(st.delta));
+            }
+            let k = (payload.len() - *off).min(self.cs as usize);
+            out.extend_from_slice(&payload[*off..*off + k]);
+            *off += k;
+            if *off == payload.len() {
+                let (_, payload, _, ty) = self.active.remove(i);
+                self.finish(ty, &payload);
+            }
+        }
+
+        /// Abandons `target`'s message and sends Abort for it on `via`.
+        fn abort(&mut self, target: u32, via: u32, m: &MessageHeader, out: &mut Vec<u8>) {
+            self.active.retain(|a| a.0 != target);
+            self.start(via, m, be32(target).to_vec(), false, out);
+            // `target` may only be used again once the Abort has arrived.
+            while let Some(i) = self.active.iter().position(|a| a.0 == via) {
+                self.step_at(i, out);
+            }
+        }
+    }
+
+    enum Up {
+        Enc(Encoder),
+        Raw(Raw),
+    }
+
+    /// One peer's outgoing chunk stream, written from random messages.
+    struct Session {
+        gen: Gen,
+        up: Up,
+        rng: Rng,
+        /// Messages written, in the order they were started.
+        sent: Vec<(u32, MessageHeader, Vec<u8>)>,
+    }
+
+    impl Session {
+        fn new(seed: u64, raw: Option<bool>) -> Self {
+            Self {
+                gen: Gen::new(seed ^ 0xA5A5),
+                up: match raw {
+                    None => Up::Enc(Encoder::new()),
+                    Some(cid2_fmt1) => Up::Raw(Raw::new(seed ^ 0x5A5A, cid2_fmt1)),
+                },
+                rng: Rng::new(seed),
+                sent: Vec::new(),
+            }
+        }
+
+        fn busy(&self, cid: u32) -> bool {
+            match &self.up {
+                Up::Enc(_) => false,
+                Up::Raw(r) => r.busy(cid),
+            }
+        }
+
+        fn free_cid(&mut self, out: &mut Vec<u8>) -> u32 {
+            loop {
+                let free: Vec<u32> = CIDS.iter().copied().filter(|c| !self.busy(*c)).collect();
+                if free.len() > 6 || (!free.is_empty() && self.rng.chance(50)) {
+                    return self.rng.pick(&free);
+                }
+                if let Up::Raw(r) = &mut self.up {
+                    r.step(out);
+                }
+            }
+        }
+
+        fn send(&mut self, cid: u32, m: MessageHeader, payload: Vec<u8>, force0: bool, out: &mut Vec<u8>) {
+            self.sent.push((cid, m, payload.clone()));
+            match &mut self.up {
+                Up::Enc(e) => {
+                    if force0 {
+                        e.forget(cid);
+                    }
+                    e.write_message(cid, &m, &payload, out);
+                    if m.type_id == TYPE_SET_CHUNK_SIZE {
+                        e.set_chunk_size(u32::from_be_bytes(payload[..4].try_into().unwrap()));
+                    }
+                }
+                Up::Raw(r) => r.start(cid, &m, payload, force0, out),
+            }
+        }
+
+        fn set_chunk_size(&mut self, size: u32, out: &mut Vec<u8>) {
+            let cid = if self.busy(2) { self.free_cid(out) } else { 2 };
+            let mut m = self.gen.header(cid, Some(TYPE_SET_CHUNK_SIZE), Some(4));
+            if self.rng.chance(50) {
+                m.stream_id = 0;
+            }
+            self.send(cid, m, be32(size).to_vec(), false, out);
+        }
+
+        /// Writes `n` random messages (media, SetChunkSize, Abort).
+        fn produce(&mut self, n: usize, out: &mut Vec<u8>) {
+            for _ in 0..n {
+                if let Up::Raw(r) = &mut self.up {
+                    for _ in 0..self.rng.below(4) {
+                        r.step(out);
+                    }
+                }
+                let roll = self.rng.below(100);
+                if roll < 4 {
+                    let size = random_chunk_size(&mut self.rng);
+                    self.set_chunk_size(size, out);
+                    continue;
+                }
+                if roll < 7 {
+                    if let Up::Raw(r) = &self.up {
+                        if let Some(target) = r.active.first().map(|a| a.0) {
+                            let via = self.free_cid(out);
+                            if self.busy(target) {
+                                let m = self.gen.header(via, Some(TYPE_ABORT), Some(4));
+                                if let Up::Raw(r) = &mut self.up {
+                                    r.abort(target, via, &m, out);
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                }
+                let cid = self.free_cid(out);
+                let m = self.gen.header(cid, None, None);
+                let payload = self.rng.bytes(m.length as usize);
+                self.send(cid, m, payload, false, out);
+            }
+        }
+
+        fn flush(&mut self, out: &mut Vec<u8>) {
+            if let Up::Raw(r) = &mut self.up {
+                while r.step(out) {}
+            }
+        }
+
+        /// One fmt 0 message on every chunk stream.
+        fn sync(&mut self, out: &mut Vec<u8>) {
+            self.flush(out);
+            for cid in CIDS {
+                let m = self.gen.header(cid, Some(TYPE_AUDIO), Some(5));
+                let payload = self.rng.bytes(5);
+                self.send(cid, m, payload, true, out);
+            }
+            self.flush(out);
+        }
+    }
+
+    type Msg = (u32, MessageHeader, Vec<u8>);
+
+    /// Reads whole messages, presenting the bytes in random pieces the way a
+    /// caller does (keeping the unconsumed tail).
+    fn assemble(bytes: &[u8], rng: &mut Rng) -> (Vec<Msg>, u32) {
+        let mut asm = Assembler::new(Limits::default());
+        let mut msgs = Vec::new();
+        let mut carry: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let max = if rng.chance(10) { 5000 } else { 200 };
+            let k = (1 + rng.below(max) as usize).min(bytes.len() - i);
+            carry.extend_from_slice(&bytes[i..i + k]);
+            i += k;
+            let mut pos = 0;
+            loop {
+                let (n, m) = asm.read(&carry[pos..]).expect("valid stream");
+                pos += n;
+                match m {
+                    Some(m) => msgs.push((m.cid, m.header, m.payload.to_vec())),
+                    None => break,
+                }
+            }
+            assert!(carry.len() - pos < MAX_HEADER_LEN);
+            carry.drain(..pos);
+        }
+        assert!(carry.is_empty(), "stream ends at a chunk boundary");
+        (msgs, asm.chunk_size())
+    }
+
+    #[test]
+    fn encoder_assembler_round_trip() {
+        for seed in 1..=40 {
+            let mut s = Session::new(seed, None);
+            let mut bytes = Vec::new();
+            s.produce(300, &mut bytes);
+            let mut rng = Rng::new(seed * 7);
+            let (got, _) = assemble(&bytes, &mut rng);
+            assert_eq!(got.len(), s.sent.len(), "seed {seed}");
+            for (g, e) in got.iter().zip(&s.sent) {
+                let expect = (e.0, MessageHeader { length: e.2.len() as u32, ..e.1 }, e.2.clone());
+                assert_eq!(g, &expect, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_streams_survive_every_truncation() {
+        for seed in 1..=3 {
+            let mut s = Session::new(seed, Some(true));
+            let mut bytes = Vec::new();
+            s.gen.last.clear();
+            s.produce(12, &mut bytes);
+            s.flush(&mut bytes);
+            bytes.truncate(4000);
+            // Cut back to the last whole item so the stream is valid.
+            let mut dec = Decoder::new(Limits::default());
+            let (used, _) = decode_all(&mut dec, &bytes).unwrap();
+            check_truncations(&bytes[..used]);
+        }
+    }
+
+    // ---- assembler ---------------------------------------------------------
+
+    #[test]
+    fn assembler_returns_messages_in_completion_order() {
+        let bytes = [
+            &[0x04][..],
+            &t24(0),
+            &t24(130),
+            &[9],
+            &le32(1),
+            &fill(128, 1),
+            &[0x05],
+            &t24(3),
+            &t24(3),
+            &[8],
+            &le32(1),
+            &[7, 7, 7],
+            &[0xC4],
+            &[2, 2],
+            &[0x06],
+            &t24(4),
+            &t24(0),
+            &[18],
+            &le32(0),
+        ]
+        .concat();
+        let mut asm = Assembler::new(Limits::default());
+        let (n, m) = asm.read(&bytes).unwrap();
+        assert_eq!(n, 12 + 128 + 12 + 3);
+        let m = m.unwrap();
+        assert_eq!((m.cid, m.header, m.payload), (5, mh(3, 3, 8, 1), &[7, 7, 7][..]));
+        let (n2, m) = asm.read(&bytes[n..]).unwrap();
+        assert_eq!(n2, 3);
+        let m = m.unwrap();
+        let mut p = fill(128, 1);
+        p.extend([2, 2]);
+        assert_eq!((m.cid, m.header, m.payload), (4, mh(0, 130, 9, 1), &p[..]));
+        let (n3, m) = asm.read(&bytes[n + n2..]).unwrap();
+        assert_eq!(n3, 12);
+        let m = m.unwrap();
+        assert_eq!((m.cid, m.header, m.payload), (6, mh(4, 0, 18, 0), &[][..]));
+        assert_eq!(asm.read(&[]).unwrap(), (0, None));
+    }
+
+    #[test]
+    fn assembler_keeps_partial_messages() {
+        let bytes = [&[0x04][..], &t24(0), &t24(130), &[9], &le32(1), &fill(128, 1), &[0xC4]].concat();
+        let mut asm = Assembler::new(Limits::default());
+        let (n, m) = asm.read(&bytes).unwrap();
+        // The complete fmt 3 header is consumed too.
+        assert_eq!((n, m), (141, None));
+        let (n, m) = asm.read(&[5, 6, 0xC4]).unwrap();
+        assert_eq!(n, 2);
+        let m = m.unwrap();
+        assert_eq!(m.payload.len(), 130);
+        assert_eq!(&m.payload[128..], &[5, 6]);
+    }
+
+    #[test]
+    fn assembler_limits_buffered_messages() {
+        let limits = Limits { max_buffered_message: 100, ..Limits::default() };
+        let ok = [&[0x04][..], &t24(0), &t24(100), &[9], &le32(1), &fill(100, 1)].concat();
+        let mut asm = Assembler::new(limits);
+        assert_eq!(asm.read(&ok).unwrap().0, ok.len());
+        let long = [&[0x04][..], &t24(0), &t24(101), &[9], &le32(1)].concat();
+        assert_eq!(asm.read(&long), Err(ChunkError::MessageTooLong { len: 101, limit: 100 }));
+    }
+
+    #[test]
+    fn assembler_abort_drops_partial() {
+        let bytes = [
+            &[0x04][..],
+            &t24(5),
+            &t24(130),
+            &[9],
+            &le32(1),
+            &fill(128, 1),
+            &[0x02],
+            &t24(0),
+            &t24(4),
+            &[2],
+            &le32(0),
+            &be32(4),
+            &[0xC4],
+            &fill(128, 2),
+            &[0xC4],
+            &[3, 3],
+        ]
+        .concat();
+        let mut asm = Assembler::new(Limits::default());
+        let (n, m) = asm.read(&bytes).unwrap();
+        assert_eq!(m.unwrap().header, mh(0, 4, TYPE_ABORT, 0));
+        let (_, m) = asm.read(&bytes[n..]).unwrap();
+        let m = m.unwrap();
+        let mut p = fill(128, 2);
+        p.extend([3, 3]);
+        assert_eq!((m.cid, m.header, m.payload), (4, mh(10, 130, 9, 1), &p[..]));
+        let dec = asm.into_decoder();
+        assert_eq!(dec.in_progress().count(), 0);
+    }
+
+    // ---- relay -------------------------------------------------------------
+
+    #[derive(Default)]
+    struct Fed {
+        out: Vec<u8>,
+        carry: Vec<u8>,
+        in_place: usize,
+        copied: usize,
+        sizes_differed: bool,
+    }
+
+    /// Feeds `data` to the relay in random pieces as a caller does: write
+    /// the buffer or the relay's output, keep the incomplete tail.
+    fn feed(relay: &mut Relay, data: &[u8], rng: &mut Rng, fed: &mut Fed, all_in_place: bool) {
+        let mut i = 0;
+        while i < data.len() {
+            let max = if rng.chance(20) { 4000 } else { 300 };
+            let k = (1 + rng.below(max) as usize).min(data.len() - i);
+            fed.carry.extend_from_slice(&data[i..i + k]);
+            i += k;
+            let mut buf = std::mem::take(&mut fed.carry);
+            let f = relay.process(&mut buf).expect("valid upstream");
+            let consumed = match f {
+                Forward::InPlace { consumed } => {
+                    fed.in_place += 1;
+                    fed.out.extend_from_slice(&buf[..consumed]);
+                    consumed
+                }
+                Forward::Copied { consumed } => {
+                    assert!(!all_in_place, "Copied in the steady state");
+                    fed.copied += 1;
+                    fed.out.extend_from_slice(relay.output());
+                    consumed
+                }
+            };
+            assert!(buf.len() - consumed < MAX_HEADER_LEN);
+            buf.drain(..consumed);
+            fed.carry = buf;
+        }
+    }
+
+    /// What the downstream must receive: the upstream messages whose first
+    /// chunk came at or after `cut`, in completion order, stream ids mapped;
+    /// plus SetChunkSize and Abort messages that started before `cut` and
+    /// ended after it (their effect is re-sent whole). Also returns how many
+    /// messages started at or after `cut`.
+    fn oracle(up: &[u8], cut: usize, map: StreamIdMap) -> (Vec<Msg>, u64) {
+        let mut dec = Decoder::new(Limits::default());
+        let mut open: HashMap<u32, (usize, MessageHeader, Vec<u8>)> = HashMap::new();
+        let mut res = Vec::new();
+        let mut started = 0;
+        let mut pos = 0;
+        while let Status::Complete((n, item)) = dec.decode(&up[pos..]).unwrap() {
+            let done = match item {
+                Item::Header(h) if h.first => {
+                    if pos >= cut {
+                        started += 1;
+                    }
+                    open.insert(h.cid, (pos, h.msg, Vec::new()));
+                    (h.msg.length == 0).then_some(h.cid)
+                }
+                Item::Header(_) => None,
+                Item::Payload { cid, len, end_of_message } => {
+                    open.get_mut(&cid).unwrap().2.extend_from_slice(&up[pos..pos + len]);
+                    end_of_message.then_some(cid)
+                }
+            };
+            pos += n;
+            if let Some(cid) = done {
+                let (at, mut h, mut p) = open.remove(&cid).unwrap();
+                h.stream_id = map.apply(h.stream_id);
+                if at >= cut {
+                    res.push((cid, h, p));
+                } else if pos > cut && matches!(h.type_id, TYPE_SET_CHUNK_SIZE | TYPE_ABORT) {
+                    p.truncate(4);
+                    h.length = 4;
+                    res.push((cid, h, p));
+                }
+            }
+        }
+        assert_eq!(pos, up.len());
+        (res, started)
+    }
+
+    #[derive(Clone, Copy)]
+    enum Cut {
+        /// The relay starts with the connection.
+        None,
+        /// An Assembler read the command phase (stops at a message end).
+        Assembler,
+        /// A raw Decoder stopped anywhere, even inside a payload.
+        Decoder,
+    }
+
+    #[derive(Clone, Copy)]
+    struct Scenario {
+        /// `None`: upstream is an Encoder; `Some(cid2_fmt1)`: a Raw writer.
+        raw: Option<bool>,
+        cut: Cut,
+        prefix_chunk_size: Option<u32>,
+        down_pre: usize,
+        down_chunk_size: Option<u32>,
+        map: StreamIdMap,
+        all_in_place: bool,
+        verbatim: bool,
+    }
+
+    const BASE: Scenario = Scenario {
+        raw: None,
+        cut: Cut::None,
+        prefix_chunk_size: None,
+        down_pre: 0,
+        down_chunk_size: None,
+        map: StreamIdMap::IDENTITY,
+        all_in_place: false,
+        verbatim: false,
+    };
+
+    /// Runs one relay session and checks what the downstream decodes.
+    /// Returns the batch counts of the random phase.
+    fn run_relay(seed: u64, sc: Scenario) -> Fed {
+        let mut rng = Rng::new(seed ^ 0xFEED);
+        let mut s = Session::new(seed, sc.raw);
+        let mut up = Vec::new();
+
+        // Command phase, read by the proxy itself.
+        if let Some(n) = sc.prefix_chunk_size {
+            s.set_chunk_size(n, &mut up);
+        }
+        let (dec, cut) = match sc.cut {
+            Cut::None => (Decoder::new(Limits::default()), 0),
+            Cut::Assembler => {
+                s.produce(40, &mut up);
+                let mut asm = Assembler::new(Limits::default());
+                let mut pos = 0;
+                let stop = 1 + rng.below(40);
+                for _ in 0..stop {
+                    let (n, m) = asm.read(&up[pos..]).unwrap();
+                    pos += n;
+                    if m.is_none() {
+                        break;
+                    }
+                }
+                (asm.into_decoder(), pos)
+            }
+            Cut::Decoder => {
+                s.produce(40, &mut up);
+                let target = rng.below(up.len() as u64 + 1) as usize;
+                let mut dec = Decoder::new(Limits::default());
+                let (pos, _) = decode_all(&mut dec, &up[..target]).unwrap();
+                (dec, pos)
+            }
+        };
+
+        // What the downstream peer was sent before the relay.
+        let mut down = Encoder::new();
+        let mut down_pre = Vec::new();
+        let mut dgen = Gen::new(seed ^ 0xD0D0);
+        for _ in 0..sc.down_pre {
+            let cid = rng.pick(&CIDS);
+            let m = dgen.header(cid, None, None);
+            down.write_message(cid, &m, &rng.bytes(m.length as usize), &mut down_pre);
+        }
+        if let Some(n) = sc.down_chunk_size {
+            let m = mh(0, 4, TYPE_SET_CHUNK_SIZE, 0);
+            down.write_message(2, &m, &be32(n), &mut down_pre);
+            down.set_chunk_size(n);
+        }
+        let sizes_differ = down.chunk_size() != dec.chunk_size();
+        let start_cs = dec.chunk_size();
+
+        let mut relay = Relay::new(dec, down, sc.map);
+        let mut fed = Fed { sizes_differed: sizes_differ, ..Fed::default() };
+        if sizes_differ {
+            // The SetChunkSize written by `new` comes out first, even for no input.
+            assert_eq!(relay.process(&mut []), Ok(Forward::Copied { consumed: 0 }));
+            let with_pre = [&down_pre[..], relay.output()].concat();
+            let (msgs, cs) = assemble(&with_pre, &mut rng);
+            let set = (2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0), be32(start_cs).to_vec());
+            assert_eq!(msgs.last(), Some(&set));
+            assert_eq!(cs, start_cs);
+            fed.out.extend_from_slice(relay.output());
+        }
+        assert_eq!(relay.process(&mut []), Ok(Forward::InPlace { consumed: 0 }));
+
+        // Relay phase: the rest of the command phase's bytes, then more.
+        let start = up.len();
+        s.produce(250, &mut up);
+        s.flush(&mut up);
+        feed(&mut relay, &up[cut..], &mut rng, &mut fed, sc.all_in_place);
+        let random_phase = (fed.in_place, fed.copied);
+        assert!(fed.carry.is_empty());
+        assert!(start >= cut);
+
+        // One fmt 0 message per chunk stream, then nothing may be copied.
+        let sync = up.len();
+        s.sync(&mut up);
+        feed(&mut relay, &up[sync..], &mut rng, &mut fed, sc.all_in_place);
+        let steady = up.len();
+        s.produce(250, &mut up);
+        s.flush(&mut up);
+        let before = fed.copied;
+        feed(&mut relay, &up[steady..], &mut rng, &mut fed, true);
+        assert_eq!(fed.copied, before);
+        assert!(fed.carry.is_empty());
+
+        if sc.verbatim {
+            assert_eq!(fed.out, &up[cut..], "identity relay changes nothing");
+        }
+
+        // The downstream peer decodes what it got.
+        let mut all = down_pre.clone();
+        all.extend_from_slice(&fed.out);
+        let (pre_msgs, _) = assemble(&down_pre, &mut rng);
+        let (got, down_cs) = assemble(&all, &mut rng);
+        let (mut expect, started) = oracle(&up, cut, sc.map);
+        if sizes_differ {
+            let m = mh(0, 4, TYPE_SET_CHUNK_SIZE, 0);
+            expect.insert(0, (2, m, be32(start_cs).to_vec()));
+        }
+        assert_eq!(got[..pre_msgs.len()], pre_msgs[..]);
+        let got = &got[pre_msgs.len()..];
+        assert_eq!(got.len(), expect.len(), "seed {seed}");
+        for (k, (g, e)) in got.iter().zip(&expect).enumerate() {
+            assert_eq!(g, e, "seed {seed}, message {k}");
+        }
+        assert_eq!(relay.messages(), started);
+        assert_eq!(down_cs, relay.upstream_chunk_size());
+        let mut d = Decoder::new(Limits::default());
+        decode_all(&mut d, &up).unwrap();
+        assert_eq!(relay.upstream_chunk_size(), d.chunk_size());
+        Fed { in_place: random_phase.0, copied: random_phase.1, ..fed }
+    }
+
+    #[test]
+    fn relay_a_fresh_connection_is_all_in_place() {
+        for seed in 1..=6 {
+            for raw in [None, Some(false)] {
+                let sc = Scenario { raw, all_in_place: true, verbatim: true, ..BASE };
+                let fed = run_relay(seed, sc);
+                assert_eq!(fed.copied, 0);
+                assert!(fed.in_place > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn relay_b_downstream_saw_other_messages_on_the_same_cids() {
+        let mut copied = 0;
+        for seed in 1..=8 {
+            for raw in [None, Some(true)] {
+                let sc = Scenario { raw, cut: Cut::Assembler, down_pre: 30, ..BASE };
+                copied += run_relay(seed, sc).copied;
+            }
+        }
+        assert!(copied > 0, "re-encoding happened");
+    }
+
+    #[test]
+    fn relay_c_stream_id_map() {
+        let map = StreamIdMap { from: 1, to: 5 };
+        for seed in 1..=6 {
+            for raw in [None, Some(false)] {
+                let sc = Scenario { raw, map, all_in_place: true, ..BASE };
+                assert_eq!(run_relay(seed, sc).copied, 0);
+                let sc = Scenario { raw, map, cut: Cut::Assembler, down_pre: 20, ..BASE };
+                run_relay(seed, sc);
+            }
+        }
+    }
+
+    #[test]
+    fn relay_d_different_chunk_sizes() {
+        let (mut differed, mut runs) = (0, 0);
+        for seed in 1..=6 {
+            for raw in [None, Some(true)] {
+                for down_chunk_size in [None, Some(4096), Some(1000)] {
+                    let sc = Scenario {
+                        raw,
+                        cut: Cut::Assembler,
+                        prefix_chunk_size: Some(1000),
+                        down_chunk_size,
+                        down_pre: 5,
+                        ..BASE
+                    };
+                    differed += usize::from(run_relay(seed, sc).sizes_differed);
+                    runs += 1;
+                }
+            }
+        }
+        assert!(differed > runs / 2, "{differed} of {runs}");
+    }
+
+    #[test]
+    fn relay_e_starts_inside_interleaved_messages() {
+        let mut copied = 0;
+        for seed in 1..=12 {
+            for down_pre in [0, 10] {
+                let sc = Scenario { raw: Some(true), cut: Cut::Decoder, down_pre, ..BASE };
+                copied += run_relay(seed, sc).copied;
+            }
+        }
+        assert!(copied > 0);
+    }
+
+    fn set_chunk_size_msg(cid_byte: u8, n: u32) -> Vec<u8> {
+        [&[cid_byte][..], &t24(0), &t24(4), &[1], &le32(0), &be32(n)].concat()
+    }
+
+    /// Feeds `buf` in one piece; returns what the caller writes.
+    fn relay_once(relay: &mut Relay, buf: &[u8]) -> (Forward, Vec<u8>) {
+        let mut buf = buf.to_vec();
+        let f = relay.process(&mut buf).unwrap();
+        let out = match f {
+            Forward::InPlace { consumed } => buf[..consumed].to_vec(),
+            Forward::Copied { .. } => relay.output().to_vec(),
+        };
+        (f, out)
+    }
+
+    #[test]
+    fn relay_resends_a_dropped_set_chunk_size() {
+        // SetChunkSize(2), then SetChunkSize(300) whose first chunk the
+        // command phase read; the relay starts in the middle of it.
+        let before =
+            [set_chunk_size_msg(0x02, 2), [&[0x02][..], &t24(0), &t24(4), &[1], &le32(0), &[0, 0]].concat()].concat();
+        let mut dec = Decoder::new(Limits::default());
+        assert_eq!(decode_all(&mut dec, &before).unwrap().0, before.len());
+        assert_eq!(dec.in_progress().collect::<Vec<_>>(), [2]);
+        let media = [&[0x06][..], &t24(0), &t24(500), &[9], &le32(1), &fill(300, 7), &[0xC6], &fill(200, 8)].concat();
+        let input = [&[0xC2][..], &[0x01, 0x2C], &media].concat();
+        let mut relay = Relay::new(dec, Encoder::new(), StreamIdMap::IDENTITY);
+        let (f, out) = relay_once(&mut relay, &input);
+        assert_eq!(f, Forward::Copied { consumed: input.len() });
+        let expect = [
+            set_chunk_size_msg(0x02, 2),
+            // Re-sent whole at chunk size 2; cid 2's state allows fmt 3.
+            vec![0xC2, 0x00, 0x00, 0xC2, 0x01, 0x2C],
+            media.clone(),
+        ]
+        .concat();
+        assert_eq!(out, expect);
+        assert_eq!(relay.upstream_chunk_size(), 300);
+        assert_eq!(relay.messages(), 1);
+        // And from now on nothing is copied.
+        let (f, out) = relay_once(&mut relay, &[&[0xC6][..], &fill(300, 1), &[0xC6], &fill(200, 2)].concat());
+        assert_eq!(f, Forward::InPlace { consumed: 502 });
+        assert_eq!(out.len(), 502);
+    }
+
+    #[test]
+    fn relay_resends_a_dropped_abort() {
+        let before =
+            [set_chunk_size_msg(0x02, 2), [&[0x02][..], &t24(0), &t24(4), &[2], &le32(0), &[0, 0]].concat()].concat();
+        let mut dec = Decoder::new(Limits::default());
+        decode_all(&mut dec, &before).unwrap();
+        let started = [&[0x06][..], &t24(0), &t24(10), &[9], &le32(1), &[1, 1]].concat();
+        let abort_end = [0xC2, 0, 6];
+        let mut again = Vec::new();
+        for b in 0..5 {
+            again.extend([0xC6, b, b]);
+        }
+        let input = [&started[..], &abort_end, &again].concat();
+        let mut relay = Relay::new(dec, Encoder::new(), StreamIdMap::IDENTITY);
+        let (f, out) = relay_once(&mut relay, &input);
+        assert_eq!(f, Forward::Copied { consumed: input.len() });
+        let expect = [
+            set_chunk_size_msg(0x02, 2),
+            started.clone(),
+            // Abort(6) re-sent whole: fmt 1 (type changed), two chunks.
+            [&[0x42][..], &t24(0), &t24(4), &[2], &[0, 0], &[0xC2, 0, 6]].concat(),
+            again.clone(),
+        ]
+        .concat();
+        assert_eq!(out, expect);
+        let (msgs, cs) = assemble(&out, &mut Rng::new(1));
+        assert_eq!(cs, 2);
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[1], (2, mh(0, 4, TYPE_ABORT, 0), be32(6).to_vec()));
+        assert_eq!(msgs[2], (6, mh(0, 10, 9, 1), vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4]));
+    }
+
+    #[test]
+    fn relay_reencodes_and_adds_extended_timestamps() {
+        let prefix = [&[0x06][..], &t24(10), &t24(200), &[9], &le32(1), &fill(128, 0), &[0xC6], &fill(72, 0)].concat();
+        let mut asm = Assembler::new(Limits::default());
+        assert_eq!(asm.read(&prefix).unwrap().0, prefix.len());
+        let mut relay = Relay::new(asm.into_decoder(), Encoder::new(), StreamIdMap::IDENTITY);
+
+        // fmt 1 with an extended delta; the downstream knows nothing of cid 6.
+        let ext = be32(0x0100_0000);
+        let m1 =
+            [&[0x46][..], &t24(0xFF_FFFF), &t24(200), &[9], &ext, &fill(128, 2), &[0xC6], &ext, &fill(72, 3)].concat();
+        let (f, out) = relay_once(&mut relay, &m1);
+        assert_eq!(f, Forward::Copied { consumed: m1.len() });
+        let ts = be32(0x0100_000A);
+        let expect =
+            [&[0x06][..], &t24(0xFF_FFFF), &t24(200), &[9], &le32(1), &ts, &fill(128, 2), &[0xC6], &ts, &fill(72, 3)]
+                .concat();
+        assert_eq!(out, expect);
+
+        // fmt 3 new message: upstream delta 0x1000000, downstream delta differs.
+        let m2 = [&[0xC6][..], &ext, &fill(128, 4), &[0xC6], &ext, &fill(72, 5)].concat();
+        let (f, out) = relay_once(&mut relay, &m2);
+        assert_eq!(f, Forward::Copied { consumed: m2.len() });
+        let ts = be32(0x0200_000A);
+        let expect =
+            [&[0x06][..], &t24(0xFF_FFFF), &t24(200), &[9], &le32(1), &ts, &fill(128, 4), &[0xC6], &ts, &fill(72, 5)]
+                .concat();
+        assert_eq!(out, expect);
+
+        // fmt 2 depends only on fields both sides agree on: verbatim.
+        let m3 = [&[0x86][..], &t24(5), &fill(128, 6), &[0xC6], &fill(72, 7)].concat();
+        let (f, out) = relay_once(&mut relay, &m3);
+        assert_eq!(f, Forward::InPlace { consumed: m3.len() });
+        assert_eq!(out, m3);
+        assert_eq!(relay.messages(), 3);
+    }
+
+    #[test]
+    fn relay_reencodes_and_removes_extended_timestamps() {
+        let ext = be32(0x0100_0000);
+        let prefix =
+            [&[0x06][..], &t24(0xFF_FFFF), &t24(200), &[9], &le32(1), &ext, &fill(128, 0), &[0xC6], &ext, &fill(72, 0)]
+                .concat();
+        let mut asm = Assembler::new(Limits::default());
+        assert_eq!(asm.read(&prefix).unwrap().0, prefix.len());
+        let mut down = Encoder::new();
+        down.write_message(6, &mh(0x01FF_FFF0, 0, 9, 1), &[0; 200], &mut Vec::new());
+        let mut relay = Relay::new(asm.into_decoder(), down, StreamIdMap::IDENTITY);
+        // Upstream: fmt 3 new message (timestamp 0x2000000), carrying ext.
+        let m = [&[0xC6][..], &ext, &fill(128, 1), &[0xC6], &ext, &fill(72, 2)].concat();
+        let (f, out) = relay_once(&mut relay, &m);
+        assert_eq!(f, Forward::Copied { consumed: m.len() });
+        let expect = [&[0x86][..], &t24(0x10), &fill(128, 1), &[0xC6], &fill(72, 2)].concat();
+        assert_eq!(out, expect);
+    }
+
+    #[test]
+    fn relay_rewrites_stream_id_in_place() {
+        let mut relay = Relay::new(Decoder::new(Limits::default()), Encoder::new(), StreamIdMap { from: 1, to: 5 });
+        let input = [
+            &[0x04][..],
+            &t24(0),
+            &t24(2),
+            &[9],
+            &le32(1),
+            &[1, 2],
+            &[0x44],
+            &t24(40),
+            &t24(3),
+            &[9],
+            &[3, 4, 5],
+            &[0x05],
+            &t24(0),
+            &t24(1),
+            &[8],
+            &le32(7),
+            &[6],
+        ]
+        .concat();
+        let (f, out) = relay_once(&mut relay, &input);
+        assert_eq!(f, Forward::InPlace { consumed: input.len() });
+        let mut expect = input.clone();
+        expect[8..12].copy_from_slice(&le32(5));
+        assert_eq!(out, expect);
+        let (msgs, _) = assemble(&out, &mut Rng::new(3));
+        assert_eq!(msgs[1].1, mh(40, 3, 9, 5));
+        assert_eq!(msgs[2].1, mh(0, 1, 8, 7));
+    }
+
+    #[test]
+    fn relay_reencodes_fresh_cid2_fmt1_as_fmt0() {
+        let mut relay = Relay::new(Decoder::new(Limits::default()), Encoder::new(), StreamIdMap::IDENTITY);
+        let input = [&[0x42][..], &t24(7), &t24(6), &[4], &[0, 3, 0, 0, 0, 1]].concat();
+        let (f, out) = relay_once(&mut relay, &input);
+        assert_eq!(f, Forward::Copied { consumed: input.len() });
+        assert_eq!(out, [&[0x02][..], &t24(7), &t24(6), &[4], &le32(0), &[0, 3, 0, 0, 0, 1]].concat());
+    }
+
+    #[test]
+    fn relay_leaves_an_incomplete_header() {
+        let mut relay = Relay::new(Decoder::new(Limits::default()), Encoder::new(), StreamIdMap::IDENTITY);
+        let msg = [&[0x04][..], &t24(0), &t24(2), &[9], &le32(1), &[1, 2]].concat();
+        let mut buf = [&msg[..], &msg[..11]].concat();
+        assert_eq!(relay.process(&mut buf), Ok(Forward::InPlace { consumed: msg.len() }));
+        assert_eq!(relay.process(&mut []), Ok(Forward::InPlace { consumed: 0 }));
+        let mut bad = [0xC9];
+        assert_eq!(relay.process(&mut bad), Err(ChunkError::FirstChunkNotFmt0 { cid: 9 }));
+    }
+
+    /// The upstream read `prefix` (command phase), the downstream was sent
+    /// `down` (cid, header, 1-byte payload); then `input` is relayed.
+    fn relay_after(prefix: &[u8], down: &[(u32, MessageHeader)], input: &[u8]) -> (Forward, Vec<u8>) {
+        let mut dec = Decoder::new(Limits::default());
+        assert_eq!(decode_all(&mut dec, prefix).unwrap().0, prefix.len());
+        let mut enc = Encoder::new();
+        for (cid, m) in down {
+            enc.write_message(*cid, m, &[0], &mut Vec::new());
+        }
+        let mut relay = Relay::new(dec, enc, StreamIdMap::IDENTITY);
+        relay_once(&mut relay, input)
+    }
+
+    macro_rules! reencode {
+        ($($name:ident: $prefix:expr, $down:expr, $input:expr => $out:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let prefix: Vec<u8> = $prefix.concat();
+                let input: Vec<u8> = $input.concat();
+                let (f, out) = relay_after(&prefix, &$down, &input);
+                let expect: Vec<u8> = $out.concat();
+                let copied = Forward::Copied { consumed: input.len() };
+                let in_place = Forward::InPlace { consumed: input.len() };
+                assert_eq!(f, if expect == input { in_place } else { copied });
+                assert_eq!(out, expect);
+            }
+        )*};
+    }
+
+    reencode! {
+        relay_fmt1_passes_when_timestamp_and_stream_agree:
+            [&[0x03][..], &t24(0), &t24(1), &[8], &le32(1), &[0]],
+            [(3, mh(0, 1, 9, 1))],
+            [&[0x43][..], &t24(10), &t24(1), &[8], &[7]]
+            => [&[0x43][..], &t24(10), &t24(1), &[8], &[7]];
+        relay_fmt1_reencoded_when_stream_differs:
+            [&[0x03][..], &t24(0), &t24(1), &[8], &le32(1), &[0]],
+            [(3, mh(0, 1, 8, 2))],
+            [&[0x43][..], &t24(10), &t24(1), &[8], &[7]]
+            => [&[0x03][..], &t24(10), &t24(1), &[8], &le32(1), &[7]];
+        relay_fmt1_reencoded_when_timestamp_differs:
+            [&[0x03][..], &t24(0), &t24(1), &[8], &le32(1), &[0]],
+            [(3, mh(4, 1, 8, 1))],
+            [&[0x43][..], &t24(10), &t24(1), &[8], &[7]]
+            => [&[0x83][..], &t24(6), &[7]];
+        relay_fmt2_reencoded_when_type_differs:
+            [&[0x03][..], &t24(0), &t24(1), &[8], &le32(1), &[0]],
+            [(3, mh(0, 1, 9, 1))],
+            [&[0x83][..], &t24(10), &[7]]
+            => [&[0x43][..], &t24(10), &t24(1), &[8], &[7]];
+        relay_fmt3_reencoded_when_delta_differs:
+            [&[0x03][..], &t24(0), &t24(1), &[8], &le32(1), &[0], &[0x83], &t24(10), &[0]],
+            [(3, mh(6, 1, 8, 1)), (3, mh(10, 1, 8, 1))],
+            [&[0xC3][..], &[7]]
+            => [&[0x83][..], &t24(10), &[7]];
+        relay_fmt3_reencoded_when_only_the_extended_flag_differs:
+            // Upstream: field 0xFFFFFF with the small value 5 (delta 5, ext);
+            // downstream: plain timestamp 5 (delta 5, no ext).
+            [&[0x03][..], &t24(0xFF_FFFF), &t24(1), &[8], &le32(1), &be32(5), &[0]],
+            [(3, mh(5, 1, 8, 1))],
+            [&[0xC3][..], &be32(5), &[7]]
+            => [&[0xC3][..], &[7]];
+    }
+
+    #[test]
+    fn encoder_avoids_fmt3_after_an_extended_header() {
+        let mut enc = Encoder::new();
+        let weird = Hdr { ts: 5, delta: 5, len: 1, sid: 1, type_id: 8, ext: true };
+        enc.set_state(3, weird);
+        let mut out = Vec::new();
+        enc.write_message(3, &mh(10, 0, 8, 1), &[7], &mut out);
+        assert_eq!(out, [&[0x83][..], &t24(5), &[7]].concat());
+    }
+
+    #[test]
+    fn relay_follows_chunk_size_changes_it_forwards() {
+        // Chunk size 3; an Abort(9) on cid 2 is half read when the relay starts.
+        let before =
+            [set_chunk_size_msg(0x02, 3), [&[0x02][..], &t24(0), &t24(4), &[2], &le32(0), &[0, 0, 0]].concat()]
+                .concat();
+        let mut dec = Decoder::new(Limits::default());
+        decode_all(&mut dec, &before).unwrap();
+        let mut relay = Relay::new(dec, Encoder::new(), StreamIdMap::IDENTITY);
+        // SetChunkSize(1) on cid 4 passes; then the Abort ends.
+        let set = [&[0x04][..], &t24(0), &t24(4), &[1], &le32(0), &[0, 0, 0], &[0xC4], &[1]].concat();
+        let input = [&set[..], &[0xC2, 9]].concat();
+        let (f, out) = relay_once(&mut relay, &input);
+        assert_eq!(f, Forward::Copied { consumed: input.len() });
+        let expect = [
+            set_chunk_size_msg(0x02, 3),
+            set.clone(),
+            // Abort(9) re-sent at the new chunk size 1.
+            [&[0x42][..], &t24(0), &t24(4), &[2], &[0], &[0xC2, 0], &[0xC2, 0], &[0xC2, 9]].concat(),
+        ]
+        .concat();
+        assert_eq!(out, expect);
+        let (msgs, cs) = assemble(&out, &mut Rng::new(5));
+        assert_eq!(cs, 1);
+        assert_eq!(msgs[2], (2, mh(0, 4, TYPE_ABORT, 0), be32(9).to_vec()));
     }
 }

@@ -46,7 +46,13 @@ pub enum ClientProgress {
 
 impl ClientSession {
     /// Starts the handshake; C0 and C1 are appended to `out`.
-    pub fn start(random: &[u8; RANDOM_LEN], epoch: u32, req: &StreamRequest, limits: Limits, out: &mut Vec<u8>) -> Self {
+    pub fn start(
+        random: &[u8; RANDOM_LEN],
+        epoch: u32,
+        req: &StreamRequest,
+        limits: Limits,
+        out: &mut Vec<u8>,
+    ) -> Self {
         let hs = handshake::ClientHandshake::start(random, epoch, out);
         ClientSession {
             phase: Phase::Handshake(hs),
@@ -144,7 +150,9 @@ impl ClientSession {
                     }
                     let sid = sid as u32;
                     let c = match self.role {
-                        Role::Publish => Command::new("publish", want + 1.0).arg(Value::str(&self.stream)).arg(Value::str("live")),
+                        Role::Publish => {
+                            Command::new("publish", want + 1.0).arg(Value::str(&self.stream)).arg(Value::str("live"))
+                        }
                         Role::Play => Command::new("play", want + 1.0).arg(Value::str(&self.stream)),
                     };
                     write_command(&mut self.enc, CID_STREAM, sid, &c, out);

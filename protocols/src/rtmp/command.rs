@@ -25,12 +25,7 @@ pub struct Command<'a> {
 impl<'a> Command<'a> {
     /// A command with a `Null` command object and no args.
     pub fn new(name: &'a str, transaction_id: f64) -> Self {
-        Command {
-            name: Cow::Borrowed(name),
-            transaction_id,
-            object: Value::Null,
-            args: Vec::new(),
-        }
+        Command { name: Cow::Borrowed(name), transaction_id, object: Value::Null, args: Vec::new() }
     }
 
     /// Replaces the command object.
@@ -65,12 +60,7 @@ impl<'a> Command<'a> {
         };
         let object = next(&mut rest)?.unwrap_or(Value::Null);
         let args = amf0::decode_all(rest)?;
-        Ok(Command {
-            name,
-            transaction_id,
-            object,
-            args,
-        })
+        Ok(Command { name, transaction_id, object, args })
     }
 
     /// Appends the AMF0 body (message type 20) to `out`.
@@ -147,9 +137,7 @@ impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CommandError::Amf0(e) => write!(f, "malformed RTMP command: {e}"),
-            CommandError::MissingName => {
-                f.write_str("RTMP command or data message does not start with a name")
-            }
+            CommandError::MissingName => f.write_str("RTMP command or data message does not start with a name"),
             CommandError::MissingTransactionId => f.write_str("RTMP command has no transaction id"),
         }
     }
@@ -349,10 +337,7 @@ mod tests {
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// `connect` payloads captured from FFmpeg 5.1 (Lavf59.27.100) talking
@@ -411,40 +396,23 @@ mod tests {
                 19 => Ok(Command::new("connect", 1.0)),
                 _ => Err(CommandError::Amf0(Amf0Error::Truncated)),
             };
-            assert_eq!(
-                Command::decode(&FFMPEG_CONNECT[..cut], false),
-                expected,
-                "cut at {cut}"
-            );
+            assert_eq!(Command::decode(&FFMPEG_CONNECT[..cut], false), expected, "cut at {cut}");
         }
     }
 
     #[test]
     fn encode_builder_exact_bytes() {
         let mut out = Vec::new();
-        Command::new("publish", 5.0)
-            .arg(Value::str("livestream"))
-            .arg(Value::str("live"))
-            .encode(&mut out);
+        Command::new("publish", 5.0).arg(Value::str("livestream")).arg(Value::str("live")).encode(&mut out);
         let expected = [s("publish"), n(5.0), vec![0x05], s("livestream"), s("live")].concat();
         assert_eq!(out, expected);
 
         let mut out = Vec::new();
         Command::new("connect", 1.0)
-            .with_object(Value::object([(
-                "tcUrl",
-                Value::str("rtmp://127.0.0.1:1935/live"),
-            )]))
+            .with_object(Value::object([("tcUrl", Value::str("rtmp://127.0.0.1:1935/live"))]))
             .encode(&mut out);
-        let expected = [
-            s("connect"),
-            n(1.0),
-            vec![0x03],
-            key("tcUrl"),
-            s("rtmp://127.0.0.1:1935/live"),
-            vec![0, 0, 9],
-        ]
-        .concat();
+        let expected =
+            [s("connect"), n(1.0), vec![0x03], key("tcUrl"), s("rtmp://127.0.0.1:1935/live"), vec![0, 0, 9]].concat();
         assert_eq!(out, expected);
     }
 
@@ -479,10 +447,7 @@ mod tests {
             d.values,
             vec![
                 Value::str("onMetaData"),
-                Value::ecma_array([
-                    ("width", Value::Number(1280.0)),
-                    ("encoder", Value::str("Lavf59.27.100")),
-                ]),
+                Value::ecma_array([("width", Value::Number(1280.0)), ("encoder", Value::str("Lavf59.27.100")),]),
             ]
         );
         let mut out = Vec::new();
@@ -503,10 +468,7 @@ mod tests {
         );
         assert_eq!(
             Data::decode(&s("onMetaData"), false),
-            Ok(Data {
-                name: Cow::Borrowed("onMetaData"),
-                values: vec![]
-            })
+            Ok(Data { name: Cow::Borrowed("onMetaData"), values: vec![] })
         );
     }
 
@@ -514,18 +476,9 @@ mod tests {
     fn display_and_source() {
         use std::error::Error;
         let e = CommandError::Amf0(Amf0Error::Truncated);
-        assert_eq!(
-            e.to_string(),
-            "malformed RTMP command: AMF0 value truncated"
-        );
-        assert_eq!(
-            e.source().map(|s| s.to_string()),
-            Some("AMF0 value truncated".to_string())
-        );
-        assert_eq!(
-            CommandError::MissingTransactionId.to_string(),
-            "RTMP command has no transaction id"
-        );
+        assert_eq!(e.to_string(), "malformed RTMP command: AMF0 value truncated");
+        assert_eq!(e.source().map(|s| s.to_string()), Some("AMF0 value truncated".to_string()));
+        assert_eq!(CommandError::MissingTransactionId.to_string(), "RTMP command has no transaction id");
         assert!(CommandError::MissingName.source().is_none());
     }
 }

@@ -56,8 +56,8 @@ const DIGEST_RANGE: usize = BLOCK_LEN - DIGEST_LEN - 4;
 
 /// The 32 bytes both well-known keys end with.
 const KEY_TAIL: [u8; 32] = [
-    0xF0, 0xEE, 0xC2, 0x4A, 0x80, 0x68, 0xBE, 0xE8, 0x2E, 0x00, 0xD0, 0xD1, 0x02, 0x9E, 0x7E, 0x57,
-    0x6E, 0xEC, 0x5D, 0x2D, 0x29, 0x80, 0x6F, 0xAB, 0x93, 0xB8, 0xE6, 0x36, 0xCF, 0xEB, 0x31, 0xAE,
+    0xF0, 0xEE, 0xC2, 0x4A, 0x80, 0x68, 0xBE, 0xE8, 0x2E, 0x00, 0xD0, 0xD1, 0x02, 0x9E, 0x7E, 0x57, 0x6E, 0xEC, 0x5D,
+    0x2D, 0x29, 0x80, 0x6F, 0xAB, 0x93, 0xB8, 0xE6, 0x36, 0xCF, 0xEB, 0x31, 0xAE,
 ];
 /// The open part of the client key, which signs C1.
 const FP_KEY_OPEN: &[u8; 30] = b"Genuine Adobe Flash Player 001";
@@ -116,20 +116,13 @@ pub struct ExpectC0C1 {
 impl ExpectC0C1 {
     /// `random` fills S1 and S2; `epoch` is S1's time field (milliseconds).
     pub fn new(random: &[u8; RANDOM_LEN], epoch: u32) -> Self {
-        ExpectC0C1 {
-            random: Box::new(*random),
-            epoch,
-        }
+        ExpectC0C1 { random: Box::new(*random), epoch }
     }
 
     /// Needs [`C0C1_LEN`] bytes. On `Complete`, S0+S1+S2 ([`S0S1S2_LEN`]
     /// bytes) were appended to `out`. A bad C0 is reported as soon as its
     /// byte arrives.
-    pub fn handle(
-        self,
-        buf: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Step<Self, ExpectC2>, HandshakeError> {
+    pub fn handle(self, buf: &[u8], out: &mut Vec<u8>) -> Result<Step<Self, ExpectC2>, HandshakeError> {
         let Some(&c0) = buf.first() else {
             return Ok(Step::Partial(self));
         };
@@ -156,10 +149,7 @@ impl ExpectC0C1 {
             }
         };
         debug_assert_eq!(out.len() - start, S0S1S2_LEN);
-        Ok(Step::Complete {
-            consumed: C0C1_LEN,
-            next: ExpectC2 { kind },
-        })
+        Ok(Step::Complete { consumed: C0C1_LEN, next: ExpectC2 { kind } })
     }
 
     /// S1 with the server version and a digest placed per `schema`.
@@ -202,10 +192,7 @@ impl ExpectC2 {
         if buf.len() < C2_LEN {
             return Ok(Step::Partial(self));
         }
-        Ok(Step::Complete {
-            consumed: C2_LEN,
-            next: Done { kind: self.kind },
-        })
+        Ok(Step::Complete { consumed: C2_LEN, next: Done { kind: self.kind } })
     }
 }
 
@@ -252,12 +239,7 @@ impl ExpectS0S1S2 {
             return Ok(Step::Partial(self));
         };
         out.extend_from_slice(s1);
-        Ok(Step::Complete {
-            consumed: S0S1S2_LEN,
-            next: Done {
-                kind: HandshakeKind::Simple,
-            },
-        })
+        Ok(Step::Complete { consumed: S0S1S2_LEN, next: Done { kind: HandshakeKind::Simple } })
     }
 }
 
@@ -285,12 +267,7 @@ impl Schema {
     /// 772 + 4 + 727 = 1503, so the digest always fits.
     fn digest_offset(self, packet: &[u8; PACKET_LEN]) -> usize {
         let block = self.digest_block();
-        let sum: usize = packet
-            .iter()
-            .skip(block)
-            .take(4)
-            .map(|&b| usize::from(b))
-            .sum();
+        let sum: usize = packet.iter().skip(block).take(4).map(|&b| usize::from(b)).sum();
         block + 4 + sum % DIGEST_RANGE
     }
 }
@@ -468,14 +445,8 @@ mod tests {
         assert!(s1[4] >= 3, "FFmpeg only validates when version[0] >= 3");
         let fms_open = &fms_key_full()[..36];
         let other = if block == 8 { 772 } else { 8 };
-        assert!(
-            validate(s1, block, fms_open).is_some(),
-            "S1 digest in schema {block}"
-        );
-        assert!(
-            validate(s1, other, fms_open).is_none(),
-            "S1 digest also in {other}"
-        );
+        assert!(validate(s1, block, fms_open).is_some(), "S1 digest in schema {block}");
+        assert!(validate(s1, other, fms_open).is_none(), "S1 digest also in {other}");
         // A wrong key does not verify: the check above is meaningful.
         assert!(validate(s1, block, &FP_KEY_OPEN[..]).is_none());
 
@@ -511,11 +482,7 @@ mod tests {
                 let (c0c1, pos) = complex_c0c1(seed, block);
                 offsets.insert(pos);
                 let (out, next) = serve(&c0c1, &random(seed.wrapping_add(100)));
-                assert_eq!(
-                    next.kind(),
-                    HandshakeKind::Complex,
-                    "seed {seed} block {block}"
-                );
+                assert_eq!(next.kind(), HandshakeKind::Complex, "seed {seed} block {block}");
                 check_complex_answer(&c0c1, pos, block, 0x0102_0304, &out);
             }
         }
@@ -554,14 +521,9 @@ mod tests {
         let mut c0c1 = simple_c0c1(13);
         c0c1[0] = 6;
         let mut out = Vec::new();
-        let err = ExpectC0C1::new(&random(1), 0)
-            .handle(&c0c1, &mut out)
-            .unwrap_err();
+        let err = ExpectC0C1::new(&random(1), 0).handle(&c0c1, &mut out).unwrap_err();
         assert_eq!(err, HandshakeError::UnsupportedVersion(6));
-        assert_eq!(
-            err.to_string(),
-            "RTMP version 6 is RTMPE (encrypted RTMP), which is not supported"
-        );
+        assert_eq!(err.to_string(), "RTMP version 6 is RTMPE (encrypted RTMP), which is not supported");
         assert!(out.is_empty());
     }
 
@@ -571,19 +533,13 @@ mod tests {
             let r = ExpectC0C1::new(&random(1), 0).handle(&[c0], &mut Vec::new());
             assert_eq!(r.unwrap_err(), HandshakeError::UnsupportedVersion(c0));
         }
-        assert_eq!(
-            HandshakeError::UnsupportedVersion(0x47).to_string(),
-            "unsupported RTMP version 71 (expected 3)"
-        );
+        assert_eq!(HandshakeError::UnsupportedVersion(0x47).to_string(), "unsupported RTMP version 71 (expected 3)");
     }
 
     /// Feeds `input` one more byte at a time, the way a caller that reads
     /// one byte per syscall would; returns what the server wrote, the
     /// kind, and how much input was left over.
-    fn server_byte_at_a_time(
-        input: &[u8],
-        server_random: &[u8; RANDOM_LEN],
-    ) -> (Vec<u8>, Done, usize) {
+    fn server_byte_at_a_time(input: &[u8], server_random: &[u8; RANDOM_LEN]) -> (Vec<u8>, Done, usize) {
         let mut out = Vec::new();
         let mut state = ExpectC0C1::new(server_random, 0x0102_0304);
         let mut have = 0;
@@ -655,13 +611,7 @@ mod tests {
         // Output is appended after what the caller already had.
         let mut out = vec![0xAA];
         let r = ExpectC0C1::new(&random(31), 0).handle(&c0c1, &mut out);
-        assert!(matches!(
-            r,
-            Ok(Step::Complete {
-                consumed: C0C1_LEN,
-                ..
-            })
-        ));
+        assert!(matches!(r, Ok(Step::Complete { consumed: C0C1_LEN, .. })));
         assert_eq!(out.len(), 1 + S0S1S2_LEN);
         assert_eq!(out[..2], [0xAA, 3]);
     }
@@ -785,14 +735,10 @@ mod tests {
     /// SHA-256 of the S0+S1+S2 this server answered FFMPEG_C0C1 with
     /// (random = [0x5A; 1536], epoch 0), which that FFmpeg validated
     /// (S1 digest and S2 signature) and then went on to `connect`.
-    const FFMPEG_ACCEPTED_ANSWER_SHA256: &str =
-        "c6c1580041127f2f63d8684c0b54463097114f8d1baad53de7f7e075da478ed8";
+    const FFMPEG_ACCEPTED_ANSWER_SHA256: &str = "c6c1580041127f2f63d8684c0b54463097114f8d1baad53de7f7e075da478ed8";
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]
@@ -815,10 +761,7 @@ mod tests {
         assert_eq!(next.kind(), HandshakeKind::Complex);
         let pos = validate(&c0c1[1..], 8, &FP_KEY_OPEN[..]).unwrap();
         check_complex_answer(&c0c1, pos, 8, 0, &out);
-        let sha: String = sha2::Sha256::digest(&out)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha: String = sha2::Sha256::digest(&out).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(sha, FFMPEG_ACCEPTED_ANSWER_SHA256);
     }
 }

@@ -187,7 +187,10 @@ impl ExpectPublishOrPlay {
                             match name_arg() {
                                 Some(s) if !s.is_empty() => Action::Start(role, s, msg_sid),
                                 _ => {
-                                    return Err(SessionError::Misbehaved(format!("`{}` without a stream name", cmd.name)))
+                                    return Err(SessionError::Misbehaved(format!(
+                                        "`{}` without a stream name",
+                                        cmd.name
+                                    )))
                                 }
                             }
                         }
@@ -236,7 +239,10 @@ impl ExpectPublishOrPlay {
                         stream_id: sid,
                         connect: self.connect,
                     };
-                    return Ok(Advance::Next { consumed: pos, next: Identified { request, asm: self.asm, enc: self.enc } });
+                    return Ok(Advance::Next {
+                        consumed: pos,
+                        next: Identified { request, asm: self.asm, enc: self.enc },
+                    });
                 }
             }
         }

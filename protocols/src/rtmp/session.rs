@@ -31,7 +31,9 @@ impl fmt::Display for SessionError {
         match self {
             SessionError::Malformed(e) => write!(f, "malformed RTMP: {e}"),
             SessionError::Misbehaved(e) => write!(f, "protocol misuse: {e}"),
-            SessionError::Rejected { code, description } => write!(f, "refused: {code} ({description})"),
+            SessionError::Rejected { code, description } => {
+                write!(f, "refused: {code} ({description})")
+            }
         }
     }
 }
