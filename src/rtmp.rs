@@ -117,14 +117,22 @@ async fn read_more(
     if buf.len() >= MAX_PENDING {
         return Err(ReadFail::TooMuch);
     }
-    let mut tmp = [0u8; 8192];
+    // Read straight into the buffer's tail: no stack copy, and nothing big
+    // kept in the session's future once it relays.
+    let len = buf.len();
+    buf.resize(len + 4096, 0);
     let left = deadline.saturating_duration_since(Instant::now());
-    match srs_io::timeout(left, s.read(&mut tmp)).await {
+    let r = srs_io::timeout(left, s.read(&mut buf[len..])).await;
+    let n = match &r {
+        Some(Ok(n)) => *n,
+        _ => 0,
+    };
+    buf.truncate(len + n);
+    match r {
         None => Err(ReadFail::Timeout),
         Some(Ok(0)) => Err(ReadFail::Closed),
         Some(Ok(n)) => {
             counter.set(counter.get() + n as u64);
-            buf.extend_from_slice(&tmp[..n]);
             Ok(())
         }
         Some(Err(e)) => Err(ReadFail::Io(e)),
@@ -142,9 +150,9 @@ fn client_read_fail(f: ReadFail, stage: &'static str, bytes_in: u64) -> End {
     match f {
         ReadFail::Timeout => End::ClientTimeout(stage),
         ReadFail::Closed => End::ClientGone(stage, bytes_in),
-        ReadFail::TooMuch => End::Client(SessionError::Misbehaved(format!(
-            "over {MAX_PENDING} unparsed bytes during {stage}"
-        ))),
+        ReadFail::TooMuch => {
+            End::Client(SessionError::Misbehaved(format!("over {MAX_PENDING} unparsed bytes during {stage}")))
+        }
         ReadFail::Io(e) => End::Io(e),
     }
 }
@@ -176,8 +184,7 @@ macro_rules! drive {
                     if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
                         return End::Io(e);
                     }
-                    if let Err(f) = read_more($client, &mut $buf, $deadline, &$facts.bytes_in).await
-                    {
+                    if let Err(f) = read_more($client, &mut $buf, $deadline, &$facts.bytes_in).await {
                         return client_read_fail(f, $stage, $facts.bytes_in.get());
                     }
                 }
@@ -200,31 +207,16 @@ macro_rules! drive {
 async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> End {
     let limits = Limits::default();
     let deadline = Instant::now() + IDENTIFY_TIMEOUT;
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::with_capacity(4096);
-    let info = ServerInfo {
-        version: crate::VERSION.to_string(),
-        conn_id: id.to_string(),
-    };
+    let info = ServerInfo { version: crate::VERSION.to_string(), conn_id: id.to_string() };
     let c = &mut client;
 
     let st = server::ExpectC0C1::new(&random_block(), 0, info, limits);
-    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, o| s
-        .handle(b, o));
-    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, _o| s
-        .handle(b));
-    let st = drive!(c, buf, out, deadline, facts, "connect", st, |s, b, o| s
-        .handle(b, o));
-    let ident: Identified = drive!(
-        c,
-        buf,
-        out,
-        deadline,
-        facts,
-        "publish or play",
-        st,
-        |s, b, o| s.handle(b, o)
-    );
+    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, o| s.handle(b, o));
+    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, _o| s.handle(b));
+    let st = drive!(c, buf, out, deadline, facts, "connect", st, |s, b, o| s.handle(b, o));
+    let ident: Identified = drive!(c, buf, out, deadline, facts, "publish or play", st, |s, b, o| s.handle(b, o));
 
     let req = ident.request().clone();
     facts.role = Some(req.role.as_str());
@@ -233,10 +225,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         Err(e) => {
             ident.reject(&format!("bad stream: {e}"), &mut out);
             let _ = send(c, &mut out, &facts.bytes_out).await;
-            return End::BadStream(format!(
-                "{e} (tcUrl={:?}, stream={:?})",
-                req.tc_url, req.stream
-            ));
+            return End::BadStream(format!("{e} (tcUrl={:?}, stream={:?})", req.tc_url, req.stream));
         }
     };
     facts.stream = Some(key.clone());
@@ -276,7 +265,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
     };
     let _ = up.set_nodelay(true);
     let odeadline = Instant::now() + ORIGIN_START_TIMEOUT;
-    let mut obuf: Vec<u8> = Vec::with_capacity(8192);
+    let mut obuf: Vec<u8> = Vec::new();
     let mut oout: Vec<u8> = Vec::with_capacity(4096);
     let mut cs = ClientSession::start(&random_block(), 0, &req, limits, &mut oout);
     loop {
@@ -325,31 +314,18 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
     }
     tracing::info!(conn = %id, core = core.index, stream = %key, origin = %origin.id(), %addr, role = req.role.as_str(),
         "rtmp session relaying");
+    drop((out, oout));
 
-    let mut upf = RelayFilter(Relay::new(
-        relaying.decoder,
-        oenc,
-        StreamIdMap {
-            from: relaying.stream_id,
-            to: osid,
-        },
-    ));
-    let mut downf = RelayFilter(Relay::new(
-        odec,
-        relaying.encoder,
-        StreamIdMap {
-            from: osid,
-            to: relaying.stream_id,
-        },
-    ));
+    let mut upf = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
+    let mut downf = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
     let (mut cr, mut cw) = srs_io::split::split(client);
     let (mut or, mut ow) = srs_io::split::split(up);
     let bin = facts.bytes_in.clone();
     let bout = facts.bytes_out.clone();
     let (up_bytes, down_bytes) = (Cell::new(0u64), Cell::new(0u64));
     let end = pump::run_pair(
-        pump::pump(&mut cr, &mut ow, &mut upf, RELAY_BUF, &buf, &up_bytes),
-        pump::pump(&mut or, &mut cw, &mut downf, RELAY_BUF, &obuf, &down_bytes),
+        pump::pump(&mut cr, &mut ow, &mut upf, RELAY_BUF, buf, &up_bytes),
+        pump::pump(&mut or, &mut cw, &mut downf, RELAY_BUF, obuf, &down_bytes),
         [&up_bytes, &down_bytes],
         core.cfg.idle_timeout,
     )

@@ -54,15 +54,21 @@ impl fmt::Display for PumpEnd {
     }
 }
 
+/// First size of a pump's buffer: an idle relay holds only this much.
+pub const MIN_BUF: usize = 2048;
+
 /// Pumps `r` into `w` through `filter` until one side ends. `initial` holds
 /// bytes already read from `r` before the relay began. `bytes` counts what was
 /// written (shared with the idle watchdog and the session's log line).
+///
+/// The buffer starts at [`MIN_BUF`] and doubles, up to `max_buf`, each time a
+/// read fills it: idle connections stay small, busy ones get few syscalls.
 pub async fn pump<R, W, F>(
     r: &mut R,
     w: &mut W,
     filter: &mut F,
-    buf_size: usize,
-    initial: &[u8],
+    max_buf: usize,
+    initial: Vec<u8>,
     bytes: &Cell<u64>,
 ) -> PumpEnd
 where
@@ -70,9 +76,10 @@ where
     W: AsyncWrite + Unpin,
     F: Filter,
 {
-    let mut buf = vec![0u8; buf_size.max(initial.len() + 4096)];
-    buf[..initial.len()].copy_from_slice(initial);
     let mut filled = initial.len();
+    let mut buf = initial;
+    let start = MIN_BUF.max(filled + MIN_BUF / 2).next_power_of_two();
+    buf.resize(start, 0);
     loop {
         let (consumed, out) = match filter.filter(&mut buf[..filled]) {
             Ok(v) => v,
@@ -91,7 +98,13 @@ where
         }
         match r.read(&mut buf[filled..]).await {
             Ok(0) => return PumpEnd::Eof,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if filled == buf.len() && buf.len() < max_buf {
+                    let grown = (buf.len() * 2).min(max_buf);
+                    buf.resize(grown, 0);
+                }
+            }
             Err(e) => return PumpEnd::Read(e),
         }
     }
@@ -148,9 +161,7 @@ pub async fn run_pair(
     idle: Duration,
 ) -> PairEnd {
     futures_lite::future::or(
-        futures_lite::future::or(async { PairEnd::Upstream(up.await) }, async {
-            PairEnd::Downstream(down.await)
-        }),
+        futures_lite::future::or(async { PairEnd::Upstream(up.await) }, async { PairEnd::Downstream(down.await) }),
         async {
             idle_watch(&counters, idle).await;
             PairEnd::Idle
