@@ -10,11 +10,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub const LIMITS: http::Limits = http::Limits {
-    max_body: 1 << 20,
-    request_timeout: Duration::from_secs(10),
-    idle_timeout: Duration::from_secs(60),
-};
+pub const LIMITS: http::Limits =
+    http::Limits { max_body: 1 << 20, request_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) };
 
 pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
     let mut buf = Vec::new();
@@ -55,10 +52,7 @@ async fn route(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
 }
 
 pub fn versions() -> Response {
-    Response::json(
-        200,
-        &json!({"signature": crate::SIGNATURE, "version": crate::VERSION}),
-    )
+    Response::json(200, &json!({"signature": crate::SIGNATURE, "version": crate::VERSION}))
 }
 
 fn authorized(core: &Core, req: &http::Request) -> bool {
@@ -74,21 +68,14 @@ fn authorized(core: &Core, req: &http::Request) -> bool {
     // Compare without an early exit so the time does not leak the token.
     scheme.eq_ignore_ascii_case("bearer")
         && given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 async fn register(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
     if !authorized(core, req) {
         tracing::warn!(%peer, "register refused: missing or wrong bearer token");
-        return Response::error(
-            401,
-            "unauthorized: a valid Authorization: Bearer token is required",
-        )
-        .header("WWW-Authenticate", "Bearer realm=\"srs-proxy\"");
+        return Response::error(401, "unauthorized: a valid Authorization: Bearer token is required")
+            .header("WWW-Authenticate", "Bearer realm=\"srs-proxy\"");
     }
     let origin = match RegisterRequest::parse(&req.body).and_then(|r| r.into_origin()) {
         Ok(o) => o,
@@ -112,10 +99,7 @@ async fn register(core: &Core, req: &http::Request, peer: SocketAddr) -> Respons
             return Response::error(503, e);
         }
     }
-    Response::json(
-        200,
-        &json!({"code": 0, "pid": std::process::id().to_string()}),
-    )
+    Response::json(200, &json!({"code": 0, "pid": std::process::id().to_string()}))
 }
 
 fn origins(core: &Core) -> Response {
@@ -137,12 +121,7 @@ fn origins(core: &Core) -> Response {
 }
 
 async fn streams(core: &Core) -> Response {
-    let data: Vec<_> = core
-        .lb
-        .pins()
-        .await
-        .into_iter()
-        .map(|(k, o)| json!({"stream": k.as_str(), "origin": o.to_string()}))
-        .collect();
+    let data: Vec<_> =
+        core.lb.pins().await.into_iter().map(|(k, o)| json!({"stream": k.as_str(), "origin": o.to_string()})).collect();
     Response::json(200, &json!({"code": 0, "data": data}))
 }

@@ -182,10 +182,7 @@ impl Config {
     /// Builds the configuration from `get`, which returns a variable's value
     /// (`None` if unset; empty values are treated as unset, i.e. default).
     /// `available_cores` is the default for `PROXY_WORKERS`.
-    pub fn from_lookup(
-        get: &dyn Fn(&str) -> Option<String>,
-        available_cores: usize,
-    ) -> Result<Config, ConfigError> {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>, available_cores: usize) -> Result<Config, ConfigError> {
         let r = Reader { get };
         let listen = |var| r.listen(var, default_of(var));
 
@@ -194,11 +191,7 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("memory") => LbType::Memory,
             Some(v) if v.eq_ignore_ascii_case("redis") => LbType::Redis,
             Some(v) => {
-                return Err(err(
-                    "PROXY_LOAD_BALANCER_TYPE",
-                    &v,
-                    "must be memory or redis",
-                ));
+                return Err(err("PROXY_LOAD_BALANCER_TYPE", &v, "must be memory or redis"));
             }
         };
 
@@ -223,32 +216,27 @@ impl Config {
             None => Some(PathBuf::from(default_of("PROXY_STATIC_FILES"))),
         };
 
-        let api_auth =
-            match r.value("PROXY_HTTP_API_AUTH_ENABLED").as_deref() {
-                None | Some("off") => None,
-                Some("on") => {
-                    match r.value("PROXY_HTTP_API_AUTH_TYPE") {
-                        None => return Err(err(
+        let api_auth = match r.value("PROXY_HTTP_API_AUTH_ENABLED").as_deref() {
+            None | Some("off") => None,
+            Some("on") => {
+                match r.value("PROXY_HTTP_API_AUTH_TYPE") {
+                    None => {
+                        return Err(err(
                             "PROXY_HTTP_API_AUTH_TYPE",
                             "",
                             "required when PROXY_HTTP_API_AUTH_ENABLED=on (only supports bearer)",
-                        )),
-                        Some(t) if t.eq_ignore_ascii_case("bearer") => {}
-                        Some(t) => {
-                            return Err(err("PROXY_HTTP_API_AUTH_TYPE", &t, "only supports bearer"))
-                        }
+                        ))
                     }
-                    let token = r.value("PROXY_HTTP_API_AUTH_TOKEN").ok_or_else(|| {
-                        err(
-                            "PROXY_HTTP_API_AUTH_TOKEN",
-                            "",
-                            "required when PROXY_HTTP_API_AUTH_ENABLED=on",
-                        )
-                    })?;
-                    Some(token)
+                    Some(t) if t.eq_ignore_ascii_case("bearer") => {}
+                    Some(t) => return Err(err("PROXY_HTTP_API_AUTH_TYPE", &t, "only supports bearer")),
                 }
-                Some(v) => return Err(err("PROXY_HTTP_API_AUTH_ENABLED", v, "must be on or off")),
-            };
+                let token = r.value("PROXY_HTTP_API_AUTH_TOKEN").ok_or_else(|| {
+                    err("PROXY_HTTP_API_AUTH_TOKEN", "", "required when PROXY_HTTP_API_AUTH_ENABLED=on")
+                })?;
+                Some(token)
+            }
+            Some(v) => return Err(err("PROXY_HTTP_API_AUTH_ENABLED", v, "must be on or off")),
+        };
 
         let default_backend = if r.value("PROXY_DEFAULT_BACKEND_ENABLED").as_deref() == Some("on") {
             let ip = r.string("PROXY_DEFAULT_BACKEND_IP");
@@ -257,9 +245,7 @@ impl Config {
             }
             Some(DefaultBackend {
                 ip,
-                rtmp: r
-                    .endpoint("PROXY_DEFAULT_BACKEND_RTMP")?
-                    .unwrap_or_default(),
+                rtmp: r.endpoint("PROXY_DEFAULT_BACKEND_RTMP")?.unwrap_or_default(),
                 http: r.endpoint("PROXY_DEFAULT_BACKEND_HTTP")?,
                 api: r.endpoint("PROXY_DEFAULT_BACKEND_API")?,
                 rtc: r.endpoint("PROXY_DEFAULT_BACKEND_RTC")?,
@@ -307,11 +293,7 @@ impl Config {
             Ok(bytes) => parse_dotenv(&String::from_utf8_lossy(&bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
-                return Err(ConfigError {
-                    var: ".env",
-                    value: String::new(),
-                    reason: format!("cannot read: {e}"),
-                })
+                return Err(ConfigError { var: ".env", value: String::new(), reason: format!("cannot read: {e}") })
             }
         };
         let process = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
@@ -332,19 +314,13 @@ impl Config {
             self.webrtc_server,
             self.srt_server,
             self.system_api,
-            self.static_files
-                .as_ref()
-                .map_or_else(|| "off".to_owned(), |p| p.display().to_string()),
+            self.static_files.as_ref().map_or_else(|| "off".to_owned(), |p| p.display().to_string()),
             self.load_balancer,
             self.origin_ttl,
             self.grace_quit_timeout,
             self.force_quit_timeout,
             self.workers,
-            if self.api_auth.is_some() {
-                "bearer"
-            } else {
-                "off"
-            },
+            if self.api_auth.is_some() { "bearer" } else { "off" },
         );
         if self.load_balancer == LbType::Redis {
             s += &format!(
@@ -352,11 +328,7 @@ impl Config {
                 self.redis.host,
                 self.redis.port,
                 self.redis.db,
-                if self.redis.password.is_some() {
-                    "***"
-                } else {
-                    ""
-                },
+                if self.redis.password.is_some() { "***" } else { "" },
                 self.redis.key_prefix
             );
         }
@@ -389,17 +361,11 @@ fn layered<'a>(
 }
 
 fn default_of(var: &str) -> &'static str {
-    VARS.iter()
-        .find(|(_, name, _, _)| *name == var)
-        .map_or("", |(_, _, default, _)| default)
+    VARS.iter().find(|(_, name, _, _)| *name == var).map_or("", |(_, _, default, _)| default)
 }
 
 fn err(var: &'static str, value: &str, reason: &str) -> ConfigError {
-    ConfigError {
-        var,
-        value: value.to_owned(),
-        reason: reason.to_owned(),
-    }
+    ConfigError { var, value: value.to_owned(), reason: reason.to_owned() }
 }
 
 #[derive(Clone, Copy)]
@@ -415,14 +381,11 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// The trimmed value, `None` when unset or empty.
     fn value(&self, var: &str) -> Option<String> {
-        (self.get)(var)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        (self.get)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
     fn string(&self, var: &'static str) -> String {
-        self.value(var)
-            .unwrap_or_else(|| default_of(var).to_owned())
+        self.value(var).unwrap_or_else(|| default_of(var).to_owned())
     }
 
     fn listen(&self, var: &'static str, default: &str) -> Result<Listen, ConfigError> {
@@ -475,10 +438,7 @@ fn parse_listen(v: &str) -> Result<Listen, &'static str> {
     let bare = v.strip_prefix(':').unwrap_or(v);
     if !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_digit()) {
         let port = parse_port(bare)?;
-        return Ok(Listen(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port,
-        )));
+        return Ok(Listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)));
     }
     let addr: SocketAddr = v.parse().map_err(|_| "not a port or ip:port")?;
     if addr.port() == 0 {
@@ -537,11 +497,7 @@ pub fn parse_go_duration(s: &str) -> Result<i64, String> {
                 if overflow {
                     continue;
                 }
-                match frac
-                    .checked_mul(10)
-                    .and_then(|f| f.checked_add(u64::from(c - b'0')))
-                    .filter(|f| *f <= LIMIT)
-                {
+                match frac.checked_mul(10).and_then(|f| f.checked_add(u64::from(c - b'0'))).filter(|f| *f <= LIMIT) {
                     Some(f) => {
                         frac = f;
                         scale *= 10.0;
@@ -556,9 +512,7 @@ pub fn parse_go_duration(s: &str) -> Result<i64, String> {
             return Err(invalid());
         }
         // Unit.
-        let unit_len = s
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(s.len());
+        let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
         if unit_len == 0 {
             return Err(format!("time: missing unit in duration {orig:?}"));
         }
@@ -571,11 +525,7 @@ pub fn parse_go_duration(s: &str) -> Result<i64, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => {
-                return Err(format!(
-                    "time: unknown unit {unit_str:?} in duration {orig:?}"
-                ))
-            }
+            _ => return Err(format!("time: unknown unit {unit_str:?} in duration {orig:?}")),
         };
         if v > LIMIT / unit {
             return Err(invalid());
@@ -587,10 +537,7 @@ pub fn parse_go_duration(s: &str) -> Result<i64, String> {
                 return Err(invalid());
             }
         }
-        total = total
-            .checked_add(v)
-            .filter(|t| *t <= LIMIT)
-            .ok_or_else(invalid)?;
+        total = total.checked_add(v).filter(|t| *t <= LIMIT).ok_or_else(invalid)?;
     }
     if neg {
         return Ok((total as i128).wrapping_neg() as i64);
@@ -651,11 +598,7 @@ fn dotenv_value(v: &str) -> String {
         if let Some((inner, rest)) = quoted(q) {
             let rest = rest.trim_start();
             if rest.is_empty() || rest.starts_with('#') {
-                return if q == '"' {
-                    unescape(inner)
-                } else {
-                    inner.to_owned()
-                };
+                return if q == '"' { unescape(inner) } else { inner.to_owned() };
             }
         }
     }
@@ -703,11 +646,7 @@ pub fn help_text() -> String {
             group = g;
             s += &format!("\n{g}:\n");
         }
-        let default = if default.is_empty() {
-            "(empty)"
-        } else {
-            default
-        };
+        let default = if default.is_empty() { "(empty)" } else { default };
         s += &format!("  {name:width$}  default {default}: {meaning}\n");
     }
     s
@@ -720,10 +659,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(&|k| map.get(k).cloned(), 4)
     }
 
@@ -744,13 +680,7 @@ mod tests {
         assert_eq!(c.load_balancer, LbType::Memory);
         assert_eq!(
             c.redis,
-            RedisConfig {
-                host: "127.0.0.1".into(),
-                port: 6379,
-                password: None,
-                db: 0,
-                key_prefix: String::new(),
-            }
+            RedisConfig { host: "127.0.0.1".into(), port: 6379, password: None, db: 0, key_prefix: String::new() }
         );
         assert_eq!(c.default_backend, None);
         assert_eq!(c.origin_ttl, Duration::from_secs(300));
@@ -906,10 +836,7 @@ mod tests {
     #[test]
     fn error_display_one_line() {
         let e = config(&[("PROXY_RTMP_SERVER", "abc")]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "PROXY_RTMP_SERVER=abc: not a port or ip:port"
-        );
+        assert_eq!(e.to_string(), "PROXY_RTMP_SERVER=abc: not a port or ip:port");
     }
 
     #[test]
@@ -918,9 +845,7 @@ mod tests {
         let all_on = |k: &str| {
             seen.borrow_mut().insert(k.to_owned());
             match k {
-                "PROXY_DEFAULT_BACKEND_ENABLED" | "PROXY_HTTP_API_AUTH_ENABLED" => {
-                    Some("on".into())
-                }
+                "PROXY_DEFAULT_BACKEND_ENABLED" | "PROXY_HTTP_API_AUTH_ENABLED" => Some("on".into()),
                 "PROXY_HTTP_API_AUTH_TYPE" => Some("bearer".into()),
                 "PROXY_HTTP_API_AUTH_TOKEN" => Some("t".into()),
                 _ => None,
@@ -931,10 +856,7 @@ mod tests {
         assert_eq!(*seen.borrow(), documented);
         let help = help_text();
         for (_, name, default, _) in VARS {
-            let line = help
-                .lines()
-                .find(|l| l.trim_start().starts_with(name))
-                .unwrap();
+            let line = help.lines().find(|l| l.trim_start().starts_with(name)).unwrap();
             if !default.is_empty() {
                 assert!(line.contains(&format!("default {default}:")), "{line}");
             }
@@ -984,10 +906,7 @@ mod tests {
         ])
         .unwrap();
         for text in [format!("{c:?}"), c.summary()] {
-            assert!(
-                !text.contains("redispw") && !text.contains("tok3n"),
-                "{text}"
-            );
+            assert!(!text.contains("redispw") && !text.contains("tok3n"), "{text}");
         }
         assert!(c.summary().contains("rtmp=0.0.0.0:11935"));
     }

@@ -53,11 +53,7 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
 /// Whether `line`, trimmed, starts with the variable `name` (not a longer one).
 fn starts_with_var(line: &str, name: &str) -> bool {
     let t = line.trim_start();
-    t.starts_with(name)
-        && !t[name.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    t.starts_with(name) && !t[name.len()..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The `--help` entry of `name`: its first line (starting with the name)
@@ -98,13 +94,11 @@ fn help_lists_every_variable_with_its_default() {
     assert!(st.success(), "--help exit status {st}");
     let help = p.stdout();
     for (name, default) in VARIABLES {
-        let entry = help_entry(&help, name)
-            .unwrap_or_else(|| panic!("--help has no line starting with {name}:\n{help}"));
+        let entry =
+            help_entry(&help, name).unwrap_or_else(|| panic!("--help has no line starting with {name}:\n{help}"));
         if let Some(d) = default {
             assert!(
-                tokens(&entry)
-                    .iter()
-                    .any(|t| t == d || t.ends_with(&format!("/{d}"))),
+                tokens(&entry).iter().any(|t| t == d || t.ends_with(&format!("/{d}"))),
                 "--help entry of {name} does not show its default {d}:\n{entry}"
             );
         }
@@ -116,34 +110,13 @@ fn bad_values_stop_startup_with_a_line_naming_the_variable() {
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[("PROXY_RTMP_SERVER", "abc")], "PROXY_RTMP_SERVER"),
         (&[("PROXY_SYSTEM_API", "70000")], "PROXY_SYSTEM_API"),
-        (
-            &[("PROXY_GRACE_QUIT_TIMEOUT", "xyz")],
-            "PROXY_GRACE_QUIT_TIMEOUT",
-        ),
-        (
-            &[("PROXY_FORCE_QUIT_TIMEOUT", "10")],
-            "PROXY_FORCE_QUIT_TIMEOUT",
-        ),
-        (
-            &[("PROXY_LOAD_BALANCER_TYPE", "etcd")],
-            "PROXY_LOAD_BALANCER_TYPE",
-        ),
-        (
-            &[("PROXY_ORIGIN_SERVER_TTL", "0s")],
-            "PROXY_ORIGIN_SERVER_TTL",
-        ),
-        (
-            &[("PROXY_ORIGIN_SERVER_TTL", "-5s")],
-            "PROXY_ORIGIN_SERVER_TTL",
-        ),
+        (&[("PROXY_GRACE_QUIT_TIMEOUT", "xyz")], "PROXY_GRACE_QUIT_TIMEOUT"),
+        (&[("PROXY_FORCE_QUIT_TIMEOUT", "10")], "PROXY_FORCE_QUIT_TIMEOUT"),
+        (&[("PROXY_LOAD_BALANCER_TYPE", "etcd")], "PROXY_LOAD_BALANCER_TYPE"),
+        (&[("PROXY_ORIGIN_SERVER_TTL", "0s")], "PROXY_ORIGIN_SERVER_TTL"),
+        (&[("PROXY_ORIGIN_SERVER_TTL", "-5s")], "PROXY_ORIGIN_SERVER_TTL"),
         (&[("PROXY_REDIS_DB", "x")], "PROXY_REDIS_DB"),
-        (
-            &[
-                ("PROXY_HTTP_API_AUTH_ENABLED", "on"),
-                ("PROXY_HTTP_API_AUTH_TYPE", "bearer"),
-            ],
-            "PROXY_HTTP_API_AUTH_TOKEN",
-        ),
+        (&[("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TYPE", "bearer")], "PROXY_HTTP_API_AUTH_TOKEN"),
         (
             &[
                 ("PROXY_HTTP_API_AUTH_ENABLED", "on"),
@@ -165,10 +138,7 @@ fn bad_values_stop_startup_with_a_line_naming_the_variable() {
         let log = p.log();
         let st = st.unwrap_or_else(|| panic!("{env:?}: still running; it must refuse to start"));
         assert!(!st.success(), "{env:?}: exit status {st}, must be non-zero");
-        assert!(
-            log.lines().any(|l| l.contains(var)),
-            "{env:?}: no stderr line names {var}:\n{log}"
-        );
+        assert!(log.lines().any(|l| l.contains(var)), "{env:?}: no stderr line names {var}:\n{log}");
     }
 }
 
@@ -178,16 +148,11 @@ fn a_listener_that_cannot_bind_stops_startup() {
         let taken = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = format!("127.0.0.1:{}", taken.local_addr().unwrap().port());
         let mut p = Proxy::spawn(ProxyOpts::new().env(var, &addr));
-        let st = p
-            .guard
-            .wait_exit(secs(15))
-            .unwrap_or_else(|| panic!("{var}={addr} is taken, yet the proxy kept running"));
+        let st =
+            p.guard.wait_exit(secs(15)).unwrap_or_else(|| panic!("{var}={addr} is taken, yet the proxy kept running"));
         let log = p.log();
         assert!(!st.success(), "{var}={addr} taken: exit status {st}");
-        assert!(
-            log.lines().any(|l| l.contains(var)),
-            "{var}={addr} taken: no stderr line names {var}:\n{log}"
-        );
+        assert!(log.lines().any(|l| l.contains(var)), "{var}={addr} taken: no stderr line names {var}:\n{log}");
         drop(taken);
     }
 }
@@ -212,8 +177,7 @@ fn dotenv_in_the_working_dir_is_read_and_the_environment_wins() {
     );
 
     // The RTMP listener is where .env put it, and it speaks RTMP.
-    let mut s = TcpStream::connect(loopback(rtmp_from_file))
-        .expect("PROXY_RTMP_SERVER from .env is not listening");
+    let mut s = TcpStream::connect(loopback(rtmp_from_file)).expect("PROXY_RTMP_SERVER from .env is not listening");
     let mut c0c1 = vec![3u8];
     c0c1.extend_from_slice(&[0u8; 1536]);
     s.write_all(&c0c1).unwrap();
@@ -240,16 +204,10 @@ fn rtmp_turned_away(port: u16) -> bool {
 #[test]
 fn sigterm_drains_a_live_relay_then_exits_0() {
     let origin = NginxRtmp::start();
-    let mut proxy = Proxy::start(&[
-        ("PROXY_GRACE_QUIT_TIMEOUT", "10s"),
-        ("PROXY_FORCE_QUIT_TIMEOUT", "60s"),
-    ]);
+    let mut proxy = Proxy::start(&[("PROXY_GRACE_QUIT_TIMEOUT", "10s"), ("PROXY_FORCE_QUIT_TIMEOUT", "60s")]);
     let _hb = Heartbeat::start(&proxy.sys_api(), origin.origin().register_body());
     let _publisher = ffmpeg_publish(&proxy.rtmp_url("draining"));
-    assert!(
-        wait_until(secs(20), || origin.has_stream("draining")),
-        "the publish never reached the origin"
-    );
+    assert!(wait_until(secs(20), || origin.has_stream("draining")), "the publish never reached the origin");
 
     proxy.guard.signal(libc::SIGTERM);
     // New clients are turned away (every try, once the signal is handled)...
@@ -258,22 +216,13 @@ fn sigterm_drains_a_live_relay_then_exits_0() {
         "after SIGTERM the RTMP port still takes new clients"
     );
     for _ in 0..5 {
-        assert!(
-            rtmp_turned_away(proxy.rtmp_port),
-            "after SIGTERM a new RTMP client was served"
-        );
+        assert!(rtmp_turned_away(proxy.rtmp_port), "after SIGTERM a new RTMP client was served");
     }
     // ...while the live relay goes on during the grace period.
     assert!(proxy.guard.is_running(), "exited before the grace period");
-    assert!(
-        origin.has_stream("draining"),
-        "the live relay was cut at SIGTERM instead of being drained"
-    );
+    assert!(origin.has_stream("draining"), "the live relay was cut at SIGTERM instead of being drained");
 
-    let st = proxy
-        .guard
-        .wait_exit(secs(10 + 20))
-        .expect("still running long after the grace period");
+    let st = proxy.guard.wait_exit(secs(10 + 20)).expect("still running long after the grace period");
     assert_eq!(st.code(), Some(0), "exit status {st}");
 }
 
@@ -282,15 +231,10 @@ fn sigterm_and_sigint_with_nothing_live_exit_0_promptly() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         // A grace period far longer than the wait below: with nothing live,
         // the proxy must not sit it out.
-        let mut proxy = Proxy::start(&[
-            ("PROXY_GRACE_QUIT_TIMEOUT", "120s"),
-            ("PROXY_FORCE_QUIT_TIMEOUT", "180s"),
-        ]);
+        let mut proxy = Proxy::start(&[("PROXY_GRACE_QUIT_TIMEOUT", "120s"), ("PROXY_FORCE_QUIT_TIMEOUT", "180s")]);
         proxy.guard.signal(sig);
-        let st = proxy
-            .guard
-            .wait_exit(secs(20))
-            .unwrap_or_else(|| panic!("signal {sig}: still running with nothing live"));
+        let st =
+            proxy.guard.wait_exit(secs(20)).unwrap_or_else(|| panic!("signal {sig}: still running with nothing live"));
         assert_eq!(st.code(), Some(0), "signal {sig}: exit status {st}");
     }
 }

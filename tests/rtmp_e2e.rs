@@ -19,17 +19,12 @@ fn secs(n: u64) -> Duration {
 
 /// Registers every origin and keeps it alive with a heartbeat thread each.
 fn heartbeats(proxy: &Proxy, origins: &[OriginInfo]) -> Vec<Heartbeat> {
-    origins
-        .iter()
-        .map(|o| Heartbeat::start(&proxy.sys_api(), o.register_body()))
-        .collect()
+    origins.iter().map(|o| Heartbeat::start(&proxy.sys_api(), o.register_body())).collect()
 }
 
 /// Indexes of the nginx origins whose /stat shows `name` being published.
 fn holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
-    (0..origins.len())
-        .filter(|&i| origins[i].has_stream(name))
-        .collect()
+    (0..origins.len()).filter(|&i| origins[i].has_stream(name)).collect()
 }
 
 /// Waits until some origin holds `name`; returns the holders then.
@@ -44,10 +39,7 @@ fn wait_holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
 
 fn probe_clip(url: &str, timeout: Duration) {
     let out = ffprobe(url, timeout).unwrap_or_else(|e| panic!("play {url}: {e}"));
-    assert!(
-        is_test_clip(&out),
-        "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}"
-    );
+    assert!(is_test_clip(&out), "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}");
 }
 
 #[test]
@@ -60,11 +52,7 @@ fn publish_through_proxy_lands_on_exactly_one_of_three_nginx_origins() {
     // A user publishes the clip to the proxy, as to any RTMP server.
     let _publisher = ffmpeg_publish(&proxy.rtmp_url("livestream"));
     let found = wait_holders(&origins, "livestream");
-    assert_eq!(
-        found.len(),
-        1,
-        "the stream must be on exactly one origin; /stat shows it on {found:?}"
-    );
+    assert_eq!(found.len(), 1, "the stream must be on exactly one origin; /stat shows it on {found:?}");
     let holder = &infos[found[0]];
 
     // A player through the proxy gets the clip back.
@@ -88,32 +76,18 @@ fn ten_streams_spread_over_origins_and_each_plays_back() {
     let _hb = heartbeats(&proxy, &infos);
 
     let names: Vec<String> = (0..10).map(|i| format!("stream{i}")).collect();
-    let _publishers: Vec<ProcGuard> = names
-        .iter()
-        .map(|n| ffmpeg_publish(&proxy.rtmp_url(n)))
-        .collect();
+    let _publishers: Vec<ProcGuard> = names.iter().map(|n| ffmpeg_publish(&proxy.rtmp_url(n))).collect();
 
     let mut placed: BTreeMap<String, usize> = BTreeMap::new();
     for name in &names {
         let found = wait_holders(&origins, name);
-        assert_eq!(
-            found.len(),
-            1,
-            "{name} must be on exactly one origin; /stat shows it on {found:?}"
-        );
+        assert_eq!(found.len(), 1, "{name} must be on exactly one origin; /stat shows it on {found:?}");
         placed.insert(name.clone(), found[0]);
     }
     let used: BTreeSet<usize> = placed.values().copied().collect();
-    assert!(
-        used.len() > 1,
-        "ten streams all landed on one origin: {placed:?}"
-    );
+    assert!(used.len() > 1, "ten streams all landed on one origin: {placed:?}");
     for (name, &i) in &placed {
-        assert_eq!(
-            proxy.pinned_origin(&live_key(name)),
-            Some(infos[i].id()),
-            "/api/v1/streams for {name}"
-        );
+        assert_eq!(proxy.pinned_origin(&live_key(name)), Some(infos[i].id()), "/api/v1/streams for {name}");
     }
 
     // One player per stream, all at once, through the proxy.
@@ -180,9 +154,10 @@ fn an_origin_that_stops_heartbeating_drops_out_and_its_stream_moves() {
         "the stream stayed on A after the publisher left"
     );
     assert!(
-        wait_until(secs(15), || proxy.session_lines_for(&key).iter().any(|l| {
-            log_field(l, "origin").is_some_and(|o| infos[a].is_named_by(&o))
-        })),
+        wait_until(secs(15), || proxy
+            .session_lines_for(&key)
+            .iter()
+            .any(|l| { log_field(l, "origin").is_some_and(|o| infos[a].is_named_by(&o)) })),
         "no `rtmp session ended` line for {key} naming origin A ({})",
         infos[a].id()
     );
@@ -190,22 +165,15 @@ fn an_origin_that_stops_heartbeating_drops_out_and_its_stream_moves() {
     // A dies: its heartbeats stop; with a 3 s TTL the proxy drops it.
     hb[a] = None;
     assert!(
-        wait_until(secs(30), || !proxy
-            .log_lines_with(&["origin expired", &infos[a].id()])
-            .is_empty()),
+        wait_until(secs(30), || !proxy.log_lines_with(&["origin expired", &infos[a].id()]).is_empty()),
         "no `origin expired` log line naming {}",
         infos[a].id()
     );
     assert!(
-        proxy
-            .log_lines_with(&["origin expired", &infos[b].id()])
-            .is_empty(),
+        proxy.log_lines_with(&["origin expired", &infos[b].id()]).is_empty(),
         "B kept heartbeating but was expired"
     );
-    let listed_alive = proxy
-        .origins()
-        .iter()
-        .any(|o| o["id"] == infos[a].id().as_str() && o["alive"] == true);
+    let listed_alive = proxy.origins().iter().any(|o| o["id"] == infos[a].id().as_str() && o["alive"] == true);
     assert!(!listed_alive, "/api/v1/origins still lists A alive");
 
     // The next publish of the same stream lands on B, the live one.
@@ -219,9 +187,10 @@ fn an_origin_that_stops_heartbeating_drops_out_and_its_stream_moves() {
     assert_eq!(proxy.pinned_origin(&key), Some(infos[b].id()));
     drop(publisher);
     assert!(
-        wait_until(secs(15), || proxy.session_lines_for(&key).iter().any(|l| {
-            log_field(l, "origin").is_some_and(|o| infos[b].is_named_by(&o))
-        })),
+        wait_until(secs(15), || proxy
+            .session_lines_for(&key)
+            .iter()
+            .any(|l| { log_field(l, "origin").is_some_and(|o| infos[b].is_named_by(&o)) })),
         "no `rtmp session ended` line for {key} naming origin B ({}): the re-pin is not in the log",
         infos[b].id()
     );
@@ -257,11 +226,7 @@ fn connections_for_one_stream_on_both_cores_reach_the_same_origin() {
         n
     };
     let cores = |proxy: &Proxy| -> BTreeSet<String> {
-        proxy
-            .session_lines_for(&key)
-            .iter()
-            .filter_map(|l| log_field(l, "core"))
-            .collect()
+        proxy.session_lines_for(&key).iter().filter_map(|l| log_field(l, "core")).collect()
     };
     let mut plays = play_round(40);
     for _ in 0..3 {
@@ -283,10 +248,7 @@ fn connections_for_one_stream_on_both_cores_reach_the_same_origin() {
     );
 
     let c = cores(&proxy);
-    assert!(
-        c.contains("0") && c.contains("1"),
-        "sessions for {key} were served only by cores {c:?}"
-    );
+    assert!(c.contains("0") && c.contains("1"), "sessions for {key} were served only by cores {c:?}");
     for line in proxy.session_lines_for(&key) {
         let origin = log_field(&line, "origin").unwrap_or_default();
         assert!(
@@ -303,8 +265,7 @@ fn connections_for_one_stream_on_both_cores_reach_the_same_origin() {
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
 fn rtmp_conn(proxy: &Proxy) -> (TcpStream, u16) {
-    let s =
-        TcpStream::connect(loopback(proxy.rtmp_port)).expect("connect to the proxy's RTMP port");
+    let s = TcpStream::connect(loopback(proxy.rtmp_port)).expect("connect to the proxy's RTMP port");
     s.set_write_timeout(Some(secs(10))).unwrap();
     let port = s.local_addr().unwrap().port();
     (s, port)
@@ -372,10 +333,7 @@ fn bad_random_bytes(proxy: &Proxy) -> Outcome {
     let _ = s.write_all(&garbage);
     read_until_closed(&mut s, HANG_GUARD).expect("random bytes: the proxy must close");
     // A first byte that is no RTMP version can only be refused at once.
-    Outcome {
-        port,
-        detected: garbage[0] != 3 && garbage[0] != 6,
-    }
+    Outcome { port, detected: garbage[0] != 3 && garbage[0] != 6 }
 }
 
 fn bad_truncated_handshake(proxy: &Proxy) -> Outcome {
@@ -385,22 +343,15 @@ fn bad_truncated_handshake(proxy: &Proxy) -> Outcome {
     s.write_all(&bytes).unwrap();
     shutdown_write(&s);
     read_until_closed(&mut s, HANG_GUARD).expect("truncated handshake: the proxy must close");
-    Outcome {
-        port,
-        detected: true,
-    }
+    Outcome { port, detected: true }
 }
 
 fn bad_chunk_size(proxy: &Proxy, size: u32) -> Outcome {
     let (mut s, port) = rtmp_conn(proxy);
     handshake(&mut s);
     let _ = s.write_all(&set_chunk_size(size));
-    read_until_closed(&mut s, HANG_GUARD)
-        .unwrap_or_else(|e| panic!("SetChunkSize {size}: the proxy must close: {e}"));
-    Outcome {
-        port,
-        detected: true,
-    }
+    read_until_closed(&mut s, HANG_GUARD).unwrap_or_else(|e| panic!("SetChunkSize {size}: the proxy must close: {e}"));
+    Outcome { port, detected: true }
 }
 
 fn bad_message_length(proxy: &Proxy) -> Outcome {
@@ -423,10 +374,7 @@ fn bad_message_length(proxy: &Proxy) -> Outcome {
         }
     }
     read_until_closed(&mut s, HANG_GUARD).expect("oversized message: the proxy must close");
-    Outcome {
-        port,
-        detected: true,
-    }
+    Outcome { port, detected: true }
 }
 
 fn bad_deep_amf0(proxy: &Proxy) -> Outcome {
@@ -440,10 +388,7 @@ fn bad_deep_amf0(proxy: &Proxy) -> Outcome {
     amf_key(&mut p, "app");
     amf_string(&mut p, "live");
     amf_key(&mut p, "tcUrl");
-    amf_string(
-        &mut p,
-        &format!("rtmp://127.0.0.1:{}/live", proxy.rtmp_port),
-    );
+    amf_string(&mut p, &format!("rtmp://127.0.0.1:{}/live", proxy.rtmp_port));
     for _ in 0..depth {
         amf_key(&mut p, "x");
         p.push(0x03);
@@ -455,10 +400,7 @@ fn bad_deep_amf0(proxy: &Proxy) -> Outcome {
     }
     let _ = s.write_all(&chunked(3, 20, 0, &p, 128));
     read_until_closed(&mut s, HANG_GUARD).expect("deep AMF0: the proxy must close");
-    Outcome {
-        port,
-        detected: true,
-    }
+    Outcome { port, detected: true }
 }
 
 fn bad_play_before_connect(proxy: &Proxy) -> Outcome {
@@ -471,39 +413,29 @@ fn bad_play_before_connect(proxy: &Proxy) -> Outcome {
     amf_string(&mut p, "livestream");
     let _ = s.write_all(&chunked(8, 20, 1, &p, 128));
     read_until_closed(&mut s, HANG_GUARD).expect("play before connect: the proxy must close");
-    Outcome {
-        port,
-        detected: true,
-    }
+    Outcome { port, detected: true }
 }
 
 fn bad_silent_client(proxy: &Proxy) -> Outcome {
     let (mut s, port) = rtmp_conn(proxy);
     read_until_closed(&mut s, HANG_GUARD)
         .expect("a client that says nothing must be closed by the proxy's handshake timeout");
-    Outcome {
-        port,
-        detected: false,
-    }
+    Outcome { port, detected: false }
 }
 
 /// A real publish through the proxy, and a real play of it.
 fn publish_and_play(proxy: &Proxy, origin: &NginxRtmp, name: &str) {
     let publisher = ffmpeg_publish(&proxy.rtmp_url(name));
     assert!(
-        wait_until(secs(20), || origin.has_stream(name)),
+        wait_until(secs(30), || origin.has_stream(name)),
         "publish of {name} through the proxy never reached the origin"
     );
     probe_clip(&proxy.rtmp_url(name), secs(20));
     drop(publisher);
-    assert!(
-        wait_until(secs(15), || !origin.has_stream(name)),
-        "{name} stayed on the origin after its publisher left"
-    );
+    assert!(wait_until(secs(15), || !origin.has_stream(name)), "{name} stayed on the origin after its publisher left");
     // Publisher and player have both ended, and the proxy logged both.
     assert!(
-        wait_until(secs(15), || proxy.session_lines_for(&live_key(name)).len()
-            >= 2),
+        wait_until(secs(15), || proxy.session_lines_for(&live_key(name)).len() >= 2),
         "the proxy did not log the end of both sessions for {name}"
     );
 }

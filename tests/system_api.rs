@@ -39,21 +39,11 @@ fn ports(v: &Value) -> Vec<String> {
 
 fn assert_api_error(r: &HttpResponse, status: u16, what: &str) -> Value {
     assert_eq!(r.status, status, "{what}: status; body {:?}", r.text());
-    let v = r
-        .json()
-        .unwrap_or_else(|e| panic!("{what}: error body must be JSON: {e}"));
-    let code = v["code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{what}: no numeric code in {v}"));
+    let v = r.json().unwrap_or_else(|e| panic!("{what}: error body must be JSON: {e}"));
+    let code = v["code"].as_i64().unwrap_or_else(|| panic!("{what}: no numeric code in {v}"));
     assert_ne!(code, 0, "{what}: an error must not have code 0: {v}");
-    assert!(
-        v["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{what}: no message in {v}"
-    );
-    assert!(
-        v.get("pid").is_none(),
-        "{what}: an error must not carry a success body: {v}"
-    );
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: no message in {v}");
+    assert!(v.get("pid").is_none(), "{what}: an error must not carry a success body: {v}");
     v
 }
 
@@ -65,11 +55,7 @@ fn a_real_srs_heartbeat_registers_unchanged() {
         "POST",
         &proxy.sys_api(),
         "/api/v1/srs/register",
-        &[
-            ("Connection", "Keep-Alive"),
-            ("User-Agent", "SRS/6.0.184(Bee)"),
-            ("Content-Type", "application/json"),
-        ],
+        &[("Connection", "Keep-Alive"), ("User-Agent", "SRS/6.0.184(Bee)"), ("Content-Type", "application/json")],
         SRS_HEARTBEAT.as_bytes(),
     )
     .expect("POST /api/v1/srs/register");
@@ -82,13 +68,10 @@ fn a_real_srs_heartbeat_registers_unchanged() {
 
     let id = "vid-3ax2y18-9d6628mo-31283";
     assert!(
-        wait_until(secs(5), || !proxy
-            .log_lines_with(&["origin registered", &format!("id={id}")])
-            .is_empty()),
+        wait_until(secs(5), || !proxy.log_lines_with(&["origin registered", &format!("id={id}")]).is_empty()),
         "no `origin registered` log line with id={id}"
     );
-    let o = origin_by_id(&proxy, id)
-        .unwrap_or_else(|| panic!("/api/v1/origins lacks {id}: {:?}", proxy.origins()));
+    let o = origin_by_id(&proxy, id).unwrap_or_else(|| panic!("/api/v1/origins lacks {id}: {:?}", proxy.origins()));
     assert_eq!(o["ip"], "127.0.0.1");
     assert_eq!(o["device_id"], "origin1");
     assert_eq!(ports(&o["rtmp"]), vec!["19351"]);
@@ -100,11 +83,7 @@ fn a_real_srs_heartbeat_registers_unchanged() {
     // The next heartbeat refreshes the same origin; it does not add one.
     let r = proxy.register(SRS_HEARTBEAT);
     assert_eq!(r.status, 200);
-    let same: Vec<Value> = proxy
-        .origins()
-        .into_iter()
-        .filter(|o| o["id"] == id)
-        .collect();
+    let same: Vec<Value> = proxy.origins().into_iter().filter(|o| o["id"] == id).collect();
     assert_eq!(same.len(), 1, "one origin per server-service-pid: {same:?}");
 }
 
@@ -116,45 +95,20 @@ fn register_errors_are_400_with_the_first_missing_field_named() {
         (json!({}), "empty ip"),
         (json!({"ip": "127.0.0.1"}), "empty server"),
         (json!({"ip": "127.0.0.1", "server": "s1"}), "empty service"),
-        (
-            json!({"ip": "127.0.0.1", "server": "s1", "service": "v1"}),
-            "empty pid",
-        ),
-        (
-            json!({"ip": "127.0.0.1", "server": "s1", "service": "v1", "pid": "7"}),
-            "empty rtmp",
-        ),
-        (
-            json!({"ip": "127.0.0.1", "server": "s1", "service": "v1", "pid": "7", "rtmp": []}),
-            "empty rtmp",
-        ),
-        (
-            json!({"ip": "", "server": "s1", "service": "v1", "pid": "7", "rtmp": ["1935"]}),
-            "empty ip",
-        ),
-        (
-            json!({"ip": "127.0.0.1", "server": "", "service": "v1", "pid": "7", "rtmp": ["1935"]}),
-            "empty server",
-        ),
-        (
-            json!({"ip": "127.0.0.1", "server": "s1", "service": "", "pid": "7", "rtmp": ["1935"]}),
-            "empty service",
-        ),
-        (
-            json!({"ip": "127.0.0.1", "server": "s1", "service": "v1", "pid": "", "rtmp": ["1935"]}),
-            "empty pid",
-        ),
+        (json!({"ip": "127.0.0.1", "server": "s1", "service": "v1"}), "empty pid"),
+        (json!({"ip": "127.0.0.1", "server": "s1", "service": "v1", "pid": "7"}), "empty rtmp"),
+        (json!({"ip": "127.0.0.1", "server": "s1", "service": "v1", "pid": "7", "rtmp": []}), "empty rtmp"),
+        (json!({"ip": "", "server": "s1", "service": "v1", "pid": "7", "rtmp": ["1935"]}), "empty ip"),
+        (json!({"ip": "127.0.0.1", "server": "", "service": "v1", "pid": "7", "rtmp": ["1935"]}), "empty server"),
+        (json!({"ip": "127.0.0.1", "server": "s1", "service": "", "pid": "7", "rtmp": ["1935"]}), "empty service"),
+        (json!({"ip": "127.0.0.1", "server": "s1", "service": "v1", "pid": "", "rtmp": ["1935"]}), "empty pid"),
     ];
     for (body, message) in cases {
         let r = proxy.register(&body.to_string());
         let v = assert_api_error(&r, 400, &body.to_string());
         assert_eq!(v["message"], message, "for {body}");
     }
-    assert!(
-        proxy.origins().is_empty(),
-        "a refused registration must not register anything: {:?}",
-        proxy.origins()
-    );
+    assert!(proxy.origins().is_empty(), "a refused registration must not register anything: {:?}", proxy.origins());
 }
 
 #[test]
@@ -165,14 +119,8 @@ fn malformed_register_bodies_are_400() {
         ("not JSON", "ip=127.0.0.1&server=s1".to_string()),
         ("a JSON array", "[1,2,3]".to_string()),
         ("an empty body", String::new()),
-        (
-            "a number pid",
-            SRS_HEARTBEAT.replace(r#""pid":"31283""#, r#""pid":31283"#),
-        ),
-        (
-            "a string rtmp",
-            SRS_HEARTBEAT.replace(r#""rtmp":["19351"]"#, r#""rtmp":"19351""#),
-        ),
+        ("a number pid", SRS_HEARTBEAT.replace(r#""pid":"31283""#, r#""pid":31283"#)),
+        ("a string rtmp", SRS_HEARTBEAT.replace(r#""rtmp":["19351"]"#, r#""rtmp":"19351""#)),
     ];
     for (what, body) in cases {
         let r = proxy.register(&body);
@@ -184,15 +132,7 @@ fn malformed_register_bodies_are_400() {
 #[test]
 fn endpoint_formats_srs_versions_send_are_accepted() {
     let proxy = Proxy::start(&[]);
-    for (i, rtmp) in [
-        "1935",
-        "tcp://:1935",
-        "tcp://0.0.0.0:1935",
-        "tcp:127.0.0.1:1935",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, rtmp) in ["1935", "tcp://:1935", "tcp://0.0.0.0:1935", "tcp:127.0.0.1:1935"].iter().enumerate() {
         let server = format!("vid-fmt{i}");
         let body = json!({
             "ip": "127.0.0.1", "server": server, "service": "svc", "pid": "100",
@@ -203,13 +143,8 @@ fn endpoint_formats_srs_versions_send_are_accepted() {
         assert_eq!(r.status, 200, "rtmp {rtmp:?}: {}", r.text());
         assert_eq!(r.json().unwrap()["code"], 0);
         let id = format!("{server}-svc-100");
-        let o = origin_by_id(&proxy, &id)
-            .unwrap_or_else(|| panic!("{id} not listed: {:?}", proxy.origins()));
-        assert!(
-            ports(&o["rtmp"]).iter().any(|p| p.contains("1935")),
-            "rtmp {rtmp:?} listed as {}",
-            o["rtmp"]
-        );
+        let o = origin_by_id(&proxy, &id).unwrap_or_else(|| panic!("{id} not listed: {:?}", proxy.origins()));
+        assert!(ports(&o["rtmp"]).iter().any(|p| p.contains("1935")), "rtmp {rtmp:?} listed as {}", o["rtmp"]);
     }
 }
 
@@ -223,14 +158,8 @@ fn bearer_auth_guards_the_register_api() {
     ]);
     let refused: [(&str, Vec<(&str, &str)>); 4] = [
         ("no Authorization", vec![]),
-        (
-            "a wrong token",
-            vec![("Authorization", "Bearer not-the-token")],
-        ),
-        (
-            "Basic credentials",
-            vec![("Authorization", "Basic dXNlcjpzM2NyZXQ=")],
-        ),
+        ("a wrong token", vec![("Authorization", "Bearer not-the-token")]),
+        ("Basic credentials", vec![("Authorization", "Basic dXNlcjpzM2NyZXQ=")]),
         ("the token without Bearer", vec![("Authorization", token)]),
     ];
     for (what, headers) in refused {
@@ -242,22 +171,12 @@ fn bearer_auth_guards_the_register_api() {
             "{what}: 401 needs a Bearer challenge, got WWW-Authenticate {challenge:?}"
         );
     }
-    assert!(
-        origin_by_id(&proxy, "vid-3ax2y18-9d6628mo-31283").is_none(),
-        "an unauthenticated register registered"
-    );
+    assert!(origin_by_id(&proxy, "vid-3ax2y18-9d6628mo-31283").is_none(), "an unauthenticated register registered");
 
     let bearer = format!("Bearer {token}");
-    let r = register(
-        &proxy.sys_api(),
-        SRS_HEARTBEAT,
-        &[("Authorization", bearer.as_str())],
-    );
+    let r = register(&proxy.sys_api(), SRS_HEARTBEAT, &[("Authorization", bearer.as_str())]);
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.json().unwrap(),
-        json!({"code": 0, "pid": proxy.pid().to_string()})
-    );
+    assert_eq!(r.json().unwrap(), json!({"code": 0, "pid": proxy.pid().to_string()}));
     assert!(origin_by_id(&proxy, "vid-3ax2y18-9d6628mo-31283").is_some());
 }
 
@@ -267,16 +186,11 @@ fn versions_origins_and_unknown_paths() {
     let r = proxy.get("/api/v1/versions");
     assert_eq!(r.status, 200);
     assert!(
-        r.header("Content-Type")
-            .unwrap_or_default()
-            .contains("json"),
+        r.header("Content-Type").unwrap_or_default().contains("json"),
         "Content-Type {:?}",
         r.header("Content-Type")
     );
-    assert_eq!(
-        r.json().unwrap(),
-        json!({"signature": "srs-proxy", "version": env!("CARGO_PKG_VERSION")})
-    );
+    assert_eq!(r.json().unwrap(), json!({"signature": "srs-proxy", "version": env!("CARGO_PKG_VERSION")}));
 
     // No origin yet; then one, listed alive.
     let r = proxy.get("/api/v1/origins");
@@ -319,11 +233,7 @@ fn response_or_close(s: &mut TcpStream, bound: Duration) -> Result<Option<u16>, 
         match s.read(&mut tmp) {
             Ok(0) => return Ok(None),
             Ok(n) => got.extend_from_slice(&tmp[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(_) => return Ok(None),
         }
     }
@@ -335,7 +245,7 @@ fn a_huge_header_is_refused() {
     let mut s = TcpStream::connect(loopback(proxy.system_api_port)).unwrap();
     s.set_write_timeout(Some(secs(10))).unwrap();
     let mut req = b"GET /api/v1/versions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
-    req.extend(std::iter::repeat(b'a').take(70 * 1024));
+    req.extend_from_slice(&vec![b'a'; 70 * 1024]);
     req.extend_from_slice(b"\r\n\r\n");
     let _ = s.write_all(&req);
     match response_or_close(&mut s, secs(30)) {
@@ -357,22 +267,14 @@ fn silent_and_slow_clients_are_closed() {
     });
     let slow = thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /api/v1/versions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-            .unwrap();
+        s.write_all(b"GET /api/v1/versions HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
         read_until_closed(&mut s, secs(30))
     });
     // While they hang around, others are served.
     assert_eq!(proxy.get("/api/v1/versions").status, 200);
     for (what, t) in [("silent", silent), ("slow", slow)] {
-        let got = t
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| panic!("a {what} client must be closed by the proxy: {e}"));
-        assert!(
-            !got.starts_with(b"HTTP/1.1 2"),
-            "a {what} client got a success: {:?}",
-            String::from_utf8_lossy(&got)
-        );
+        let got = t.join().unwrap().unwrap_or_else(|e| panic!("a {what} client must be closed by the proxy: {e}"));
+        assert!(!got.starts_with(b"HTTP/1.1 2"), "a {what} client got a success: {:?}", String::from_utf8_lossy(&got));
     }
 }
 

@@ -51,9 +51,7 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// True once a TCP connect to 127.0.0.1:`port` succeeds, within `timeout`.
 pub fn wait_port(port: u16, timeout: Duration) -> bool {
-    wait_until(timeout, || {
-        TcpStream::connect_timeout(&loopback(port), Duration::from_millis(500)).is_ok()
-    })
+    wait_until(timeout, || TcpStream::connect_timeout(&loopback(port), Duration::from_millis(500)).is_ok())
 }
 
 pub fn loopback(port: u16) -> SocketAddr {
@@ -70,12 +68,8 @@ pub fn free_port() -> u16 {
 
 /// `n` distinct free loopback ports: all are held before any is released.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("local_addr").port())
-        .collect()
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")).collect();
+    held.iter().map(|l| l.local_addr().expect("local_addr").port()).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -91,14 +85,9 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "srs-proxy-test-{tag}-{}-{n}-{nanos:x}",
-            std::process::id()
-        ));
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("srs-proxy-test-{tag}-{}-{n}-{nanos:x}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         TempDir { path }
@@ -146,17 +135,8 @@ pub fn test_clip() -> PathBuf {
             .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
             .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args([
-                "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
-            ])
+            .args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"])
+            .args(["-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k"])
             .args(["-t", "10"])
             .arg(&path)
             .stdin(Stdio::null())
@@ -197,9 +177,7 @@ impl ProcGuard {
         let err_path = dir.join(format!("{name}.stderr.log"));
         let out = File::create(&out_path).expect("create stdout log");
         let err = File::create(&err_path).expect("create stderr log");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
         // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
         unsafe {
             cmd.pre_exec(|| {
@@ -207,9 +185,7 @@ impl ProcGuard {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
         ProcGuard {
             name: name.to_string(),
             child,
@@ -460,20 +436,10 @@ http {{
         let conf_path = dir.join("nginx.conf");
         fs::write(&conf_path, conf).unwrap();
         let mut cmd = Command::new("nginx");
-        cmd.arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.join("logs/error.log"))
-            .arg("-c")
-            .arg(&conf_path);
+        cmd.arg("-p").arg(dir.path()).arg("-e").arg(dir.join("logs/error.log")).arg("-c").arg(&conf_path);
         let mut guard = ProcGuard::spawn("nginx", cmd, dir.path());
         guard.add_log(dir.join("logs/error.log"));
-        let mut n = NginxRtmp {
-            guard,
-            dir,
-            rtmp_port,
-            http_port,
-        };
+        let mut n = NginxRtmp { guard, dir, rtmp_port, http_port };
         let ready = wait_until(Duration::from_secs(10), || {
             n.guard.is_running()
                 && TcpStream::connect(loopback(rtmp_port)).is_ok()
@@ -522,10 +488,7 @@ http {{
 pub fn nginx_stat(http_port: u16) -> io::Result<String> {
     let r = http("GET", &format!("127.0.0.1:{http_port}"), "/stat", &[], b"")?;
     if r.status != 200 {
-        return Err(io::Error::new(
-            io::ErrorKind::Other,
-            format!("/stat answered {}", r.status),
-        ));
+        return Err(io::Error::other(format!("/stat answered {}", r.status)));
     }
     Ok(r.text())
 }
@@ -600,16 +563,11 @@ impl Nms {
     /// so every instance gets its own copy); returns once RTMP and HTTP accept.
     pub fn start() -> Nms {
         let app = peers_dir().join("node_modules/node-media-server/bin/app.js");
-        assert!(
-            app.exists(),
-            "{} missing: run scripts/install-peers.sh",
-            app.display()
-        );
+        assert!(app.exists(), "{} missing: run scripts/install-peers.sh", app.display());
         let bin = app.parent().unwrap().to_path_buf();
         let dir = TempDir::new("nms");
         let ports = free_ports(4);
-        let (rtmp_port, http_port, https_port, rtmps_port) =
-            (ports[0], ports[1], ports[2], ports[3]);
+        let (rtmp_port, http_port, https_port, rtmps_port) = (ports[0], ports[1], ports[2], ports[3]);
         let key = bin.join("key.pem").display().to_string();
         let cert = bin.join("cert.pem").display().to_string();
         let config = serde_json::json!({
@@ -651,12 +609,7 @@ impl Nms {
             .arg("--no-admin")
             .current_dir(dir.path());
         let guard = ProcGuard::spawn("node-media-server", cmd, dir.path());
-        let mut n = Nms {
-            guard,
-            dir,
-            rtmp_port,
-            http_port,
-        };
+        let mut n = Nms { guard, dir, rtmp_port, http_port };
         let ready = wait_until(Duration::from_secs(20), || {
             n.guard.is_running()
                 && TcpStream::connect(loopback(rtmp_port)).is_ok()
@@ -758,10 +711,7 @@ pub struct Proxy {
 }
 
 fn port_of(value: Option<&String>) -> u16 {
-    value
-        .and_then(|v| v.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
+    value.and_then(|v| v.rsplit(':').next()).and_then(|p| p.parse().ok()).unwrap_or(0)
 }
 
 impl Proxy {
@@ -882,11 +832,7 @@ impl Proxy {
 
     /// Log lines containing every one of `needles`.
     pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .map(String::from)
-            .collect()
+        self.log().lines().filter(|l| needles.iter().all(|n| l.contains(n))).map(String::from).collect()
     }
 
     /// The `rtmp session ended` lines.
@@ -896,23 +842,17 @@ impl Proxy {
 
     /// The `rtmp session ended` lines whose `stream=` is `key`.
     pub fn session_lines_for(&self, key: &str) -> Vec<String> {
-        self.session_lines()
-            .into_iter()
-            .filter(|l| log_field(l, "stream").as_deref() == Some(key))
-            .collect()
+        self.session_lines().into_iter().filter(|l| log_field(l, "stream").as_deref() == Some(key)).collect()
     }
 
     /// The `rtmp session ended` line of the connection from 127.0.0.1:`port`.
     pub fn session_line_for_peer(&self, port: u16) -> Option<String> {
         let want = format!("127.0.0.1:{port}");
-        self.session_lines()
-            .into_iter()
-            .find(|l| log_field(l, "peer").as_deref() == Some(want.as_str()))
+        self.session_lines().into_iter().find(|l| log_field(l, "peer").as_deref() == Some(want.as_str()))
     }
 
     pub fn get(&self, path: &str) -> HttpResponse {
-        http("GET", &self.sys_api(), path, &[], b"")
-            .unwrap_or_else(|e| panic!("GET {path} on the system API: {e}"))
+        http("GET", &self.sys_api(), path, &[], b"").unwrap_or_else(|e| panic!("GET {path} on the system API: {e}"))
     }
 
     /// `GET /api/v1/streams` → its `data` array.
@@ -933,10 +873,7 @@ impl Proxy {
 
     /// The origin id `/api/v1/streams` pins `key` to, if any.
     pub fn pinned_origin(&self, key: &str) -> Option<String> {
-        self.streams()
-            .iter()
-            .find(|s| s["stream"] == key)
-            .and_then(|s| s["origin"].as_str().map(String::from))
+        self.streams().iter().find(|s| s["stream"] == key).and_then(|s| s["origin"].as_str().map(String::from))
     }
 
     /// One POST of `body` to `/api/v1/srs/register`.
@@ -952,19 +889,10 @@ impl Proxy {
 
 /// One POST to `/api/v1/srs/register`, with the headers an SRS origin sends.
 pub fn register(sys_api: &str, body: &str, extra: &[(&str, &str)]) -> HttpResponse {
-    let mut headers = vec![
-        ("Content-Type", "application/json"),
-        ("User-Agent", "SRS/6.0.0(Bee)"),
-    ];
+    let mut headers = vec![("Content-Type", "application/json"), ("User-Agent", "SRS/6.0.0(Bee)")];
     headers.extend_from_slice(extra);
-    http(
-        "POST",
-        sys_api,
-        "/api/v1/srs/register",
-        &headers,
-        body.as_bytes(),
-    )
-    .unwrap_or_else(|e| panic!("POST /api/v1/srs/register on {sys_api}: {e}"))
+    http("POST", sys_api, "/api/v1/srs/register", &headers, body.as_bytes())
+        .unwrap_or_else(|e| panic!("POST /api/v1/srs/register on {sys_api}: {e}"))
 }
 
 /// Value of `key=` in a tracing fmt line: `key=value` or `key="quoted \"value\""`.
@@ -974,11 +902,7 @@ pub fn log_field(line: &str, key: &str) -> Option<String> {
     while let Some(i) = line[from..].find(&pat) {
         let start = from + i;
         let ok_before = start == 0
-            || line[..start]
-                .chars()
-                .next_back()
-                .map(|c| c == ' ' || c == '{' || c == ',' || c == ':')
-                .unwrap_or(true);
+            || line[..start].chars().next_back().map(|c| c == ' ' || c == '{' || c == ',' || c == ':').unwrap_or(true);
         let vstart = start + pat.len();
         if !ok_before {
             from = vstart;
@@ -1073,10 +997,7 @@ impl Heartbeat {
                 );
             }
         });
-        Heartbeat {
-            stop,
-            handle: Some(handle),
-        }
+        Heartbeat { stop, handle: Some(handle) }
     }
 }
 
@@ -1111,27 +1032,17 @@ pub fn ffmpeg_publish(url: &str) -> ProcGuard {
 pub fn ffprobe(url: &str, timeout: Duration) -> Result<String, String> {
     let dir = TempDir::new("ffprobe");
     let mut cmd = Command::new("ffprobe");
-    cmd.args([
-        "-v",
-        "error",
-        "-show_entries",
-        "stream=codec_name,width,height",
-    ])
-    .args(["-of", "compact", url]);
+    cmd.args(["-v", "error", "-show_entries", "stream=codec_name,width,height"]).args(["-of", "compact", url]);
     let mut g = ProcGuard::spawn("ffprobe", cmd, dir.path());
     let st = g.wait_exit(timeout);
     let out = g.stdout();
     let err = g.stderr();
     match st {
         Some(st) if st.success() => Ok(out),
-        Some(st) => Err(format!(
-            "ffprobe {url}: {st}; stdout {out:?}; stderr {err:?}"
-        )),
+        Some(st) => Err(format!("ffprobe {url}: {st}; stdout {out:?}; stderr {err:?}")),
         None => {
             g.stop();
-            Err(format!(
-                "ffprobe {url}: still running after {timeout:?}; stdout {out:?}; stderr {err:?}"
-            ))
+            Err(format!("ffprobe {url}: still running after {timeout:?}; stdout {out:?}; stderr {err:?}"))
         }
     }
 }
@@ -1146,9 +1057,7 @@ pub fn is_test_clip(probe: &str) -> bool {
 
 /// Number of open file descriptors of process `pid`.
 pub fn count_fds(pid: u32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
 
 /// What each descriptor of `pid` points at (for failure messages).
@@ -1157,9 +1066,7 @@ pub fn list_fds(pid: u32) -> Vec<String> {
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .map(|e| {
-                    let target = fs::read_link(e.path())
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_default();
+                    let target = fs::read_link(e.path()).map(|t| t.display().to_string()).unwrap_or_default();
                     format!("{}->{}", e.file_name().to_string_lossy(), target)
                 })
                 .collect()
@@ -1182,10 +1089,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// First header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -1202,17 +1106,8 @@ impl HttpResponse {
 /// `Content-Length` when there is a body or the method is POST/PUT), the
 /// body; then reads the response up to its Content-Length, its last chunk,
 /// or the close. Each read waits at most 15 s.
-pub fn http(
-    method: &str,
-    addr: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> io::Result<HttpResponse> {
-    let sock = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "no address"))?;
+pub fn http(method: &str, addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<HttpResponse> {
+    let sock = addr.to_socket_addrs()?.next().ok_or_else(|| io::Error::other("no address"))?;
     let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(15)))?;
     s.set_write_timeout(Some(Duration::from_secs(15)))?;
@@ -1250,10 +1145,7 @@ pub fn read_http_response(s: &mut TcpStream) -> io::Result<HttpResponse> {
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "closed before a complete response head ({} bytes)",
-                    buf.len()
-                ),
+                format!("closed before a complete response head ({} bytes)", buf.len()),
             ));
         }
         buf.extend_from_slice(&tmp[..n]);
@@ -1266,43 +1158,24 @@ pub fn read_http_response(s: &mut TcpStream) -> io::Result<HttpResponse> {
     if !version.starts_with("HTTP/1.") {
         return Err(bad(format!("bad status line {status_line:?}")));
     }
-    let status: u16 = parts
-        .next()
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
-    let hdr = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
+    let status: u16 =
+        parts.next().and_then(|c| c.parse().ok()).ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let hdr = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let mut rest = buf[head_end + 4..].to_vec();
     let body = if let Some(len) = hdr("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| bad(format!("bad Content-Length {len:?}")))?;
+        let len: usize = len.parse().map_err(|_| bad(format!("bad Content-Length {len:?}")))?;
         while rest.len() < len {
             let n = s.read(&mut tmp)?;
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed inside the body",
-                ));
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed inside the body"));
             }
             rest.extend_from_slice(&tmp[..n]);
         }
         rest.truncate(len);
         rest
-    } else if hdr("transfer-encoding")
-        .map(|v| v.eq_ignore_ascii_case("chunked"))
-        .unwrap_or(false)
-    {
+    } else if hdr("transfer-encoding").map(|v| v.eq_ignore_ascii_case("chunked")).unwrap_or(false) {
         read_chunked(s, rest)?
     } else if status == 204 || status == 304 || (100..200).contains(&status) {
         Vec::new()
@@ -1317,11 +1190,7 @@ pub fn read_http_response(s: &mut TcpStream) -> io::Result<HttpResponse> {
         }
         rest
     };
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(HttpResponse { status, headers, body })
 }
 
 fn read_chunked(s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
@@ -1330,10 +1199,7 @@ fn read_chunked(s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
     let mut more = |buf: &mut Vec<u8>, s: &mut TcpStream| -> io::Result<()> {
         let n = s.read(&mut tmp)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "closed inside a chunked body",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed inside a chunked body"));
         }
         buf.extend_from_slice(&tmp[..n]);
         Ok(())
@@ -1377,29 +1243,21 @@ pub fn read_until_closed(s: &mut TcpStream, bound: Duration) -> Result<Vec<u8>, 
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "connection still open after {bound:?} ({} bytes received)",
-                got.len()
-            ));
+            return Err(format!("connection still open after {bound:?} ({} bytes received)", got.len()));
         }
-        s.set_read_timeout(Some(left.min(Duration::from_secs(1))))
-            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(left.min(Duration::from_secs(1)))).map_err(|e| e.to_string())?;
         match s.read(&mut tmp) {
             Ok(0) => return Ok(got),
             Ok(n) => got.extend_from_slice(&tmp[..n]),
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
                 ) => {}
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::BrokenPipe
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
                 ) =>
             {
                 return Ok(got)
@@ -1417,9 +1275,7 @@ pub fn write_ignoring_close(s: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
         Err(e)
             if matches!(
                 e.kind(),
-                io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
             ) =>
         {
             Ok(())
