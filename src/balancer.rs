@@ -18,7 +18,14 @@ pub enum LbReq {
     Update(Box<Origin>),
     Pick(StreamUrl),
     Pins,
-    HlsStore { id: String, stream: StreamUrl, origin: OriginId },
+    /// A playlist request: reuse the player's session (by the id it sent or
+    /// by its player hash) or open one; answers the id to use.
+    HlsOpen {
+        given: Option<String>,
+        player: u64,
+        stream: StreamUrl,
+        origin: OriginId,
+    },
     HlsTouch(String),
 }
 
@@ -26,7 +33,7 @@ pub enum LbResp {
     Updated(Result<UpdateOutcome, LbError>),
     Picked(Result<Box<(Origin, PickOutcome)>, LbError>),
     Pins(Vec<(StreamUrl, OriginId)>),
-    HlsStored(Result<(), HlsError>),
+    HlsOpened(Result<String, HlsError>),
     Hls(Option<(StreamUrl, OriginId)>),
 }
 
@@ -72,6 +79,7 @@ impl Balancer {
         let state = Rc::new(RefCell::new(MemoryState::new(cfg)));
         let rng = RefCell::new(fastrand::Rng::new());
         let hls = Rc::new(RefCell::new(HlsSessions::new(HLS_SESSION_TTL, MAX_HLS_SESSIONS)));
+        let core = mesh.me();
         {
             let state = state.clone();
             let hls = hls.clone();
@@ -79,8 +87,14 @@ impl Balancer {
                 let now = epoch.elapsed();
                 let mut st = state.borrow_mut();
                 match req {
-                    LbReq::HlsStore { id, stream, origin } => {
-                        LbResp::HlsStored(hls.borrow_mut().store(now, &id, stream, origin))
+                    LbReq::HlsOpen { given, player, stream, origin } => {
+                        let mut h = hls.borrow_mut();
+                        let mut id = given.filter(|g| h.touch(now, g).is_some_and(|s| s.stream == stream));
+                        if id.is_none() {
+                            id = h.touch_player(now, player).filter(|(_, s)| s.stream == stream).map(|(id, _)| id);
+                        }
+                        let id = id.unwrap_or_else(|| new_spbhid(core, &mut rng.borrow_mut()));
+                        LbResp::HlsOpened(h.store(now, &id, stream, origin, Some(player)).map(|_| id))
                     }
                     LbReq::HlsTouch(id) => {
                         LbResp::Hls(hls.borrow_mut().touch(now, &id).map(|s| (s.stream.clone(), s.origin.clone())))
@@ -177,11 +191,19 @@ impl Balancer {
         }
     }
 
-    /// Records that HLS session `id` plays `stream` from `origin`.
-    pub async fn hls_store(&self, id: &str, stream: StreamUrl, origin: OriginId) -> Result<(), BalanceError> {
-        let owner = self.mesh.owner(id);
-        match self.mesh.call(owner, LbReq::HlsStore { id: id.to_string(), stream, origin }).await {
-            Ok(LbResp::HlsStored(r)) => r.map_err(|e| BalanceError::Lb(LbError::Backend { reason: e.to_string() })),
+    /// The HLS session id for a playlist request: the player's own (`given`,
+    /// or found by its `player` hash) while it lives, else a new one.
+    pub async fn hls_open(
+        &self,
+        given: Option<&str>,
+        player: u64,
+        stream: StreamUrl,
+        origin: OriginId,
+    ) -> Result<String, BalanceError> {
+        let owner = given.and_then(|g| spbhid_core(g, self.mesh.cores())).unwrap_or(self.mesh.owner(&player));
+        let req = LbReq::HlsOpen { given: given.map(str::to_string), player, stream, origin };
+        match self.mesh.call(owner, req).await {
+            Ok(LbResp::HlsOpened(r)) => r.map_err(|e| BalanceError::Lb(LbError::Backend { reason: e.to_string() })),
             Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
             Err(e) => Err(BalanceError::Mesh(e)),
         }
@@ -189,7 +211,7 @@ impl Balancer {
 
     /// The live HLS session `id` (refreshed), if any.
     pub async fn hls_touch(&self, id: &str) -> Result<Option<(StreamUrl, OriginId)>, BalanceError> {
-        let owner = self.mesh.owner(id);
+        let Some(owner) = spbhid_core(id, self.mesh.cores()) else { return Ok(None) };
         match self.mesh.call(owner, LbReq::HlsTouch(id.to_string())).await {
             Ok(LbResp::Hls(r)) => Ok(r),
             Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
@@ -208,4 +230,20 @@ impl Balancer {
         all.sort();
         all
     }
+}
+
+/// An HLS session id names the core that holds it: "<core>-<random>".
+fn new_spbhid(core: usize, rng: &mut fastrand::Rng) -> String {
+    let mut s = format!("{core}-");
+    for _ in 0..10 {
+        s.push(rng.alphanumeric().to_ascii_lowercase());
+    }
+    s
+}
+
+/// The core an id belongs to, if it is one of ours.
+fn spbhid_core(id: &str, cores: usize) -> Option<usize> {
+    let (c, rest) = id.split_once('-')?;
+    let c: usize = c.parse().ok()?;
+    (c < cores && !rest.is_empty()).then_some(c)
 }

@@ -6,7 +6,11 @@
 mod api;
 mod balancer;
 mod http;
+mod http_api;
+mod http_proxy;
+mod http_stream;
 mod rtmp;
+mod static_files;
 mod worker;
 
 use crate::balancer::{Balancer, LbReq, LbResp};
@@ -22,6 +26,12 @@ pub const SIGNATURE: &str = "srs-proxy";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const SERVER: &str = concat!("srs-proxy/", env!("CARGO_PKG_VERSION"));
 
+/// (major, minor, revision) of VERSION, for SRS-style version answers.
+pub fn version_triplet() -> (u32, u32, u32) {
+    let mut it = VERSION.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
@@ -33,9 +43,7 @@ fn main() {
         return;
     }
     if let Some(a) = args.first() {
-        eprintln!(
-            "srs-proxy: unknown argument {a:?}; configuration is by PROXY_* variables, see --help"
-        );
+        eprintln!("srs-proxy: unknown argument {a:?}; configuration is by PROXY_* variables, see --help");
         std::process::exit(2);
     }
     init_logging();
@@ -68,8 +76,7 @@ struct ListenSpec {
 }
 
 fn bind(spec: &ListenSpec) -> Result<TcpListener, String> {
-    TcpListener::bind(spec.addr)
-        .map_err(|e| format!("{}={}: cannot listen: {e}", spec.var, spec.addr))
+    TcpListener::bind(spec.addr).map_err(|e| format!("{}={}: cannot listen: {e}", spec.var, spec.addr))
 }
 
 fn run(cfg: Arc<Config>) -> i32 {
@@ -79,9 +86,16 @@ fn run(cfg: Arc<Config>) -> i32 {
     let workers = cfg.workers;
     let builder = srs_io::mesh::builder::<LbReq, LbResp>(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
-    let mem_cfg = srs_lb::MemoryConfig {
-        origin_ttl: cfg.origin_ttl,
-        ..srs_lb::MemoryConfig::default()
+    let mem_cfg = srs_lb::MemoryConfig { origin_ttl: cfg.origin_ttl, ..srs_lb::MemoryConfig::default() };
+    let static_root = match &cfg.static_files {
+        None => None,
+        Some(dir) => match dir.canonicalize() {
+            Ok(p) if p.is_dir() => Some(p),
+            _ => {
+                tracing::warn!(dir = %dir.display(), "PROXY_STATIC_FILES: no such folder; static files are off");
+                None
+            }
+        },
     };
 
     let handles = {
@@ -93,38 +107,37 @@ fn run(cfg: Arc<Config>) -> i32 {
             let builder = builder.clone();
             let ready = ready_tx.clone();
             let mem_cfg = mem_cfg.clone();
+            let static_root = static_root.clone();
             async move {
                 let lb = Balancer::join(info.index, builder, mem_cfg, epoch).await;
-                let core = Core::new(lb.core(), cfg.clone(), lb, shutdown);
-                let rtmp_spec = ListenSpec {
-                    var: "PROXY_RTMP_SERVER",
-                    addr: cfg.rtmp_server.0,
-                };
-                let sys_spec = ListenSpec {
-                    var: "PROXY_SYSTEM_API",
-                    addr: cfg.system_api.0,
-                };
-                let (rtmp_l, sys_l) = match (bind(&rtmp_spec), bind(&sys_spec)) {
-                    (Ok(a), Ok(b)) => (a, b),
-                    (Err(e), _) | (_, Err(e)) => {
-                        let _ = ready.send(Err(e));
-                        return;
+                let core = Core::new(lb.core(), cfg.clone(), lb, shutdown, static_root);
+                // SRS's start order; any bind failure stops startup.
+                let specs = [
+                    ListenSpec { var: "PROXY_RTMP_SERVER", addr: cfg.rtmp_server.0 },
+                    ListenSpec { var: "PROXY_HTTP_API", addr: cfg.http_api.0 },
+                    ListenSpec { var: "PROXY_SYSTEM_API", addr: cfg.system_api.0 },
+                    ListenSpec { var: "PROXY_HTTP_SERVER", addr: cfg.http_server.0 },
+                ];
+                let mut ls = Vec::with_capacity(specs.len());
+                for spec in &specs {
+                    match bind(spec) {
+                        Ok(l) => ls.push(l),
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
                     }
-                };
+                }
                 let _ = ready.send(Ok(core.index));
+                let [rtmp_l, api_l, sys_l, http_l]: [TcpListener; 4] = match ls.try_into() {
+                    Ok(v) => v,
+                    Err(_) => return,
+                };
                 let mut tasks = vec![
-                    glommio::spawn_local(worker::accept_loop(
-                        core.clone(),
-                        rtmp_l,
-                        "rtmp",
-                        rtmp::serve,
-                    )),
-                    glommio::spawn_local(worker::accept_loop(
-                        core.clone(),
-                        sys_l,
-                        "system-api",
-                        api::serve,
-                    )),
+                    glommio::spawn_local(worker::accept_loop(core.clone(), rtmp_l, "rtmp", rtmp::serve)),
+                    glommio::spawn_local(worker::accept_loop(core.clone(), api_l, "http-api", http_api::serve)),
+                    glommio::spawn_local(worker::accept_loop(core.clone(), sys_l, "system-api", api::serve)),
+                    glommio::spawn_local(worker::accept_loop(core.clone(), http_l, "http", http_stream::serve)),
                 ];
                 if core.index == 0 {
                     if let Some(db) = cfg.default_backend.clone() {
@@ -138,11 +151,7 @@ fn run(cfg: Arc<Config>) -> i32 {
                     glommio::timer::sleep(Duration::from_millis(100)).await;
                 }
                 if core.live() > 0 {
-                    tracing::warn!(
-                        core = core.index,
-                        live = core.live(),
-                        "grace period over; closing live sessions"
-                    );
+                    tracing::warn!(core = core.index, live = core.live(), "grace period over; closing live sessions");
                 }
                 drop(tasks);
             }
@@ -171,7 +180,8 @@ fn run(cfg: Arc<Config>) -> i32 {
     }
     tracing::info!(
         version = VERSION, pid = std::process::id(), workers,
-        rtmp = %cfg.rtmp_server.0, system_api = %cfg.system_api.0,
+        rtmp = %cfg.rtmp_server.0, http = %cfg.http_server.0, http_api = %cfg.http_api.0,
+        system_api = %cfg.system_api.0,
         balancer = ?cfg.load_balancer, origin_ttl = ?cfg.origin_ttl,
         "srs-proxy started"
     );
@@ -198,10 +208,7 @@ fn install_signals(shutdown: Shutdown, force: Duration) {
             if shutdown.is_triggered() {
                 continue;
             }
-            tracing::info!(
-                signal = sig,
-                "got signal: stop accepting, draining live sessions"
-            );
+            tracing::info!(signal = sig, "got signal: stop accepting, draining live sessions");
             shutdown.trigger();
             std::thread::spawn(move || {
                 std::thread::sleep(force);

@@ -30,20 +30,21 @@ pub struct Core {
     pub cfg: Arc<Config>,
     pub lb: Rc<Balancer>,
     pub shutdown: Shutdown,
+    /// PROXY_STATIC_FILES, canonical, when the folder exists.
+    pub static_root: Option<std::path::PathBuf>,
     live: Cell<usize>,
     next: Cell<u64>,
 }
 
 impl Core {
-    pub fn new(index: usize, cfg: Arc<Config>, lb: Rc<Balancer>, shutdown: Shutdown) -> Rc<Self> {
-        Rc::new(Core {
-            index,
-            cfg,
-            lb,
-            shutdown,
-            live: Cell::new(0),
-            next: Cell::new(1),
-        })
+    pub fn new(
+        index: usize,
+        cfg: Arc<Config>,
+        lb: Rc<Balancer>,
+        shutdown: Shutdown,
+        static_root: Option<std::path::PathBuf>,
+    ) -> Rc<Self> {
+        Rc::new(Core { index, cfg, lb, shutdown, static_root, live: Cell::new(0), next: Cell::new(1) })
     }
 
     pub fn live(&self) -> usize {
@@ -53,10 +54,7 @@ impl Core {
     fn conn_id(&self) -> ConnId {
         let seq = self.next.get();
         self.next.set(seq + 1);
-        ConnId {
-            core: self.index,
-            seq,
-        }
+        ConnId { core: self.index, seq }
     }
 }
 

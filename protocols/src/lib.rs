@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+pub mod hls;
+pub mod http;
 pub mod rtmp;
 pub mod stream_url;
 

@@ -1,0 +1,110 @@
+//! The HTTP API server (PROXY_HTTP_API): versions, the WebRTC signalling
+//! paths (WHIP/WHEP; their own issue), and every other `/api/...` request
+//! forwarded to an origin's HTTP API, so SRS console tools keep working.
+
+use crate::http::{self, Request, Response};
+use crate::http_proxy::{self, Body, ProxyError};
+use crate::worker::{ConnId, Core};
+use glommio::net::TcpStream;
+use srs_protocols::stream_url;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const LIMITS: http::Limits =
+    http::Limits { max_body: 1 << 20, request_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) };
+
+/// The WebRTC signalling routes (SRS's and LATEST's aliases).
+const RTC_PATHS: [&str; 4] = ["/rtc/v1/whip/", "/rtc/v1/whep/", "/rtc/v1/publish/", "/rtc/v1/play/"];
+
+pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
+    let mut buf = Vec::new();
+    let mut first = true;
+    loop {
+        let req = match http::read_request(&mut s, &mut buf, &LIMITS, first).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(status) = e.status() {
+                    tracing::warn!(conn = %id, %peer, error = %e, "http api: bad request");
+                    let _ = http::write_response(&mut s, &Response::error(status, &e), false).await;
+                }
+                return;
+            }
+        };
+        first = false;
+        let keep = match route(&core, id, &mut s, &req, peer).await {
+            Some(k) => k && req.keep_alive && !core.shutdown.is_triggered(),
+            None => false,
+        };
+        if !keep {
+            return;
+        }
+    }
+}
+
+async fn reply(s: &mut TcpStream, req: &Request, resp: Response) -> Option<bool> {
+    http::write_response(s, &resp, req.keep_alive).await.ok().map(|_| req.keep_alive)
+}
+
+async fn route(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
+    let p = req.path.as_str();
+    if p == "/api/v1/versions" {
+        return reply(s, req, crate::api::versions()).await;
+    }
+    for rtc in RTC_PATHS {
+        if p == rtc.trim_end_matches('/') {
+            // As Go's ServeMux: the subtree root without its slash redirects.
+            let loc = if req.query.is_empty() { rtc.to_string() } else { format!("{rtc}?{}", req.query) };
+            return reply(s, req, Response::error(301, format!("moved to {rtc}")).header("Location", loc)).await;
+        }
+        if p.starts_with(rtc) {
+            return reply(s, req, Response::error(501, "WebRTC (WHIP/WHEP) is not supported by this proxy yet")).await;
+        }
+    }
+    if p.starts_with("/api/") {
+        return forward_api(core, id, s, req, peer).await;
+    }
+    reply(s, req, Response::error(404, format!("no such path {p}"))).await
+}
+
+/// The origin for an API call: the stream's pinned origin when the query
+/// names a stream (`?app=&stream=`), else any live origin.
+async fn forward_api(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
+    let names_stream = req.query.split('&').any(|kv| kv.starts_with("stream="));
+    let origin = if names_stream {
+        match stream_url::from_http(req.header("host"), &req.path, &req.query) {
+            Ok((key, _)) => match core.lb.pick(&key).await {
+                Ok((o, _)) => Some(o),
+                Err(e) => return reply(s, req, Response::error(503, e)).await,
+            },
+            Err(e) => return reply(s, req, Response::error(400, format!("bad stream in query: {e}"))).await,
+        }
+    } else {
+        core.lb.any_origin()
+    };
+    let Some(origin) = origin else {
+        return reply(s, req, Response::error(503, "no origin available")).await;
+    };
+    let addr = match origin.api_addr() {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return reply(s, req, Response::error(502, format!("origin {} has no api endpoint", origin.id()))).await
+        }
+        Err(e) => {
+            return reply(s, req, Response::error(502, format!("origin {} api endpoint: {e}", origin.id()))).await
+        }
+    };
+    let target = req.target();
+    match http_proxy::forward(s, req, peer, addr, &target, Body::Finite, false, core.cfg.idle_timeout).await {
+        Ok(f) => {
+            tracing::debug!(conn = %id, %peer, path = %req.path, origin = %origin.id(), status = f.status, "api forwarded");
+            Some(f.keep_alive)
+        }
+        Err(ProxyError::Client(_)) => None,
+        Err(e) => {
+            tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward failed");
+            let _ = http::write_response(s, &Response::error(e.status(), &e), false).await;
+            None
+        }
+    }
+}

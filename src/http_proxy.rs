@@ -1,0 +1,344 @@
+//! Forwards one HTTP request to an origin and its response back to the
+//! client: the origin's status and end-to-end headers reach the client
+//! (hop-by-hop ones do not), `X-Forwarded-For`/`X-Real-IP` reach the origin,
+//! bodies stream through as they arrive, and a playlist is rewritten with the
+//! player's HLS session id on the way.
+
+use crate::http::Request;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpStream;
+use srs_protocols::http::{self as h, BodyFraming, ChunkedScanner, ResponseHead};
+use srs_protocols::Status;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// From the request sent to the origin's complete response head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_PLAYLIST: usize = 4 << 20;
+const BUF: usize = 64 * 1024;
+
+/// What to do with the response body.
+pub enum Body<'a> {
+    /// A live stream (FLV/TS): relay until either side closes.
+    Live,
+    /// A finite response (segment, API answer): relay it, keep the client.
+    Finite,
+    /// A playlist: buffer, add this HLS session id to its URIs.
+    Playlist(&'a str),
+}
+
+#[derive(Debug)]
+pub enum ProxyError {
+    /// Could not reach the origin (retryable elsewhere).
+    Connect(SocketAddr, std::io::Error),
+    /// The origin did not answer in time.
+    Timeout(SocketAddr),
+    /// The origin's answer is not HTTP or is too large.
+    Origin(String),
+    /// The client went away or failed mid-response.
+    Client(std::io::Error),
+}
+
+impl ProxyError {
+    /// Status for the client when nothing was sent yet.
+    pub fn status(&self) -> u16 {
+        match self {
+            ProxyError::Timeout(_) => 504,
+            _ => 502,
+        }
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyError::Connect(a, e) => write!(f, "origin {a} unreachable: {e}"),
+            ProxyError::Timeout(a) => write!(f, "origin {a} did not answer within {HEAD_TIMEOUT:?}"),
+            ProxyError::Origin(e) => write!(f, "origin answered badly: {e}"),
+            ProxyError::Client(e) => write!(f, "client i/o: {e}"),
+        }
+    }
+}
+
+/// How a forwarded exchange ended.
+pub struct Forwarded {
+    pub status: u16,
+    /// Body bytes delivered to the client.
+    pub bytes: u64,
+    /// The client connection may serve another request.
+    pub keep_alive: bool,
+    /// Why the body ended, for the log.
+    pub end: &'static str,
+}
+
+const CORS: [(&str, &[u8]); 3] = [
+    ("Access-Control-Allow-Origin", b"*"),
+    ("Access-Control-Allow-Headers", b"*"),
+    ("Access-Control-Allow-Methods", b"*"),
+];
+
+/// The CORS preflight answer (SRS answers any OPTIONS on stream paths with 200).
+pub fn cors_preflight() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut hs: Vec<(&str, &[u8])> = CORS.to_vec();
+    hs.push(("Content-Length", b"0"));
+    h::write_response_head(&mut out, 200, "OK", &hs);
+    out
+}
+
+/// The request toward the origin. `whole`: ask for the whole body (a playlist
+/// is rewritten, so a byte range of it means nothing).
+fn origin_request(req: &Request, peer: SocketAddr, target: &str, whole: bool) -> Vec<u8> {
+    let ip = peer.ip().to_string();
+    let mut xff = None;
+    let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(req.headers.len() + 4);
+    for (k, v) in &req.headers {
+        if h::is_hop_by_hop(k) || k.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if whole && (k.eq_ignore_ascii_case("range") || k.eq_ignore_ascii_case("if-range")) {
+            continue;
+        }
+        if k.eq_ignore_ascii_case("x-forwarded-for") {
+            xff = Some(format!("{v}, {ip}"));
+            continue;
+        }
+        if k.eq_ignore_ascii_case("x-real-ip") {
+            continue;
+        }
+        headers.push((k.as_str(), v.as_bytes()));
+    }
+    let xff = xff.unwrap_or_else(|| ip.clone());
+    headers.push(("X-Forwarded-For", xff.as_bytes()));
+    headers.push(("X-Real-IP", ip.as_bytes()));
+    let len = req.body.len().to_string();
+    if !req.body.is_empty() {
+        headers.push(("Content-Length", len.as_bytes()));
+    }
+    headers.push(("Connection", b"close"));
+    let mut out = Vec::with_capacity(512 + req.body.len());
+    h::write_request_head(&mut out, &req.method, target, &headers);
+    out.extend_from_slice(&req.body);
+    out
+}
+
+/// The origin's end-to-end headers, minus framing and CORS (the proxy sets those).
+fn pass_headers(head: &ResponseHead) -> Vec<(&str, &[u8])> {
+    head.headers
+        .iter()
+        .filter(|(k, _)| {
+            !h::is_hop_by_hop(k)
+                && !k.eq_ignore_ascii_case("content-length")
+                && !k.eq_ignore_ascii_case("transfer-encoding")
+                && !k.to_ascii_lowercase().starts_with("access-control-")
+                && !k.eq_ignore_ascii_case("server")
+        })
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect()
+}
+
+async fn read_head(o: &mut TcpStream, addr: SocketAddr, head_req: bool) -> Result<(ResponseHead, Vec<u8>), ProxyError> {
+    let mut buf = Vec::with_capacity(8192);
+    let mut tmp = vec![0u8; 16 * 1024];
+    let deadline = Instant::now() + HEAD_TIMEOUT;
+    loop {
+        match h::parse_response_head(&buf, head_req) {
+            Ok(Status::Complete((n, head))) => {
+                let rest = buf.split_off(n);
+                return Ok((head, rest));
+            }
+            Ok(Status::Partial) if buf.len() >= MAX_HEAD => {
+                return Err(ProxyError::Origin(format!("response head over {MAX_HEAD} bytes")))
+            }
+            Ok(Status::Partial) => {}
+            Err(e) => return Err(ProxyError::Origin(e.to_string())),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match srs_io::timeout(left, o.read(&mut tmp)).await {
+            None => return Err(ProxyError::Timeout(addr)),
+            Some(Ok(0)) => return Err(ProxyError::Origin("closed before a response".into())),
+            Some(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
+            Some(Err(e)) => return Err(ProxyError::Origin(format!("read: {e}"))),
+        }
+    }
+}
+
+/// Sends `req` (as `target`) to the origin at `addr` and relays the answer.
+pub async fn forward(
+    client: &mut TcpStream,
+    req: &Request,
+    peer: SocketAddr,
+    addr: SocketAddr,
+    target: &str,
+    body: Body<'_>,
+    cors: bool,
+    idle: Duration,
+) -> Result<Forwarded, ProxyError> {
+    let mut o = match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await {
+        Ok(s) => s,
+        Err(e) => return Err(ProxyError::Connect(addr, e.into())),
+    };
+    let _ = o.set_nodelay(true);
+    let head_req = req.method.eq_ignore_ascii_case("HEAD");
+    o.write_all(&origin_request(req, peer, target, matches!(body, Body::Playlist(_))))
+        .await
+        .map_err(|e| ProxyError::Origin(format!("write: {e}")))?;
+    let (head, rest) = read_head(&mut o, addr, head_req).await?;
+    let mut headers = pass_headers(&head);
+    if cors {
+        headers.extend_from_slice(&CORS);
+    }
+    let client_keep = req.keep_alive;
+
+    if let Body::Playlist(id) = body {
+        let raw = read_all(&mut o, rest, head.framing, idle).await?;
+        let text = if head.status == 200 { h_rewrite(&raw, id) } else { raw };
+        let len = text.len().to_string();
+        headers.push(("Content-Length", len.as_bytes()));
+        headers.push(("Connection", if client_keep { b"keep-alive" } else { b"close" }));
+        let mut out = Vec::with_capacity(512 + text.len());
+        h::write_response_head(&mut out, head.status, &head.reason, &headers);
+        if !head_req {
+            out.extend_from_slice(&text);
+        }
+        client.write_all(&out).await.map_err(ProxyError::Client)?;
+        return Ok(Forwarded {
+            status: head.status,
+            bytes: text.len() as u64,
+            keep_alive: client_keep,
+            end: "complete",
+        });
+    }
+
+    let live = matches!(body, Body::Live);
+    let len;
+    match head.framing {
+        BodyFraming::Length(n) => {
+            len = n.to_string();
+            headers.push(("Content-Length", len.as_bytes()));
+        }
+        BodyFraming::Chunked => headers.push(("Transfer-Encoding", b"chunked")),
+        BodyFraming::UntilClose | BodyFraming::None => {}
+    }
+    let keep = client_keep && !live && !matches!(head.framing, BodyFraming::UntilClose);
+    headers.push(("Connection", if keep { b"keep-alive" } else { b"close" }));
+    let mut out = Vec::with_capacity(1024);
+    h::write_response_head(&mut out, head.status, &head.reason, &headers);
+    client.write_all(&out).await.map_err(ProxyError::Client)?;
+
+    let (bytes, end) = if live {
+        // Watch the client too: a player that leaves ends the relay at once.
+        let (mut cr, mut cw) = srs_io::split::split(&mut *client);
+        let copy = copy_body(&mut o, &mut cw, rest, head.framing, idle);
+        let gone = async {
+            let mut sink = [0u8; 512];
+            loop {
+                match cr.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            Ok((0, "client closed"))
+        };
+        futures_lite::future::or(copy, gone).await?
+    } else {
+        copy_body(&mut o, client, rest, head.framing, idle).await?
+    };
+    Ok(Forwarded { status: head.status, bytes, keep_alive: keep && end == "complete", end })
+}
+
+fn h_rewrite(raw: &[u8], id: &str) -> Vec<u8> {
+    srs_protocols::hls::rewrite_playlist(raw, id).unwrap_or_else(|| raw.to_vec())
+}
+
+/// Reads a whole (bounded) body.
+async fn read_all(
+    o: &mut TcpStream,
+    mut got: Vec<u8>,
+    framing: BodyFraming,
+    idle: Duration,
+) -> Result<Vec<u8>, ProxyError> {
+    let mut tmp = vec![0u8; 16 * 1024];
+    loop {
+        match framing {
+            BodyFraming::None => return Ok(Vec::new()),
+            BodyFraming::Length(n) if got.len() as u64 >= n => {
+                got.truncate(n as usize);
+                return Ok(got);
+            }
+            BodyFraming::Chunked => match h::dechunk(&got, MAX_PLAYLIST) {
+                Ok(Status::Complete((_, body))) => return Ok(body),
+                Ok(Status::Partial) => {}
+                Err(e) => return Err(ProxyError::Origin(e.to_string())),
+            },
+            _ => {}
+        }
+        if got.len() > MAX_PLAYLIST {
+            return Err(ProxyError::Origin(format!("playlist over {MAX_PLAYLIST} bytes")));
+        }
+        match srs_io::timeout(idle, o.read(&mut tmp)).await {
+            None => return Err(ProxyError::Origin("body stalled".into())),
+            Some(Ok(0)) if matches!(framing, BodyFraming::UntilClose) => return Ok(got),
+            Some(Ok(0)) => return Err(ProxyError::Origin("closed mid-body".into())),
+            Some(Ok(n)) => got.extend_from_slice(&tmp[..n]),
+            Some(Err(e)) => return Err(ProxyError::Origin(format!("read: {e}"))),
+        }
+    }
+}
+
+/// Relays a body as it arrives, framing untouched. Returns the bytes written
+/// and why it ended ("complete" when the framing said so).
+async fn copy_body<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
+    o: &mut R,
+    w: &mut W,
+    rest: Vec<u8>,
+    framing: BodyFraming,
+    idle: Duration,
+) -> Result<(u64, &'static str), ProxyError> {
+    let mut left = match framing {
+        BodyFraming::None => return Ok((0, "complete")),
+        BodyFraming::Length(n) => Some(n),
+        _ => None,
+    };
+    let mut chunked = matches!(framing, BodyFraming::Chunked).then(ChunkedScanner::new);
+    let mut buf = rest;
+    buf.reserve(BUF.saturating_sub(buf.len()));
+    let mut total = 0u64;
+    let mut tmp = vec![0u8; BUF];
+    loop {
+        if !buf.is_empty() {
+            let mut take = buf.len();
+            let mut done = false;
+            if let Some(l) = left {
+                take = take.min(l as usize);
+                done = take as u64 == l;
+                left = Some(l - take as u64);
+            }
+            if let Some(sc) = chunked.as_mut() {
+                let (n, end) = sc.scan(&buf[..take]).map_err(|e| ProxyError::Origin(e.to_string()))?;
+                take = n;
+                done = end;
+            }
+            w.write_all(&buf[..take]).await.map_err(ProxyError::Client)?;
+            total += take as u64;
+            if done {
+                return Ok((total, "complete"));
+            }
+            buf.clear();
+        }
+        match srs_io::timeout(idle, o.read(&mut tmp)).await {
+            None => return Ok((total, "idle timeout")),
+            Some(Ok(0)) => {
+                return match framing {
+                    BodyFraming::UntilClose => Ok((total, "origin closed")),
+                    _ => Err(ProxyError::Origin(format!("closed mid-body after {total} bytes"))),
+                }
+            }
+            Some(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
+            Some(Err(e)) => return Err(ProxyError::Origin(format!("read: {e}"))),
+        }
+    }
+}

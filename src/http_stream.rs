@@ -1,0 +1,269 @@
+//! The HTTP stream server (PROXY_HTTP_SERVER): HTTP-FLV and HTTP-TS relayed
+//! from the stream's origin, HLS playlists rewritten with the player's
+//! session id (`spbhid`) and their segments sent back to the origin that
+//! served the playlist, and the player pages as static files.
+
+use crate::http::{self, Request, Response};
+use crate::http_proxy::{self, Body, ProxyError};
+use crate::static_files::{self, Refused};
+use crate::worker::{ConnId, Core};
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use serde_json::json;
+use srs_lb::Origin;
+use srs_protocols::stream_url::{self, StreamUrl};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+pub const LIMITS: http::Limits = http::Limits {
+    max_body: 64 * 1024,
+    request_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(60),
+};
+
+pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
+    let mut buf = Vec::new();
+    let mut first = true;
+    loop {
+        let req = match http::read_request(&mut s, &mut buf, &LIMITS, first).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(status) = e.status() {
+                    tracing::warn!(conn = %id, %peer, error = %e, "http: bad request");
+                    let _ = http::write_response(&mut s, &Response::error(status, &e), false).await;
+                }
+                return;
+            }
+        };
+        first = false;
+        let keep = match route(&core, id, &mut s, &req, peer).await {
+            Some(k) => k && req.keep_alive && !core.shutdown.is_triggered(),
+            None => false,
+        };
+        if !keep {
+            return;
+        }
+    }
+}
+
+/// Writes a whole response; `Some(keep_alive)` unless the client is gone.
+async fn reply(s: &mut TcpStream, req: &Request, resp: Response) -> Option<bool> {
+    let keep = req.keep_alive;
+    http::write_response(s, &resp, keep).await.ok().map(|_| keep)
+}
+
+fn ext(path: &str) -> &str {
+    let last = path.rsplit('/').next().unwrap_or("");
+    last.rfind('.').map_or("", |i| &last[i..])
+}
+
+async fn route(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
+    if req.path == "/api/v1/versions" {
+        let (major, minor, rev) = crate::version_triplet();
+        return reply(
+            s,
+            req,
+            Response::json(
+                200,
+                &json!({
+                    "code": 0, "pid": std::process::id().to_string(),
+                    "data": {"major": major, "minor": minor, "revision": rev, "version": crate::VERSION},
+                }),
+            ),
+        )
+        .await;
+    }
+    let e = ext(&req.path);
+    let spbhid = srs_protocols::hls::spbhid_of(&req.query).map(|v| v.to_string());
+    let media = e == ".m3u8" || e == ".flv" || e == ".ts" || spbhid.is_some();
+    if media && req.method == "OPTIONS" {
+        return s.write_all(&http_proxy::cors_preflight()).await.ok().map(|_| req.keep_alive);
+    }
+    if e == ".m3u8" {
+        playlist(core, id, s, req, peer, spbhid).await
+    } else if let Some(sid) = spbhid {
+        segment(core, id, s, req, peer, &sid).await
+    } else if e == ".flv" || e == ".ts" {
+        live(core, id, s, req, peer).await
+    } else {
+        static_file(core, s, req).await
+    }
+}
+
+fn stream_key(req: &Request) -> Result<StreamUrl, Response> {
+    stream_url::from_http(req.header("host"), &req.path, &req.query)
+        .map(|(k, _)| k)
+        .map_err(|e| Response::error(400, format!("cannot tell the stream from {}: {e}", req.path)))
+}
+
+/// The stream's origin and its HTTP address, or the response to send instead.
+async fn origin_for(core: &Core, key: &StreamUrl) -> Result<(Origin, SocketAddr), Response> {
+    let origin = match core.lb.pick(key).await {
+        Ok((o, outcome)) => {
+            if let srs_lb::PickOutcome::Repinned { from } = &outcome {
+                tracing::info!(stream = %key, from = %from, to = %o.id(), "stream re-pinned: its origin expired");
+            }
+            o
+        }
+        Err(e) => return Err(Response::error(503, e)),
+    };
+    http_addr(origin)
+}
+
+fn http_addr(origin: Origin) -> Result<(Origin, SocketAddr), Response> {
+    match origin.http_addr() {
+        Ok(Some(a)) => Ok((origin, a)),
+        Ok(None) => Err(Response::error(502, format!("origin {} has no http endpoint", origin.id()))),
+        Err(e) => Err(Response::error(502, format!("origin {} http endpoint: {e}", origin.id()))),
+    }
+}
+
+/// Forwards and logs; answers the error itself when nothing was sent yet.
+#[allow(clippy::too_many_arguments)]
+async fn proxied(
+    core: &Core,
+    id: ConnId,
+    s: &mut TcpStream,
+    req: &Request,
+    peer: SocketAddr,
+    what: &'static str,
+    key: &StreamUrl,
+    origin: &Origin,
+    addr: SocketAddr,
+    body: Body<'_>,
+) -> Option<bool> {
+    let started = Instant::now();
+    let target = req.target();
+    let live = matches!(body, Body::Live);
+    let r = http_proxy::forward(s, req, peer, addr, &target, body, true, core.cfg.idle_timeout).await;
+    let ms = started.elapsed().as_millis() as u64;
+    match r {
+        Ok(f) => {
+            if live || f.status >= 400 {
+                tracing::info!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
+                    status = f.status, bytes_out = f.bytes, duration_ms = ms, reason = f.end, "http stream ended");
+            } else {
+                tracing::debug!(conn = %id, %peer, kind = what, stream = %key, status = f.status, bytes_out = f.bytes, "http served");
+            }
+            Some(f.keep_alive)
+        }
+        Err(ProxyError::Client(e)) => {
+            tracing::info!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
+                duration_ms = ms, reason = %e, "http stream ended: client gone");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
+                duration_ms = ms, reason = %e, "http stream failed");
+            // If the head already went out this write fails harmlessly and the connection closes.
+            let _ = http::write_response(s, &cors(Response::error(e.status(), &e)), false).await;
+            None
+        }
+    }
+}
+
+fn cors(r: Response) -> Response {
+    r.header("Access-Control-Allow-Origin", "*")
+        .header("Access-Control-Allow-Headers", "*")
+        .header("Access-Control-Allow-Methods", "*")
+}
+
+async fn live(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
+    let key = match stream_key(req) {
+        Ok(k) => k,
+        Err(r) => return reply(s, req, cors(r)).await,
+    };
+    let (origin, addr) = match origin_for(core, &key).await {
+        Ok(v) => v,
+        Err(r) => {
+            tracing::warn!(conn = %id, %peer, stream = %key, status = r.status, "http stream refused");
+            return reply(s, req, cors(r)).await;
+        }
+    };
+    let what = if req.path.ends_with(".flv") { "flv" } else { "ts" };
+    proxied(core, id, s, req, peer, what, &key, &origin, addr, Body::Live).await
+}
+
+async fn playlist(
+    core: &Rc<Core>,
+    id: ConnId,
+    s: &mut TcpStream,
+    req: &Request,
+    peer: SocketAddr,
+    given: Option<String>,
+) -> Option<bool> {
+    let key = match stream_key(req) {
+        Ok(k) => k,
+        Err(r) => return reply(s, req, cors(r)).await,
+    };
+    let (origin, addr) = match origin_for(core, &key).await {
+        Ok(v) => v,
+        Err(r) => return reply(s, req, cors(r)).await,
+    };
+    // One id per (stream, player): the id the player sent, or the one its
+    // address and user agent had, while that session lives.
+    let player = {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let ua = req.header("user-agent").unwrap_or("");
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one((
+            key.as_str(),
+            peer.ip(),
+            ua,
+        ))
+    };
+    let given = given.filter(|g| srs_protocols::hls::valid_spbhid(g));
+    let sid = match core.lb.hls_open(given.as_deref(), player, key.clone(), origin.id()).await {
+        Ok(sid) => sid,
+        Err(e) => return reply(s, req, cors(Response::error(503, e))).await,
+    };
+    proxied(core, id, s, req, peer, "hls", &key, &origin, addr, Body::Playlist(&sid)).await
+}
+
+async fn segment(
+    core: &Rc<Core>,
+    id: ConnId,
+    s: &mut TcpStream,
+    req: &Request,
+    peer: SocketAddr,
+    sid: &str,
+) -> Option<bool> {
+    let not_found = |why: String| cors(Response::error(404, why));
+    let (key, oid) = match core.lb.hls_touch(sid).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return reply(s, req, not_found(format!("unknown or expired spbhid {sid}"))).await,
+        Err(e) => return reply(s, req, cors(Response::error(503, e))).await,
+    };
+    let Some(origin) = core.lb.origin(&oid) else {
+        return reply(s, req, not_found(format!("the origin of spbhid {sid} ({oid}) is gone"))).await;
+    };
+    let (origin, addr) = match http_addr(origin) {
+        Ok(v) => v,
+        Err(r) => return reply(s, req, cors(r)).await,
+    };
+    proxied(core, id, s, req, peer, "hls-segment", &key, &origin, addr, Body::Finite).await
+}
+
+async fn static_file(core: &Rc<Core>, s: &mut TcpStream, req: &Request) -> Option<bool> {
+    let Some(root) = core.static_root.as_deref() else {
+        return reply(s, req, Response::error(404, "no such path")).await;
+    };
+    if req.method != "GET" {
+        return reply(s, req, Response::error(405, "static files take GET").header("Allow", "GET")).await;
+    }
+    let path = match static_files::resolve(root, &req.path) {
+        Ok(p) => p,
+        Err(Refused::BadPath) => return reply(s, req, Response::error(400, "malformed path")).await,
+        Err(Refused::TooLarge) => return reply(s, req, Response::error(403, "file too large to serve")).await,
+        Err(Refused::NotFound) => {
+            return reply(s, req, Response::error(404, format!("no such file {}", req.path))).await
+        }
+    };
+    // Player pages are small; a blocking read here costs microseconds.
+    let body = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(_) => return reply(s, req, Response::error(404, format!("no such file {}", req.path))).await,
+    };
+    let ctype = srs_protocols::http::content_type(&path.to_string_lossy());
+    reply(s, req, Response { status: 200, headers: vec![("Content-Type", ctype.to_string())], body }).await
+}
