@@ -13,26 +13,20 @@ use std::time::Duration;
 pub const LIMITS: http::Limits =
     http::Limits { max_body: 1 << 20, request_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) };
 
-pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
-    let mut buf = Vec::new();
-    let mut first = true;
-    loop {
-        let req = match http::read_request(&mut s, &mut buf, &LIMITS, first).await {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(status) = e.status() {
-                    tracing::warn!(conn = %id, %peer, error = %e, "system api: bad request");
-                    let _ = http::write_response(&mut s, &Response::error(status, &e), false).await;
-                }
-                return;
-            }
-        };
-        first = false;
-        let keep = req.keep_alive && !core.shutdown.is_triggered();
-        let resp = route(&core, &req, peer).await;
-        if http::write_response(&mut s, &resp, keep).await.is_err() || !keep {
-            return;
-        }
+pub struct SystemApi;
+
+impl http::Service for SystemApi {
+    const WHAT: &'static str = "system-api";
+    const LIMITS: http::Limits = LIMITS;
+    async fn handle(
+        core: &Rc<Core>,
+        _id: ConnId,
+        s: &mut TcpStream,
+        req: &http::Request,
+        peer: SocketAddr,
+    ) -> Option<bool> {
+        let resp = route(core, req, peer).await;
+        http::reply(s, req, resp).await
     }
 }
 

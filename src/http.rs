@@ -2,8 +2,12 @@
 //! reads one request head with httparse under size and time limits, reads a
 //! bounded body, writes a response. Keep-alive is handled by the caller's loop.
 
+use crate::worker::{ConnId, Core};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpStream;
 use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -248,4 +252,46 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
     out.extend_from_slice(&resp.body);
     s.write_all(&out).await?;
     s.flush().await
+}
+
+/// One HTTP listener's request handler.
+#[allow(async_fn_in_trait)]
+pub trait Service {
+    /// Names the listener in logs.
+    const WHAT: &'static str;
+    const LIMITS: Limits;
+    /// Answers one request on `s`. `Some(keep_alive)`, or `None` when the
+    /// connection must close (the client is gone or the response was cut).
+    async fn handle(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool>;
+}
+
+/// Serves requests on one connection until it closes, errs or the proxy drains.
+pub async fn serve<S: Service>(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
+    let mut buf = Vec::new();
+    let mut first = true;
+    loop {
+        let req = match read_request(&mut s, &mut buf, &S::LIMITS, first).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(status) = e.status() {
+                    tracing::warn!(conn = %id, %peer, listener = S::WHAT, error = %e, "http: bad request");
+                    let _ = write_response(&mut s, &Response::error(status, &e), false).await;
+                }
+                return;
+            }
+        };
+        first = false;
+        let keep = match S::handle(&core, id, &mut s, &req, peer).await {
+            Some(k) => k && req.keep_alive && !core.shutdown.is_triggered(),
+            None => false,
+        };
+        if !keep {
+            return;
+        }
+    }
+}
+
+/// Writes a whole response; `Some(keep_alive)` unless the client is gone.
+pub async fn reply(s: &mut TcpStream, req: &Request, resp: Response) -> Option<bool> {
+    write_response(s, &resp, req.keep_alive).await.ok().map(|_| req.keep_alive)
 }

@@ -2,8 +2,8 @@
 //! paths (WHIP/WHEP; their own issue), and every other `/api/...` request
 //! forwarded to an origin's HTTP API, so SRS console tools keep working.
 
-use crate::http::{self, Request, Response};
-use crate::http_proxy::{self, Body, ProxyError};
+use crate::http::{self, reply, Request, Response};
+use crate::http_proxy::{self, Body, ProxyError, Upstream};
 use crate::worker::{ConnId, Core};
 use glommio::net::TcpStream;
 use srs_protocols::stream_url;
@@ -17,33 +17,14 @@ pub const LIMITS: http::Limits =
 /// The WebRTC signalling routes (SRS's and LATEST's aliases).
 const RTC_PATHS: [&str; 4] = ["/rtc/v1/whip/", "/rtc/v1/whep/", "/rtc/v1/publish/", "/rtc/v1/play/"];
 
-pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
-    let mut buf = Vec::new();
-    let mut first = true;
-    loop {
-        let req = match http::read_request(&mut s, &mut buf, &LIMITS, first).await {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(status) = e.status() {
-                    tracing::warn!(conn = %id, %peer, error = %e, "http api: bad request");
-                    let _ = http::write_response(&mut s, &Response::error(status, &e), false).await;
-                }
-                return;
-            }
-        };
-        first = false;
-        let keep = match route(&core, id, &mut s, &req, peer).await {
-            Some(k) => k && req.keep_alive && !core.shutdown.is_triggered(),
-            None => false,
-        };
-        if !keep {
-            return;
-        }
-    }
-}
+pub struct HttpApi;
 
-async fn reply(s: &mut TcpStream, req: &Request, resp: Response) -> Option<bool> {
-    http::write_response(s, &resp, req.keep_alive).await.ok().map(|_| req.keep_alive)
+impl http::Service for HttpApi {
+    const WHAT: &'static str = "http-api";
+    const LIMITS: http::Limits = LIMITS;
+    async fn handle(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
+        route(core, id, s, req, peer).await
+    }
 }
 
 async fn route(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
@@ -95,7 +76,8 @@ async fn forward_api(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Reque
         }
     };
     let target = req.target();
-    match http_proxy::forward(s, req, peer, addr, &target, Body::Finite, false, core.cfg.idle_timeout).await {
+    let up = Upstream { addr, target: &target, body: Body::Finite, cors: false, idle: core.cfg.idle_timeout };
+    match http_proxy::forward(s, req, peer, up).await {
         Ok(f) => {
             tracing::debug!(conn = %id, %peer, path = %req.path, origin = %origin.id(), status = f.status, "api forwarded");
             Some(f.keep_alive)

@@ -166,17 +166,26 @@ async fn read_head(o: &mut TcpStream, addr: SocketAddr, head_req: bool) -> Resul
     }
 }
 
-/// Sends `req` (as `target`) to the origin at `addr` and relays the answer.
+/// Where and how to forward one request.
+pub struct Upstream<'a> {
+    pub addr: SocketAddr,
+    /// Path and query to ask the origin for.
+    pub target: &'a str,
+    pub body: Body<'a>,
+    /// Set the CORS headers on the answer (stream paths).
+    pub cors: bool,
+    /// A body silent this long ends the exchange.
+    pub idle: Duration,
+}
+
+/// Sends `req` to the origin and relays the answer to `client`.
 pub async fn forward(
     client: &mut TcpStream,
     req: &Request,
     peer: SocketAddr,
-    addr: SocketAddr,
-    target: &str,
-    body: Body<'_>,
-    cors: bool,
-    idle: Duration,
+    up: Upstream<'_>,
 ) -> Result<Forwarded, ProxyError> {
+    let Upstream { addr, target, body, cors, idle } = up;
     let mut o = match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await {
         Ok(s) => s,
         Err(e) => return Err(ProxyError::Connect(addr, e.into())),

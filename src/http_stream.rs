@@ -3,8 +3,8 @@
 //! session id (`spbhid`) and their segments sent back to the origin that
 //! served the playlist, and the player pages as static files.
 
-use crate::http::{self, Request, Response};
-use crate::http_proxy::{self, Body, ProxyError};
+use crate::http::{self, reply, Request, Response};
+use crate::http_proxy::{self, Body, ProxyError, Upstream};
 use crate::static_files::{self, Refused};
 use crate::worker::{ConnId, Core};
 use futures_lite::AsyncWriteExt;
@@ -22,35 +22,14 @@ pub const LIMITS: http::Limits = http::Limits {
     idle_timeout: Duration::from_secs(60),
 };
 
-pub async fn serve(core: Rc<Core>, id: ConnId, mut s: TcpStream, peer: SocketAddr) {
-    let mut buf = Vec::new();
-    let mut first = true;
-    loop {
-        let req = match http::read_request(&mut s, &mut buf, &LIMITS, first).await {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(status) = e.status() {
-                    tracing::warn!(conn = %id, %peer, error = %e, "http: bad request");
-                    let _ = http::write_response(&mut s, &Response::error(status, &e), false).await;
-                }
-                return;
-            }
-        };
-        first = false;
-        let keep = match route(&core, id, &mut s, &req, peer).await {
-            Some(k) => k && req.keep_alive && !core.shutdown.is_triggered(),
-            None => false,
-        };
-        if !keep {
-            return;
-        }
-    }
-}
+pub struct HttpStream;
 
-/// Writes a whole response; `Some(keep_alive)` unless the client is gone.
-async fn reply(s: &mut TcpStream, req: &Request, resp: Response) -> Option<bool> {
-    let keep = req.keep_alive;
-    http::write_response(s, &resp, keep).await.ok().map(|_| keep)
+impl http::Service for HttpStream {
+    const WHAT: &'static str = "http";
+    const LIMITS: http::Limits = LIMITS;
+    async fn handle(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
+        route(core, id, s, req, peer).await
+    }
 }
 
 fn ext(path: &str) -> &str {
@@ -136,7 +115,8 @@ async fn proxied(
     let started = Instant::now();
     let target = req.target();
     let live = matches!(body, Body::Live);
-    let r = http_proxy::forward(s, req, peer, addr, &target, body, true, core.cfg.idle_timeout).await;
+    let up = Upstream { addr, target: &target, body, cors: true, idle: core.cfg.idle_timeout };
+    let r = http_proxy::forward(s, req, peer, up).await;
     let ms = started.elapsed().as_millis() as u64;
     match r {
         Ok(f) => {

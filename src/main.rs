@@ -135,9 +135,24 @@ fn run(cfg: Arc<Config>) -> i32 {
                 };
                 let mut tasks = vec![
                     glommio::spawn_local(worker::accept_loop(core.clone(), rtmp_l, "rtmp", rtmp::serve)),
-                    glommio::spawn_local(worker::accept_loop(core.clone(), api_l, "http-api", http_api::serve)),
-                    glommio::spawn_local(worker::accept_loop(core.clone(), sys_l, "system-api", api::serve)),
-                    glommio::spawn_local(worker::accept_loop(core.clone(), http_l, "http", http_stream::serve)),
+                    glommio::spawn_local(worker::accept_loop(
+                        core.clone(),
+                        api_l,
+                        "http-api",
+                        http::serve::<http_api::HttpApi>,
+                    )),
+                    glommio::spawn_local(worker::accept_loop(
+                        core.clone(),
+                        sys_l,
+                        "system-api",
+                        http::serve::<api::SystemApi>,
+                    )),
+                    glommio::spawn_local(worker::accept_loop(
+                        core.clone(),
+                        http_l,
+                        "http",
+                        http::serve::<http_stream::HttpStream>,
+                    )),
                 ];
                 if core.index == 0 {
                     if let Some(db) = cfg.default_backend.clone() {
