@@ -506,3 +506,44 @@ fn bad_input_closes_only_its_connection_and_leaks_nothing() {
         list_fds(proxy.pid())
     );
 }
+
+#[test]
+fn the_default_backend_serves_when_enabled_and_takes_part_in_picks() {
+    // Any RTMP server can be the default backend; nothing registers it.
+    let fallback = NginxRtmp::start();
+    let port = fallback.rtmp_port.to_string();
+    let proxy = Proxy::start(&[
+        ("PROXY_DEFAULT_BACKEND_ENABLED", "on"),
+        ("PROXY_DEFAULT_BACKEND_IP", "127.0.0.1"),
+        ("PROXY_DEFAULT_BACKEND_RTMP", &port),
+    ]);
+    assert!(
+        wait_until(secs(10), || proxy.origins().iter().any(|o| o["alive"] == true)),
+        "the default backend never showed up in /api/v1/origins: {:?}",
+        proxy.origins()
+    );
+    let ids: Vec<String> = proxy.origins().iter().filter_map(|o| o["id"].as_str().map(str::to_string)).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(ids[0].starts_with("default-"), "the default backend's id is default-<id>: {ids:?}");
+    publish_and_play(&proxy, &fallback, "fallback");
+    assert_eq!(proxy.pinned_origin(&live_key("fallback")).as_deref(), Some(ids[0].as_str()));
+
+    // A registered origin joins it: both take part in random picks.
+    let other = NginxRtmp::start();
+    let _hb = Heartbeat::start(&proxy.sys_api(), other.origin().register_body());
+    let mut on_other = 0;
+    for i in 0..12 {
+        let name = format!("mix{i}");
+        let publisher = ffmpeg_publish(&proxy.rtmp_url(&name));
+        assert!(
+            wait_until(secs(30), || fallback.has_stream(&name) || other.has_stream(&name)),
+            "{name} reached no origin"
+        );
+        if other.has_stream(&name) {
+            on_other += 1;
+        }
+        drop(publisher);
+    }
+    // 12 uniform picks over two origins all landing on one: 2 * 2^-12.
+    assert!(on_other > 0 && on_other < 12, "picks were not spread: {on_other} of 12 on the registered origin");
+}
