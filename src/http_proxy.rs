@@ -95,21 +95,22 @@ fn origin_request(req: &Request, peer: SocketAddr, target: &str, whole: bool) ->
     let ip = peer.ip().to_string();
     let mut xff = None;
     let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(req.headers.len() + 4);
-    for (k, v) in &req.headers {
-        if h::is_hop_by_hop(k) || k.eq_ignore_ascii_case("content-length") {
+    let client = h::end_to_end(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+    for (k, v) in client {
+        if k.eq_ignore_ascii_case("content-length") {
             continue;
         }
         if whole && (k.eq_ignore_ascii_case("range") || k.eq_ignore_ascii_case("if-range")) {
             continue;
         }
         if k.eq_ignore_ascii_case("x-forwarded-for") {
-            xff = Some(format!("{v}, {ip}"));
+            xff = Some(format!("{}, {ip}", String::from_utf8_lossy(v)));
             continue;
         }
         if k.eq_ignore_ascii_case("x-real-ip") {
             continue;
         }
-        headers.push((k.as_str(), v.as_bytes()));
+        headers.push((k, v));
     }
     let xff = xff.unwrap_or_else(|| ip.clone());
     headers.push(("X-Forwarded-For", xff.as_bytes()));
@@ -127,16 +128,14 @@ fn origin_request(req: &Request, peer: SocketAddr, target: &str, whole: bool) ->
 
 /// The origin's end-to-end headers, minus framing and CORS (the proxy sets those).
 fn pass_headers(head: &ResponseHead) -> Vec<(&str, &[u8])> {
-    head.headers
-        .iter()
+    head.end_to_end_headers()
+        .into_iter()
         .filter(|(k, _)| {
-            !h::is_hop_by_hop(k)
-                && !k.eq_ignore_ascii_case("content-length")
+            !k.eq_ignore_ascii_case("content-length")
                 && !k.eq_ignore_ascii_case("transfer-encoding")
                 && !k.to_ascii_lowercase().starts_with("access-control-")
                 && !k.eq_ignore_ascii_case("server")
         })
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
         .collect()
 }
 
