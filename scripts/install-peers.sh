@@ -72,3 +72,4 @@ if [ "$node_major" -lt 20 ]; then
 fi
 echo "install-peers: node-media-server $(node -p "require('$ROOT/tests/peers/node_modules/node-media-server/package.json').version")"
 echo "install-peers: done"
+bash "$ROOT/scripts/install-players.sh"  # player libraries, playwright-core, chromium

@@ -1308,3 +1308,158 @@ impl Rng {
         (0..n).map(|_| (self.next_u64() >> 56) as u8).collect()
     }
 }
+
+// ---------------------------------------------------------------------------
+// nginx-rtmp as an HLS origin at the path the proxy asks for
+// (`/live/<stream>.m3u8`), and the headless-browser check of the player pages.
+
+impl NginxRtmp {
+    /// An nginx-rtmp origin whose HLS lands in `<dir>/live` and is served by
+    /// its HTTP server at `/live/<stream>.m3u8` and `/live/<stream>-N.ts`
+    /// (HLS types, `Cache-Control: no-cache`, CORS open on every status),
+    /// with `hls_fragment <fragment_secs>s`; `/stat` as in [`NginxRtmp::start`].
+    pub fn start_live_hls(fragment_secs: u32) -> NginxRtmp {
+        let dir = TempDir::new("nginx-hls");
+        let ports = free_ports(2);
+        let (rtmp_port, http_port) = (ports[0], ports[1]);
+        let p = dir.path().display().to_string();
+        fs::create_dir_all(dir.join("logs")).unwrap();
+        fs::create_dir_all(dir.join("live")).unwrap();
+        let playlist = (fragment_secs * 5).max(6);
+        let conf = format!(
+            r#"load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+pid {p}/nginx.pid;
+error_log {p}/logs/error.log info;
+events {{ worker_connections 1024; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{rtmp_port};
+        chunk_size 4096;
+        application live {{
+            live on;
+            record off;
+            hls on;
+            hls_path {p}/live;
+            hls_fragment {fragment_secs}s;
+            hls_playlist_length {playlist}s;
+        }}
+    }}
+}}
+http {{
+    access_log {p}/logs/access.log;
+    client_body_temp_path {p}/client_body_temp;
+    proxy_temp_path {p}/proxy_temp;
+    fastcgi_temp_path {p}/fastcgi_temp;
+    uwsgi_temp_path {p}/uwsgi_temp;
+    scgi_temp_path {p}/scgi_temp;
+    server {{
+        listen 127.0.0.1:{http_port};
+        location /stat {{ rtmp_stat all; }}
+        location /live {{
+            root {p};
+            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+            add_header Cache-Control no-cache always;
+            add_header Access-Control-Allow-Origin * always;
+        }}
+    }}
+}}
+"#
+        );
+        let conf_path = dir.join("nginx.conf");
+        fs::write(&conf_path, conf).unwrap();
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p").arg(dir.path()).arg("-e").arg(dir.join("logs/error.log")).arg("-c").arg(&conf_path);
+        let mut guard = ProcGuard::spawn("nginx-hls", cmd, dir.path());
+        guard.add_log(dir.join("logs/error.log"));
+        guard.add_log(dir.join("logs/access.log"));
+        let mut n = NginxRtmp { guard, dir, rtmp_port, http_port };
+        let ready = wait_until(Duration::from_secs(10), || {
+            n.guard.is_running()
+                && TcpStream::connect(loopback(rtmp_port)).is_ok()
+                && TcpStream::connect(loopback(http_port)).is_ok()
+        });
+        if !ready {
+            n.guard.print_tails();
+            panic!("nginx-rtmp (HLS) did not start on {rtmp_port}/{http_port}");
+        }
+        n
+    }
+
+    /// The segment URIs of `/live/<stream>.m3u8` on this origin's HTTP server
+    /// (empty while there is no playlist).
+    pub fn hls_segments(&self, stream: &str) -> Vec<String> {
+        match http("GET", &format!("127.0.0.1:{}", self.http_port), &format!("/live/{stream}.m3u8"), &[], b"") {
+            Ok(r) if r.status == 200 => r
+                .text()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The repo's `players/` folder (the pages the proxy serves by default).
+pub fn players_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("players")
+}
+
+/// The repo's `tests/browser/` (check.mjs and its playwright-core).
+pub fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Panics with what to run when the browser check cannot work here: Debian's
+/// chromium, playwright-core in tests/browser, the player libraries in
+/// players/vendor (all installed by scripts/install-players.sh).
+pub fn require_browser() {
+    let needed = [
+        PathBuf::from("/usr/bin/chromium"),
+        browser_dir().join("node_modules/playwright-core/package.json"),
+        players_dir().join("vendor/mpegts.js"),
+        players_dir().join("vendor/hls.min.js"),
+    ];
+    let missing: Vec<String> = needed.iter().filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
+    assert!(missing.is_empty(), "missing {missing:?}: run scripts/install-players.sh");
+}
+
+/// Opens `url` in headless Chromium (tests/browser/check.mjs) and waits up to
+/// `timeout` for the page's `<video>` to play: currentTime past `min_time`
+/// seconds, then larger on a second sample. Saves a screenshot to
+/// `screenshot` when given (also on failure). Ok(the JSON line check.mjs
+/// printed) when the video played; Err(that line and node's stderr) if not.
+pub fn browser_check(url: &str, timeout: Duration, min_time: f64, screenshot: Option<&Path>) -> Result<Value, String> {
+    let dir = TempDir::new("browser");
+    let mut cmd = Command::new("node");
+    cmd.arg(browser_dir().join("check.mjs"))
+        .arg(url)
+        .args(["--timeout", &timeout.as_secs().max(1).to_string()])
+        .args(["--min-time", &min_time.to_string()])
+        .current_dir(browser_dir());
+    if let Some(p) = screenshot {
+        cmd.arg("--screenshot").arg(p);
+    }
+    let mut g = ProcGuard::spawn("browser-check", cmd, dir.path());
+    // check.mjs bounds itself (timeout + browser start and close); this is
+    // the hang guard above it.
+    let st = g.wait_exit(timeout + Duration::from_secs(90));
+    if st.is_none() {
+        g.stop();
+    }
+    let out = g.stdout();
+    let err = g.stderr();
+    let line = out.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+    let json: Option<Value> = serde_json::from_str(line).ok();
+    match (st, json) {
+        (Some(st), Some(v)) if st.success() && v["ok"] == true => Ok(v),
+        (st, _) => Err(format!(
+            "browser check of {url}: exit {st:?}; stdout {out:?}; stderr {:?}",
+            err.chars().rev().take(4000).collect::<String>().chars().rev().collect::<String>()
+        )),
+    }
+}
