@@ -103,13 +103,10 @@ pub async fn read_request<S: AsyncRead + Unpin>(
 ) -> Result<Request, HttpError> {
     // The wait for the first byte, then the whole request under its own limit.
     if buf.is_empty() {
-        let mut tmp = [0u8; 4096];
         let wait = if first { limits.request_timeout } else { limits.idle_timeout };
-        match srs_io::timeout(wait, s.read(&mut tmp)).await {
+        match srs_io::timeout(wait, read_into(s, buf)).await {
             None => return Err(HttpError::Closed),
-            Some(Ok(0)) => return Err(HttpError::Closed),
-            Some(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
-            Some(Err(e)) => return Err(HttpError::Io(e)),
+            Some(r) => r?,
         }
     }
     match srs_io::timeout(limits.request_timeout, read_rest(s, buf, limits)).await {
@@ -118,8 +115,22 @@ pub async fn read_request<S: AsyncRead + Unpin>(
     }
 }
 
+/// Appends what one read brings to `buf` (read straight into its tail: no
+/// stack buffer kept in the connection's future).
+async fn read_into<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result<(), HttpError> {
+    let len = buf.len();
+    buf.resize(len + 4096, 0);
+    let r = s.read(&mut buf[len..]).await;
+    let n = *r.as_ref().unwrap_or(&0);
+    buf.truncate(len + n);
+    match r {
+        Ok(0) => Err(HttpError::Closed),
+        Ok(_) => Ok(()),
+        Err(e) => Err(HttpError::Io(e)),
+    }
+}
+
 async fn read_rest<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Result<Request, HttpError> {
-    let mut tmp = [0u8; 4096];
     loop {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
@@ -155,11 +166,7 @@ async fn read_rest<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>, limits: &
                     _ => version == 1,
                 };
                 while buf.len() < head_len + body_len {
-                    let n = s.read(&mut tmp).await.map_err(HttpError::Io)?;
-                    if n == 0 {
-                        return Err(HttpError::Closed);
-                    }
-                    buf.extend_from_slice(&tmp[..n]);
+                    read_into(s, buf).await?;
                 }
                 let body = buf[head_len..head_len + body_len].to_vec();
                 buf.drain(..head_len + body_len);
@@ -173,11 +180,7 @@ async fn read_rest<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>, limits: &
             Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
             Err(e) => return Err(HttpError::Malformed(e)),
         }
-        let n = s.read(&mut tmp).await.map_err(HttpError::Io)?;
-        if n == 0 {
-            return Err(HttpError::Closed);
-        }
-        buf.extend_from_slice(&tmp[..n]);
+        read_into(s, buf).await?;
     }
 }
 
@@ -281,7 +284,8 @@ pub async fn serve<S: Service>(core: Rc<Core>, id: ConnId, mut s: TcpStream, pee
             }
         };
         first = false;
-        let keep = match S::handle(&core, id, &mut s, &req, peer).await {
+        // Boxed: a connection idle between requests holds no handler state.
+        let keep = match Box::pin(S::handle(&core, id, &mut s, &req, peer)).await {
             Some(k) => k && req.keep_alive && !core.shutdown.is_triggered(),
             None => false,
         };

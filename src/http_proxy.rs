@@ -7,8 +7,10 @@
 use crate::http::Request;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
+use srs_io::pump::{self, Filter, PumpEnd};
 use srs_protocols::http::{self as h, BodyFraming, ChunkedScanner, ResponseHead};
 use srs_protocols::Status;
+use std::cell::Cell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -237,10 +239,11 @@ pub async fn forward(
     h::write_response_head(&mut out, head.status, &head.reason, &headers);
     client.write_all(&out).await.map_err(ProxyError::Client)?;
 
+    let sent = Cell::new(0u64);
     let (bytes, end) = if live {
         // Watch the client too: a player that leaves ends the relay at once.
         let (mut cr, mut cw) = srs_io::split::split(&mut *client);
-        let copy = copy_body(&mut o, &mut cw, rest, head.framing, idle);
+        let copy = copy_body(&mut o, &mut cw, rest, head.framing, idle, &sent);
         let gone = async {
             let mut sink = [0u8; 512];
             loop {
@@ -249,11 +252,11 @@ pub async fn forward(
                     Ok(_) => {}
                 }
             }
-            Ok((0, "client closed"))
+            Ok((sent.get(), "client closed"))
         };
         futures_lite::future::or(copy, gone).await?
     } else {
-        copy_body(&mut o, client, rest, head.framing, idle).await?
+        copy_body(&mut o, client, rest, head.framing, idle, &sent).await?
     };
     Ok(Forwarded { status: head.status, bytes, keep_alive: keep && end == "complete", end })
 }
@@ -297,6 +300,37 @@ async fn read_all(
     }
 }
 
+/// Frames an HTTP body for the pump: passes bytes through untouched and
+/// says when the body is complete.
+struct BodyFilter {
+    left: Option<u64>,
+    chunked: Option<ChunkedScanner>,
+    done: bool,
+}
+
+impl Filter for BodyFilter {
+    type Error = h::HttpError;
+    fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), h::HttpError> {
+        let mut take = buf.len();
+        if let Some(l) = self.left {
+            take = take.min(usize::try_from(l).unwrap_or(usize::MAX));
+            self.left = Some(l - take as u64);
+            self.done = self.left == Some(0);
+        }
+        if let Some(sc) = self.chunked.as_mut() {
+            let (n, end) = sc.scan(&buf[..take])?;
+            take = n;
+            self.done = end;
+        }
+        let buf: &'a [u8] = buf;
+        Ok((take, &buf[..take]))
+    }
+
+    fn finished(&self) -> bool {
+        self.done
+    }
+}
+
 /// Relays a body as it arrives, framing untouched. Returns the bytes written
 /// and why it ended ("complete" when the framing said so).
 async fn copy_body<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
@@ -305,48 +339,28 @@ async fn copy_body<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     rest: Vec<u8>,
     framing: BodyFraming,
     idle: Duration,
+    bytes: &Cell<u64>,
 ) -> Result<(u64, &'static str), ProxyError> {
-    let mut left = match framing {
-        BodyFraming::None => return Ok((0, "complete")),
-        BodyFraming::Length(n) => Some(n),
-        _ => None,
+    let mut f = BodyFilter {
+        left: match framing {
+            BodyFraming::None => return Ok((0, "complete")),
+            BodyFraming::Length(0) => return Ok((0, "complete")),
+            BodyFraming::Length(n) => Some(n),
+            _ => None,
+        },
+        chunked: matches!(framing, BodyFraming::Chunked).then(ChunkedScanner::new),
+        done: false,
     };
-    let mut chunked = matches!(framing, BodyFraming::Chunked).then(ChunkedScanner::new);
-    let mut buf = rest;
-    buf.reserve(BUF.saturating_sub(buf.len()));
-    let mut total = 0u64;
-    let mut tmp = vec![0u8; BUF];
-    loop {
-        if !buf.is_empty() {
-            let mut take = buf.len();
-            let mut done = false;
-            if let Some(l) = left {
-                take = take.min(l as usize);
-                done = take as u64 == l;
-                left = Some(l - take as u64);
-            }
-            if let Some(sc) = chunked.as_mut() {
-                let (n, end) = sc.scan(&buf[..take]).map_err(|e| ProxyError::Origin(e.to_string()))?;
-                take = n;
-                done = end;
-            }
-            w.write_all(&buf[..take]).await.map_err(ProxyError::Client)?;
-            total += take as u64;
-            if done {
-                return Ok((total, "complete"));
-            }
-            buf.clear();
-        }
-        match srs_io::timeout(idle, o.read(&mut tmp)).await {
-            None => return Ok((total, "idle timeout")),
-            Some(Ok(0)) => {
-                return match framing {
-                    BodyFraming::UntilClose => Ok((total, "origin closed")),
-                    _ => Err(ProxyError::Origin(format!("closed mid-body after {total} bytes"))),
-                }
-            }
-            Some(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
-            Some(Err(e)) => return Err(ProxyError::Origin(format!("read: {e}"))),
-        }
+    let end =
+        futures_lite::future::or(pump::pump(o, w, &mut f, BUF, rest, bytes), pump::idle_watch(&[bytes], idle)).await;
+    let total = bytes.get();
+    match end {
+        PumpEnd::Finished => Ok((total, "complete")),
+        PumpEnd::Idle => Ok((total, "idle timeout")),
+        PumpEnd::Eof if matches!(framing, BodyFraming::UntilClose) => Ok((total, "origin closed")),
+        PumpEnd::Eof => Err(ProxyError::Origin(format!("closed mid-body after {total} bytes"))),
+        PumpEnd::Write(e) => Err(ProxyError::Client(e)),
+        PumpEnd::Read(e) => Err(ProxyError::Origin(format!("read: {e}"))),
+        PumpEnd::Filter(e) => Err(ProxyError::Origin(e)),
     }
 }

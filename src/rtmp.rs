@@ -182,29 +182,50 @@ macro_rules! drive {
                     $buf.drain(..consumed);
                     state = s;
                     if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
-                        return End::Io(e);
+                        return Err(End::Io(e));
                     }
                     if let Err(f) = read_more($client, &mut $buf, $deadline, &$facts.bytes_in).await {
-                        return client_read_fail(f, $stage, $facts.bytes_in.get());
+                        return Err(client_read_fail(f, $stage, $facts.bytes_in.get()));
                     }
                 }
                 Ok(Advance::Next { consumed, next }) => {
                     $buf.drain(..consumed);
                     if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
-                        return End::Io(e);
+                        return Err(End::Io(e));
                     }
                     break next;
                 }
                 Err(e) => {
                     let _ = send($client, &mut $out, &$facts.bytes_out).await;
-                    return End::Client(e);
+                    return Err(End::Client(e));
                 }
             }
         }
     }};
 }
 
-async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> End {
+/// Both sides ready to relay: the sockets, each direction's chunk relay, and
+/// the bytes already read from each side that the relay must handle first.
+struct Ready {
+    client: TcpStream,
+    origin: TcpStream,
+    up: RelayFilter,
+    down: RelayFilter,
+    client_rest: Vec<u8>,
+    origin_rest: Vec<u8>,
+}
+
+async fn session(core: &Rc<Core>, id: ConnId, client: TcpStream, facts: &mut Facts) -> End {
+    // The handshake and command phases run boxed: their state is freed before
+    // the relay starts, so a long-lived relay holds only what it needs.
+    let ready = match Box::pin(prepare(core, id, client, facts)).await {
+        Ok(r) => r,
+        Err(end) => return end,
+    };
+    relay(core, ready, facts).await
+}
+
+async fn prepare(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> Result<Ready, End> {
     let limits = Limits::default();
     let deadline = Instant::now() + IDENTIFY_TIMEOUT;
     let mut buf: Vec<u8> = Vec::new();
@@ -225,7 +246,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         Err(e) => {
             ident.reject(&format!("bad stream: {e}"), &mut out);
             let _ = send(c, &mut out, &facts.bytes_out).await;
-            return End::BadStream(format!("{e} (tcUrl={:?}, stream={:?})", req.tc_url, req.stream));
+            return Err(End::BadStream(format!("{e} (tcUrl={:?}, stream={:?})", req.tc_url, req.stream)));
         }
     };
     facts.stream = Some(key.clone());
@@ -239,7 +260,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         Err(e) => {
             ident.reject(&e.to_string(), &mut out);
             let _ = send(c, &mut out, &facts.bytes_out).await;
-            return End::NoOrigin(e.to_string());
+            return Err(End::NoOrigin(e.to_string()));
         }
     };
     facts.origin = Some(origin.id().to_string());
@@ -248,7 +269,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         Err(e) => {
             ident.reject("origin has no usable rtmp endpoint", &mut out);
             let _ = send(c, &mut out, &facts.bytes_out).await;
-            return End::Origin(format!("rtmp endpoint {:?}: {e}", origin.rtmp));
+            return Err(End::Origin(format!("rtmp endpoint {:?}: {e}", origin.rtmp)));
         }
     };
 
@@ -260,7 +281,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         Err(e) => {
             ident.reject("origin unreachable", &mut out);
             let _ = send(c, &mut out, &facts.bytes_out).await;
-            return End::Origin(format!("connect {addr}: {e}"));
+            return Err(End::Origin(format!("connect {addr}: {e}")));
         }
     };
     let _ = up.set_nodelay(true);
@@ -272,7 +293,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         if let Err(e) = send(&mut up, &mut oout, &origin_out).await {
             ident.reject("origin write failed", &mut out);
             let _ = send(c, &mut out, &facts.bytes_out).await;
-            return End::Origin(format!("write to {addr}: {e}"));
+            return Err(End::Origin(format!("write to {addr}: {e}")));
         }
         let fail = match read_more(&mut up, &mut obuf, odeadline, &origin_in).await {
             Ok(()) => None,
@@ -284,7 +305,7 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         if let Some(f) = fail {
             ident.reject("origin did not start the stream", &mut out);
             let _ = send(c, &mut out, &facts.bytes_out).await;
-            return End::Origin(format!("{addr} {f}"));
+            return Err(End::Origin(format!("{addr} {f}")));
         }
         match cs.handle(&obuf, &mut oout) {
             Ok(ClientProgress::NeedMore { consumed }) => {
@@ -293,39 +314,44 @@ async fn session(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
             Ok(ClientProgress::Ready { consumed }) => {
                 obuf.drain(..consumed);
                 if let Err(e) = send(&mut up, &mut oout, &origin_out).await {
-                    return End::Origin(format!("write to {addr}: {e}"));
+                    return Err(End::Origin(format!("write to {addr}: {e}")));
                 }
                 break;
             }
             Err(e) => {
                 ident.reject(&format!("origin: {e}"), &mut out);
                 let _ = send(c, &mut out, &facts.bytes_out).await;
-                return End::Origin(format!("{addr}: {e}"));
+                return Err(End::Origin(format!("{addr}: {e}")));
             }
         }
     }
     let (odec, oenc, osid) = match cs.into_relay() {
         Ok(v) => v,
-        Err(e) => return End::Origin(e.to_string()),
+        Err(e) => return Err(End::Origin(e.to_string())),
     };
     let relaying = ident.start(&mut out);
     if let Err(e) = send(c, &mut out, &facts.bytes_out).await {
-        return End::Io(e);
+        return Err(End::Io(e));
     }
     tracing::info!(conn = %id, core = core.index, stream = %key, origin = %origin.id(), %addr, role = req.role.as_str(),
         "rtmp session relaying");
     drop((out, oout));
 
-    let mut upf = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
-    let mut downf = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
+    let upf = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
+    let downf = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
+    Ok(Ready { client, origin: up, up: upf, down: downf, client_rest: buf, origin_rest: obuf })
+}
+
+async fn relay(core: &Rc<Core>, ready: Ready, facts: &mut Facts) -> End {
+    let Ready { client, origin, mut up, mut down, client_rest, origin_rest } = ready;
     let (mut cr, mut cw) = srs_io::split::split(client);
-    let (mut or, mut ow) = srs_io::split::split(up);
+    let (mut or, mut ow) = srs_io::split::split(origin);
     let bin = facts.bytes_in.clone();
     let bout = facts.bytes_out.clone();
     let (up_bytes, down_bytes) = (Cell::new(0u64), Cell::new(0u64));
     let end = pump::run_pair(
-        pump::pump(&mut cr, &mut ow, &mut upf, RELAY_BUF, buf, &up_bytes),
-        pump::pump(&mut or, &mut cw, &mut downf, RELAY_BUF, obuf, &down_bytes),
+        pump::pump(&mut cr, &mut ow, &mut up, RELAY_BUF, client_rest, &up_bytes),
+        pump::pump(&mut or, &mut cw, &mut down, RELAY_BUF, origin_rest, &down_bytes),
         [&up_bytes, &down_bytes],
         core.cfg.idle_timeout,
     )

@@ -99,10 +99,12 @@ where
         let id = core.conn_id();
         core.live.set(core.live.get() + 1);
         let guard = LiveGuard(core.clone());
-        let fut = handle(core.clone(), id, stream, peer);
+        // The session future is made inside the task, so it is stored once.
+        let handle = handle.clone();
+        let c = core.clone();
         glommio::spawn_local(async move {
             let _guard = guard;
-            fut.await;
+            handle(c, id, stream, peer).await;
         })
         .detach();
     }

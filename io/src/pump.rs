@@ -17,6 +17,12 @@ pub trait Filter {
     /// itself, or bytes of its own when it had to rewrite. The unconsumed tail
     /// is presented again, in front of the next bytes read.
     fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), Self::Error>;
+
+    /// The stream this filter frames has ended (e.g. an HTTP body was
+    /// complete); the pump stops after writing what it returned.
+    fn finished(&self) -> bool {
+        false
+    }
 }
 
 /// Passes every byte through untouched (L4 relay).
@@ -34,6 +40,8 @@ impl Filter for Plain {
 pub enum PumpEnd {
     /// The reading side closed its half cleanly.
     Eof,
+    /// The filter said the stream it frames is complete.
+    Finished,
     Read(io::Error),
     Write(io::Error),
     /// The filter refused the bytes (malformed or misbehaving peer).
@@ -46,6 +54,7 @@ impl fmt::Display for PumpEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PumpEnd::Eof => f.write_str("closed"),
+            PumpEnd::Finished => f.write_str("complete"),
             PumpEnd::Read(e) => write!(f, "read failed: {e}"),
             PumpEnd::Write(e) => write!(f, "write failed: {e}"),
             PumpEnd::Filter(e) => write!(f, "{e}"),
@@ -90,6 +99,9 @@ where
                 return PumpEnd::Write(e);
             }
             bytes.set(bytes.get() + out.len() as u64);
+        }
+        if filter.finished() {
+            return PumpEnd::Finished;
         }
         buf.copy_within(consumed..filled, 0);
         filled -= consumed;
