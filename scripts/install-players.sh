@@ -6,6 +6,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# --libs-only: just the player pages' libraries (what running the proxy needs).
+LIBS_ONLY=0
+[ "${1:-}" = "--libs-only" ] && LIBS_ONLY=1
 export DEBIAN_FRONTEND=noninteractive
 NPM_FLAGS=(--no-audit --no-fund --no-progress --loglevel=error)
 
@@ -40,6 +43,8 @@ for f in "$MPEGTS" "$HLSJS"; do
     [ -f "$f" ] || { echo "install-players: $f missing after npm install" >&2; exit 1; }
     cmp -s "$f" "$VENDOR/$(basename "$f")" || cp "$f" "$VENDOR/"
 done
+
+[ "$LIBS_ONLY" = 1 ] && exit 0
 
 # 2. playwright-core for tests/browser/check.mjs (it drives Debian's chromium;
 #    it never downloads a browser of its own).
