@@ -225,7 +225,7 @@ async fn session(core: &Rc<Core>, id: ConnId, client: TcpStream, facts: &mut Fac
     relay(core, ready, facts).await
 }
 
-async fn prepare(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> Result<Ready, End> {
+async fn prepare(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> Result<Box<Ready>, End> {
     let limits = Limits::default();
     let deadline = Instant::now() + IDENTIFY_TIMEOUT;
     let mut buf: Vec<u8> = Vec::new();
@@ -339,19 +339,22 @@ async fn prepare(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
 
     let upf = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
     let downf = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
-    Ok(Ready { client, origin: up, up: upf, down: downf, client_rest: buf, origin_rest: obuf })
+    Ok(Box::new(Ready { client, origin: up, up: upf, down: downf, client_rest: buf, origin_rest: obuf }))
 }
 
-async fn relay(core: &Rc<Core>, ready: Ready, facts: &mut Facts) -> End {
-    let Ready { client, origin, mut up, mut down, client_rest, origin_rest } = ready;
-    let (mut cr, mut cw) = srs_io::split::split(client);
-    let (mut or, mut ow) = srs_io::split::split(origin);
+async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End {
+    // Everything stays in the box; the relay borrows it.
+    let r = &mut *ready;
+    let client_rest = std::mem::take(&mut r.client_rest);
+    let origin_rest = std::mem::take(&mut r.origin_rest);
+    let (mut cr, mut cw) = srs_io::split::split(&mut r.client);
+    let (mut or, mut ow) = srs_io::split::split(&mut r.origin);
     let bin = facts.bytes_in.clone();
     let bout = facts.bytes_out.clone();
     let (up_bytes, down_bytes) = (Cell::new(0u64), Cell::new(0u64));
     let end = pump::run_pair(
-        pump::pump(&mut cr, &mut ow, &mut up, RELAY_BUF, client_rest, &up_bytes),
-        pump::pump(&mut or, &mut cw, &mut down, RELAY_BUF, origin_rest, &down_bytes),
+        pump::pump(&mut cr, &mut ow, &mut r.up, RELAY_BUF, client_rest, &up_bytes),
+        pump::pump(&mut or, &mut cw, &mut r.down, RELAY_BUF, origin_rest, &down_bytes),
         [&up_bytes, &down_bytes],
         core.cfg.idle_timeout,
     )
