@@ -80,6 +80,10 @@ struct Facts {
     role: Option<&'static str>,
     bytes_in: Rc<Cell<u64>>,
     bytes_out: Rc<Cell<u64>>,
+    /// Messages relayed each way (client → origin, origin → client).
+    messages: (u64, u64),
+    /// Relay batches that needed a copy (header re-encoding), each way.
+    copied: (u64, u64),
 }
 
 pub async fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) {
@@ -92,12 +96,14 @@ pub async fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAd
     let role = facts.role.unwrap_or("-");
     let (bin, bout) = (facts.bytes_in.get(), facts.bytes_out.get());
     let ms = started.elapsed().as_millis() as u64;
+    let msgs = format!("{}/{}", facts.messages.0, facts.messages.1);
+    let copied = format!("{}/{}", facts.copied.0, facts.copied.1);
     if end.is_failure() {
         tracing::warn!(conn = %id, core = core.index, %peer, stream, origin, role, bytes_in = bin, bytes_out = bout,
-            duration_ms = ms, reason = %end, "rtmp session ended");
+            messages = %msgs, copied = %copied, duration_ms = ms, reason = %end, "rtmp session ended");
     } else {
         tracing::info!(conn = %id, core = core.index, %peer, stream, origin, role, bytes_in = bin, bytes_out = bout,
-            duration_ms = ms, reason = %end, "rtmp session ended");
+            messages = %msgs, copied = %copied, duration_ms = ms, reason = %end, "rtmp session ended");
     }
 }
 
@@ -359,6 +365,8 @@ async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End
         core.cfg.idle_timeout,
     )
     .await;
+    facts.messages = (r.up.0.messages(), r.down.0.messages());
+    facts.copied = (r.up.0.copied_batches(), r.down.0.copied_batches());
     bin.set(bin.get() + up_bytes.get());
     bout.set(bout.get() + down_bytes.get());
     End::Relay(end)

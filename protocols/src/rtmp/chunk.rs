@@ -832,6 +832,8 @@ pub struct Relay {
     /// `out` holds bytes written by `new` that the first `process` returns.
     keep_output: bool,
     messages: u64,
+    /// Batches that had to be copied (re-encoded headers), for logs.
+    copied: u64,
 }
 
 /// Switches a batch to copying: what was handled in place so far is copied.
@@ -878,7 +880,7 @@ impl Relay {
             down.write_message(2, &m, &up.chunk_size.to_be_bytes(), &mut out);
             down.set_chunk_size(up.chunk_size);
         }
-        Self { up, down, map, keep_output: !out.is_empty(), out, messages: 0 }
+        Self { up, down, map, keep_output: !out.is_empty(), out, messages: 0, copied: 0 }
     }
 
     /// Handles the bytes the caller read (it may edit them in place). Returns
@@ -909,7 +911,11 @@ impl Relay {
             }
             pos = end;
         }
-        Ok(if copying { Forward::Copied { consumed: pos } } else { Forward::InPlace { consumed: pos } })
+        if copying {
+            self.copied += 1;
+            return Ok(Forward::Copied { consumed: pos });
+        }
+        Ok(Forward::InPlace { consumed: pos })
     }
 
     fn header(&mut self, h: &ChunkHeader, buf: &mut [u8], pos: usize, end: usize, copying: &mut bool) {
@@ -1009,6 +1015,12 @@ impl Relay {
     /// Messages started, for logs.
     pub fn messages(&self) -> u64 {
         self.messages
+    }
+
+    /// Batches that were copied rather than passed in place, for logs: in
+    /// the steady state this stops growing.
+    pub fn copied_batches(&self) -> u64 {
+        self.copied
     }
 }
 
