@@ -286,7 +286,7 @@ pub async fn serve<S: Service>(core: Rc<Core>, id: ConnId, mut s: TcpStream, pee
         first = false;
         // Boxed: a connection idle between requests holds no handler state.
         let keep = match Box::pin(S::handle(&core, id, &mut s, &req, peer)).await {
-            Some(k) => k && req.keep_alive && !core.shutdown.is_triggered(),
+            Some(k) => k && req.keep_alive && !core.stopping.is_fired(),
             None => false,
         };
         if !keep {

@@ -159,7 +159,7 @@ fn run(cfg: Arc<Config>) -> i32 {
                         tasks.push(glommio::spawn_local(default_backend_loop(core.clone(), db)));
                     }
                 }
-                core.shutdown.wait().await;
+                core.stopping.wait().await;
                 // Listeners close as their accept loops end; live sessions get the grace period.
                 let grace_end = Instant::now() + cfg.grace_quit_timeout;
                 while core.live() > 0 && Instant::now() < grace_end {

@@ -6,6 +6,7 @@
 use crate::worker::{ConnId, Core};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use glommio::timer::Timer;
 use srs_io::pump::{self, Filter, PairEnd, PumpEnd};
 use srs_protocols::rtmp::chunk::{ChunkError, Forward, Limits, Relay, StreamIdMap};
 use srs_protocols::rtmp::client::{ClientProgress, ClientSession};
@@ -113,11 +114,12 @@ fn random_block() -> [u8; RANDOM_LEN] {
     b
 }
 
-/// Reads more bytes into `buf` before `deadline`.
+/// Reads more bytes into `buf` before `deadline` fires. One deadline timer
+/// serves a whole phase: no timer is armed and cancelled per read.
 async fn read_more(
     s: &mut TcpStream,
     buf: &mut Vec<u8>,
-    deadline: Instant,
+    deadline: &mut Timer,
     counter: &Cell<u64>,
 ) -> Result<(), ReadFail> {
     if buf.len() >= MAX_PENDING {
@@ -127,8 +129,11 @@ async fn read_more(
     // kept in the session's future once it relays.
     let len = buf.len();
     buf.resize(len + 4096, 0);
-    let left = deadline.saturating_duration_since(Instant::now());
-    let r = srs_io::timeout(left, s.read(&mut buf[len..])).await;
+    let r = futures_lite::future::or(async { Some(s.read(&mut buf[len..]).await) }, async {
+        deadline.await;
+        None
+    })
+    .await;
     let n = match &r {
         Some(Ok(n)) => *n,
         _ => 0,
@@ -190,7 +195,7 @@ macro_rules! drive {
                     if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
                         return Err(End::Io(e));
                     }
-                    if let Err(f) = read_more($client, &mut $buf, $deadline, &$facts.bytes_in).await {
+                    if let Err(f) = read_more($client, &mut $buf, &mut $deadline, &$facts.bytes_in).await {
                         return Err(client_read_fail(f, $stage, $facts.bytes_in.get()));
                     }
                 }
@@ -233,7 +238,7 @@ async fn session(core: &Rc<Core>, id: ConnId, client: TcpStream, facts: &mut Fac
 
 async fn prepare(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> Result<Box<Ready>, End> {
     let limits = Limits::default();
-    let deadline = Instant::now() + IDENTIFY_TIMEOUT;
+    let mut deadline = Timer::new(IDENTIFY_TIMEOUT);
     let mut buf: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let info = ServerInfo { version: crate::VERSION.to_string(), conn_id: id.to_string() };
@@ -291,7 +296,7 @@ async fn prepare(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
         }
     };
     let _ = up.set_nodelay(true);
-    let odeadline = Instant::now() + ORIGIN_START_TIMEOUT;
+    let mut odeadline = Timer::new(ORIGIN_START_TIMEOUT);
     let mut obuf: Vec<u8> = Vec::new();
     let mut oout: Vec<u8> = Vec::with_capacity(4096);
     let mut cs = ClientSession::start(&random_block(), 0, &req, limits, &mut oout);
@@ -301,7 +306,7 @@ async fn prepare(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut
             let _ = send(c, &mut out, &facts.bytes_out).await;
             return Err(End::Origin(format!("write to {addr}: {e}")));
         }
-        let fail = match read_more(&mut up, &mut obuf, odeadline, &origin_in).await {
+        let fail = match read_more(&mut up, &mut obuf, &mut odeadline, &origin_in).await {
             Ok(()) => None,
             Err(ReadFail::Timeout) => Some("timed out waiting for the start status".to_string()),
             Err(ReadFail::Closed) => Some("closed the connection".to_string()),
@@ -357,11 +362,11 @@ async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End
     let (mut or, mut ow) = srs_io::split::split(&mut r.origin);
     let bin = facts.bytes_in.clone();
     let bout = facts.bytes_out.clone();
-    let (up_bytes, down_bytes) = (Cell::new(0u64), Cell::new(0u64));
+    let (up_bytes, down_bytes) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u64)));
     let end = pump::run_pair(
         pump::pump(&mut cr, &mut ow, &mut r.up, RELAY_BUF, client_rest, &up_bytes),
         pump::pump(&mut or, &mut cw, &mut r.down, RELAY_BUF, origin_rest, &down_bytes),
-        [&up_bytes, &down_bytes],
+        [up_bytes.clone(), down_bytes.clone()],
         core.cfg.idle_timeout,
     )
     .await;

@@ -3,6 +3,7 @@
 
 use crate::balancer::Balancer;
 use glommio::net::{TcpListener, TcpStream};
+use srs_io::signal::LocalSignal;
 use srs_io::Shutdown;
 use srs_proxy::config::Config;
 use std::cell::Cell;
@@ -29,7 +30,8 @@ pub struct Core {
     pub index: usize,
     pub cfg: Arc<Config>,
     pub lb: Rc<Balancer>,
-    pub shutdown: Shutdown,
+    /// Fired on this core once shutdown is triggered (one watcher per core).
+    pub stopping: Rc<LocalSignal>,
     /// PROXY_STATIC_FILES, canonical, when the folder exists.
     pub static_root: Option<std::path::PathBuf>,
     live: Cell<usize>,
@@ -44,7 +46,8 @@ impl Core {
         shutdown: Shutdown,
         static_root: Option<std::path::PathBuf>,
     ) -> Rc<Self> {
-        Rc::new(Core { index, cfg, lb, shutdown, static_root, live: Cell::new(0), next: Cell::new(1) })
+        let stopping = shutdown.watch();
+        Rc::new(Core { index, cfg, lb, stopping, static_root, live: Cell::new(0), next: Cell::new(1) })
     }
 
     pub fn live(&self) -> usize {
@@ -77,7 +80,7 @@ where
     let handle = Rc::new(handle);
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            core.shutdown.wait().await;
+            core.stopping.wait().await;
             None
         })
         .await;

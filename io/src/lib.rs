@@ -6,6 +6,7 @@ pub mod mesh;
 pub mod pump;
 pub mod runtime;
 pub mod shutdown;
+pub mod signal;
 pub mod split;
 
 pub use runtime::{start, CoreInfo, StartError};

@@ -3,10 +3,12 @@
 //! the very buffer that was read; in the steady state it hands the same
 //! bytes back and nothing is copied.
 
+use crate::signal::LocalSignal;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::cell::Cell;
 use std::fmt;
 use std::io;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// A protocol's view of one direction of a relay.
@@ -165,19 +167,30 @@ impl fmt::Display for PairEnd {
     }
 }
 
-/// Runs both directions and the idle watchdog; the first to end ends all.
+/// Runs both directions, and the idle watchdog as its own task (so the
+/// relay's wakeups never touch its timer); the first to end ends all.
 pub async fn run_pair(
     up: impl std::future::Future<Output = PumpEnd>,
     down: impl std::future::Future<Output = PumpEnd>,
-    counters: [&Cell<u64>; 2],
+    counters: [Rc<Cell<u64>>; 2],
     idle: Duration,
 ) -> PairEnd {
-    futures_lite::future::or(
+    let idle_sig = Rc::new(LocalSignal::new());
+    let watchdog = {
+        let sig = idle_sig.clone();
+        glommio::spawn_local(async move {
+            idle_watch(&[&*counters[0], &*counters[1]], idle).await;
+            sig.fire();
+        })
+    };
+    let end = futures_lite::future::or(
         futures_lite::future::or(async { PairEnd::Upstream(up.await) }, async { PairEnd::Downstream(down.await) }),
         async {
-            idle_watch(&counters, idle).await;
+            idle_sig.wait().await;
             PairEnd::Idle
         },
     )
-    .await
+    .await;
+    drop(watchdog); // cancels it
+    end
 }
