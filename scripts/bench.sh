@@ -1,0 +1,682 @@
+#!/usr/bin/env bash
+# Benchmarks srs-proxy against the origin itself (direct) and two L4 proxies,
+# HAProxy in TCP mode and nginx's stream module, all in one run on loopback,
+# and prints one table (also written to target/bench/results.md).
+#
+#   bash scripts/bench.sh            # full run (about 7 minutes after the build)
+#   bash scripts/bench.sh --quick    # short phases, fewer clients (about 2 minutes)
+#
+# Scenarios (each run once direct, once through each proxy, in an order that
+# rotates from scenario to scenario so that drift spreads evenly):
+#   * fan-out relay: 1 publisher at 8 Mbit/s straight to the origin, 40
+#     players through the proxy under test (RTMP to nginx-rtmp; HTTP-FLV to
+#     node-media-server). Proxy CPU (utime+stime of all its processes and
+#     threads, from /proc) per GiB the players received, throughput, delay.
+#   * connection setup: RTMP play sessions at a steady rate (handshake,
+#     connect, createStream, play, first media, close); proxy CPU per session.
+#   * idle scale: K idle RTMP play sessions (a stream nobody publishes); the
+#     proxy's resident memory over its idle baseline, per connection. Each
+#     proxy is started fresh for each size.
+#   * per-core scaling: the RTMP fan-out with one worker (PROXY_WORKERS=1,
+#     HAProxy nbthread 1, nginx worker_processes 1) beside the two-worker run.
+#
+# Everything listens on 127.0.0.1 (free ports picked at start). Every process
+# started here is stopped by its pid on exit; every wait is bounded.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QUICK=0
+for a in "$@"; do
+    case "$a" in
+        --quick) QUICK=1 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown option $a (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$QUICK" = 1 ]; then
+    FAN_CLIENTS=20; FAN_SECONDS=6; SESS_RATE=50; SESS_SECONDS=5
+    IDLE_SMALL=200; IDLE_BIG=1000; IDLE_HOLD=3
+else
+    FAN_CLIENTS=40; FAN_SECONDS=20; SESS_RATE=50; SESS_SECONDS=20
+    IDLE_SMALL=1000; IDLE_BIG=10000; IDLE_HOLD=4
+fi
+BITRATE=8000k
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- setup
+cd "$ROOT"
+log "building (release)"
+cargo build --release -q -p srs-proxy -p srs-bench
+PROXY_BIN="$ROOT/target/release/srs-proxy"
+LOAD="$ROOT/target/release/srs-load"
+
+log "installing peers if missing"
+bash "$ROOT/scripts/install-peers.sh" >&2
+bench_missing=()
+[ -x /usr/sbin/haproxy ] || bench_missing+=(haproxy)
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || bench_missing+=(libnginx-mod-stream)
+if [ "${#bench_missing[@]}" -gt 0 ]; then
+    log "installing ${bench_missing[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+        -o DPkg::Lock::Timeout=600 "${bench_missing[@]}" >&2 ||
+    { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -q -o DPkg::Lock::Timeout=600 >&2 &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+        -o DPkg::Lock::Timeout=600 "${bench_missing[@]}" >&2; }
+fi
+NMS_APP="$ROOT/tests/peers/node_modules/node-media-server/bin/app.js"
+
+# Descriptors: as many as we may have (the idle scenario needs two per
+# connection in each proxy).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDLIM="$(ulimit -n)"
+if [ "$FDLIM" = unlimited ]; then FDLIM=1048576; fi
+fit=$(( (FDLIM - 1500) / 2 / 100 * 100 ))
+if [ "$IDLE_BIG" -gt "$fit" ]; then
+    log "descriptor limit $FDLIM: the large idle scenario uses $fit connections, not $IDLE_BIG"
+    IDLE_BIG=$fit
+fi
+# HAProxy needs 2 descriptors per connection and 2 per splice pipe.
+HAPROXY_MAXCONN=$(( (FDLIM - 1100) / 2 ))
+NGX_CONNS=$(( FDLIM - 100 ))
+
+WORK="$(mktemp -d /tmp/srs-bench.XXXXXX)"
+RES="$WORK/results"
+mkdir -p "$RES"
+HZ="$(getconf CLK_TCK)"
+
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null || true
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_bg NAME CMD... : runs CMD in the background, logs to $WORK/NAME.log,
+# remembers its pid in $BG_PID and in PIDS.
+start_bg() {
+    local name="$1"; shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    BG_PID=$!
+    PIDS+=("$BG_PID")
+}
+
+# stop_pid PID: TERM, wait up to 5 s, then KILL.
+stop_pid() {
+    local p="$1" i
+    kill "$p" 2>/dev/null || return 0
+    for i in $(seq 1 50); do
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    local keep=() q
+    for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    PIDS=("${keep[@]:-}")
+}
+
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+wait_port() {
+    local port="$1" i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench: nothing listens on $port after 10 s" >&2
+    return 1
+}
+
+# The pid and its children (nginx: master and workers).
+tree_pids() {
+    local p="$1"
+    echo "$p"
+    pgrep -P "$p" 2>/dev/null || true
+}
+
+# CPU ticks (utime + stime) of all processes of a tree.
+cpu_ticks() {
+    local total=0 p t
+    for p in $(tree_pids "$1"); do
+        t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$(( total + ${t:-0} ))
+    done
+    echo "$total"
+}
+
+# Resident memory (kB) of all processes of a tree.
+rss_kb() {
+    local total=0 p r
+    for p in $(tree_pids "$1"); do
+        r=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || r=0
+        total=$(( total + ${r:-0} ))
+    done
+    echo "$total"
+}
+
+read -r P_NGX_RTMP P_NMS_RTMP P_NMS_HTTP P_NMS_HTTPS P_NMS_RTMPS \
+        P_SRS_RTMP P_SRS_API P_SRS_HTTP P_SRS_HTTPAPI P_SRS_RTC P_SRS_SRT \
+        P_HA P_NGX_STREAM <<<"$(free_ports 13)"
+
+# ---------------------------------------------------------------- origins
+start_nginx_rtmp() {
+    local d="$WORK/nginx-rtmp"
+    mkdir -p "$d/logs"
+    cat >"$d/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off;
+master_process on;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections $NGX_CONNS; }
+rtmp {
+    server {
+        listen 127.0.0.1:$P_NGX_RTMP;
+        chunk_size 4096;
+        application live { live on; record off; }
+    }
+}
+EOF
+    start_bg nginx-rtmp nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+    NGX_RTMP_PID=$BG_PID
+    wait_port "$P_NGX_RTMP"
+}
+
+start_nms() {
+    mkdir -p "$WORK/nms"
+    start_bg nms node "$NMS_APP" -b 127.0.0.1 --rtmp-port "$P_NMS_RTMP" --http-port "$P_NMS_HTTP" \
+        --https-port "$P_NMS_HTTPS" --rtmps-port "$P_NMS_RTMPS" --data-path "$WORK/nms" --no-admin
+    NMS_PID=$BG_PID
+    wait_port "$P_NMS_RTMP"
+    wait_port "$P_NMS_HTTP"
+}
+
+# ---------------------------------------------------------------- proxies
+# start_srs WORKERS ORIGIN_RTMP_PORT [ORIGIN_HTTP_PORT]
+start_srs() {
+    local workers="$1" ortmp="$2" ohttp="${3:-}"
+    env PROXY_RTMP_SERVER="127.0.0.1:$P_SRS_RTMP" PROXY_SYSTEM_API="127.0.0.1:$P_SRS_API" \
+        PROXY_HTTP_SERVER="127.0.0.1:$P_SRS_HTTP" PROXY_HTTP_API="127.0.0.1:$P_SRS_HTTPAPI" \
+        PROXY_WEBRTC_SERVER="$P_SRS_RTC" PROXY_SRT_SERVER="$P_SRS_SRT" \
+        PROXY_WORKERS="$workers" PROXY_IDLE_TIMEOUT=600s PROXY_ORIGIN_SERVER_TTL=3600s PROXY_STATIC_FILES="$WORK" \
+        RUST_LOG=warn "$PROXY_BIN" >"$WORK/srs-proxy.log" 2>&1 &
+    SRS_PID=$!
+    PIDS+=("$SRS_PID")
+    wait_port "$P_SRS_RTMP"
+    wait_port "$P_SRS_API"
+    local http='[]'
+    [ -n "$ohttp" ] && http="[\"$ohttp\"]"
+    local body="{\"device_id\":\"bench-origin\",\"ip\":\"127.0.0.1\",\"server\":\"bench-$ortmp\",\"service\":\"s1\",\"pid\":\"1\",\"rtmp\":[\"$ortmp\"],\"http\":$http}"
+    # One registration: the TTL outlives every phase, so no heartbeat is needed.
+    curl -sf -m 5 -XPOST "127.0.0.1:$P_SRS_API/api/v1/srs/register" \
+        -H 'Content-Type: application/json' -d "$body" >/dev/null
+}
+stop_srs() { stop_pid "$SRS_PID"; }
+
+# start_haproxy THREADS ORIGIN_PORT
+start_haproxy() {
+    local d="$WORK/haproxy"
+    mkdir -p "$d"
+    cat >"$d/haproxy.cfg" <<EOF
+global
+    maxconn $HAPROXY_MAXCONN
+    maxpipes 500
+    nbthread $1
+defaults
+    mode tcp
+    option splice-auto
+    timeout connect 5s
+    timeout client 10m
+    timeout server 10m
+listen relay
+    bind 127.0.0.1:$P_HA
+    server origin 127.0.0.1:$2
+EOF
+    start_bg haproxy haproxy -db -f "$d/haproxy.cfg"
+    HA_PID=$BG_PID
+    wait_port "$P_HA"
+}
+stop_haproxy() { stop_pid "$HA_PID"; }
+
+# start_nginx_stream WORKERS ORIGIN_PORT
+start_nginx_stream() {
+    local d="$WORK/nginx-stream"
+    mkdir -p "$d/logs"
+    cat >"$d/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off;
+master_process on;
+worker_processes $1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections $NGX_CONNS; }
+stream {
+    server {
+        listen 127.0.0.1:$P_NGX_STREAM reuseport;
+        proxy_pass 127.0.0.1:$2;
+        proxy_connect_timeout 5s;
+        proxy_timeout 10m;
+    }
+}
+EOF
+    start_bg nginx-stream nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+    NGXS_PID=$BG_PID
+    wait_port "$P_NGX_STREAM"
+}
+stop_nginx_stream() { stop_pid "$NGXS_PID"; }
+
+start_proxies() { # WORKERS ORIGIN_PORT [ORIGIN_HTTP_PORT for srs-proxy]
+    start_srs "$1" "$2" "${3:-}"
+    start_haproxy "$1" "${4:-$2}"
+    start_nginx_stream "$1" "${4:-$2}"
+    sleep 0.5
+}
+stop_proxies() { stop_srs; stop_haproxy; stop_nginx_stream; }
+
+pid_of() {
+    case "$1" in
+        srs) echo "$SRS_PID" ;;
+        haproxy) echo "$HA_PID" ;;
+        nginx) echo "$NGXS_PID" ;;
+        *) echo "" ;;
+    esac
+}
+port_of() {
+    case "$1" in
+        srs) echo "$P_SRS_RTMP" ;;
+        haproxy) echo "$P_HA" ;;
+        nginx) echo "$P_NGX_STREAM" ;;
+    esac
+}
+
+# rotate K WORD... : the words, starting at index K mod N.
+rotate() {
+    local k="$1"; shift
+    local a=("$@") n=$# i
+    for i in $(seq 0 $(( n - 1 ))); do printf '%s ' "${a[$(( (i + k) % n ))]}"; done
+}
+
+# measure OUT PID CMD... : runs the loader CMD, with the CPU of the process
+# tree PID (if any) read before and after; writes
+# {"cpu_ticks":N,"hz":HZ,"load":<loader json>} to OUT.
+measure() {
+    local out="$1" pid="$2"; shift 2
+    local c0=0 c1=0 rc=0
+    [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+    "$@" >"$out.load" 2>"$out.err" || rc=$?
+    [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+    if [ "$rc" != 0 ] || [ ! -s "$out.load" ]; then
+        log "  loader failed ($rc): $(tail -c 300 "$out.err")"
+        printf '{"error":%s}\n' "$(tail -c 300 "$out.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')" >"$out"
+        return 0
+    fi
+    local cpu="null"
+    [ -n "$pid" ] && cpu=$(( c1 - c0 ))
+    printf '{"cpu_ticks":%s,"hz":%s,"load":%s}\n' "$cpu" "$HZ" "$(cat "$out.load")" >"$out"
+}
+
+# An origin that died (say, because a proxy sent it something it choked
+# on) is restarted before the next phase, and the table notes it.
+check_origins() { # WHAT-RAN-BEFORE
+    if ! kill -0 "$NGX_RTMP_PID" 2>/dev/null; then
+        log "  nginx-rtmp origin died (after: $1); restarting it"
+        echo "the nginx-rtmp origin died after: $1 (restarted)" >>"$RES/notes.txt"
+        start_nginx_rtmp
+    fi
+    if ! kill -0 "$NMS_PID" 2>/dev/null; then
+        log "  node-media-server origin died (after: $1); restarting it"
+        echo "node-media-server died after: $1 (restarted)" >>"$RES/notes.txt"
+        start_nms
+    fi
+}
+
+# Before each phase: the origin and the publisher are alive.
+ensure_publisher() { # URL GOP WHAT-RAN-BEFORE
+    if ! kill -0 "$PUB_PID" 2>/dev/null; then
+        check_origins "$3"
+        log "  publisher exited; starting it again"
+        start_publisher "$1" "$2"
+    fi
+}
+
+start_publisher() { # URL GOP
+    start_bg "publisher-$RANDOM" "$LOAD" publish --url "$1" --bitrate "$BITRATE" --fps 30 --gop "$2" --seconds 3600
+    PUB_PID=$BG_PID
+    sleep 2.5
+    if ! kill -0 "$PUB_PID" 2>/dev/null; then
+        echo "bench: the publisher to $1 exited" >&2
+        return 1
+    fi
+}
+
+# ---------------------------------------------------------------- scenarios
+start_nginx_rtmp
+start_nms
+SCEN=0
+
+# fanout TAG URL_SCHEME ORIGIN_PORT WORKERS VARIANTS...
+fanout_rtmp() { # TAG WORKERS VARIANTS...
+    local tag="$1" workers="$2"; shift 2
+    log "RTMP fan-out ($tag): $FAN_CLIENTS players x ${FAN_SECONDS}s, workers=$workers"
+    start_proxies "$workers" "$P_NGX_RTMP"
+    local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan" prev="start of $tag"
+    start_publisher "$pub" 2
+    local v url
+    for v in $(rotate "$SCEN" "$@"); do
+        ensure_publisher "$pub" 2 "$prev"
+        if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan"
+        else url="rtmp://127.0.0.1:$(port_of "$v")/live/fan"; fi
+        log "  $v"
+        prev="$tag $v"
+        measure "$RES/${tag}_$v.json" "$(pid_of "$v")" \
+            "$LOAD" play --url "$url" --clients "$FAN_CLIENTS" --seconds "$FAN_SECONDS"
+    done
+    stop_pid "$PUB_PID"
+    stop_proxies
+    SCEN=$(( SCEN + 1 ))
+}
+
+fanout_flv() {
+    log "HTTP-FLV fan-out: $FAN_CLIENTS players x ${FAN_SECONDS}s (origin node-media-server)"
+    start_srs 2 "$P_NMS_RTMP" "$P_NMS_HTTP"
+    start_haproxy 2 "$P_NMS_HTTP"
+    start_nginx_stream 2 "$P_NMS_HTTP"
+    local pub="rtmp://127.0.0.1:$P_NMS_RTMP/live/fan" prev="start of flv"
+    start_publisher "$pub" 2
+    local variants="direct haproxy nginx"
+    curl -s -m 2 -o "$WORK/flv-probe" "http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" >/dev/null 2>&1 || true
+    if [ "$(head -c 3 "$WORK/flv-probe" 2>/dev/null || true)" = FLV ]; then
+        variants="direct srs haproxy nginx"
+    else
+        log "  srs-proxy: HTTP-FLV not implemented yet (GET /live/fan.flv gave no FLV)"
+        echo '{"na":"not implemented"}' >"$RES/flv_srs.json"
+    fi
+    local v url
+    for v in $(rotate "$SCEN" $variants); do
+        case "$v" in
+            direct) url="http://127.0.0.1:$P_NMS_HTTP/live/fan.flv" ;;
+            srs) url="http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" ;;
+            *) url="http://127.0.0.1:$(port_of "$v")/live/fan.flv" ;;
+        esac
+        ensure_publisher "$pub" 2 "$prev"
+        log "  $v"
+        prev="flv $v"
+        measure "$RES/flv_$v.json" "$(pid_of "$v")" \
+            "$LOAD" play --url "$url" --clients "$FAN_CLIENTS" --seconds "$FAN_SECONDS"
+    done
+    stop_pid "$PUB_PID"
+    stop_proxies
+    SCEN=$(( SCEN + 1 ))
+}
+
+sessions() {
+    log "RTMP session setup: $SESS_RATE/s x ${SESS_SECONDS}s"
+    start_proxies 2 "$P_NGX_RTMP"
+    # A short GOP, so that "first media" does not wait long for a keyframe.
+    local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess" prev="start of sessions"
+    start_publisher "$pub" 0.25
+    local v url
+    for v in $(rotate "$SCEN" direct srs haproxy nginx); do
+        ensure_publisher "$pub" 0.25 "$prev"
+        prev="sessions $v"
+        if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess"
+        else url="rtmp://127.0.0.1:$(port_of "$v")/live/sess"; fi
+        log "  $v"
+        measure "$RES/sess_$v.json" "$(pid_of "$v")" \
+            "$LOAD" sessions --url "$url" --rate "$SESS_RATE" --seconds "$SESS_SECONDS"
+    done
+    stop_pid "$PUB_PID"
+    stop_proxies
+    SCEN=$(( SCEN + 1 ))
+}
+
+# idle TAG K: each proxy started fresh, K idle play sessions through it.
+idle() {
+    local tag="$1" k="$2" v
+    log "idle scale: $k connections"
+    for v in $(rotate "$SCEN" srs haproxy nginx); do
+        check_origins "before idle $tag $v"
+        case "$v" in
+            srs) start_srs 2 "$P_NGX_RTMP" ;;
+            haproxy) start_haproxy 2 "$P_NGX_RTMP" ;;
+            nginx) start_nginx_stream 2 "$P_NGX_RTMP" ;;
+        esac
+        sleep 1
+        local pid; pid=$(pid_of "$v")
+        local r0; r0=$(rss_kb "$pid")
+        local ready="$WORK/ready-$tag-$v.json"
+        rm -f "$ready"
+        log "  $v"
+        start_bg "idle-$tag-$v" "$LOAD" idle --url "rtmp://127.0.0.1:$(port_of "$v")/live/idle" \
+            --clients "$k" --hold "$IDLE_HOLD" --threads 2 --ready-file "$ready"
+        local lp=$BG_PID i
+        for i in $(seq 1 1500); do
+            [ -s "$ready" ] && break
+            kill -0 "$lp" 2>/dev/null || break
+            sleep 0.1
+        done
+        sleep 1
+        local r1; r1=$(rss_kb "$pid")
+        local st=0
+        wait "$lp" || st=$?
+        local keep=() q
+        for q in "${PIDS[@]}"; do [ "$q" = "$lp" ] || keep+=("$q"); done
+        PIDS=("${keep[@]:-}")
+        local load='null'
+        [ "$st" = 0 ] && load=$(cat "$WORK/idle-$tag-$v.log" | tail -n 1)
+        [ -s "$ready" ] || echo '{"open":0}' >"$ready"
+        printf '{"rss0_kb":%s,"rss1_kb":%s,"ready":%s,"load":%s}\n' "$r0" "$r1" "$(cat "$ready")" "$load" \
+            >"$RES/idle${tag}_$v.json"
+        case "$v" in
+            srs) stop_srs ;;
+            haproxy) stop_haproxy ;;
+            nginx) stop_nginx_stream ;;
+        esac
+    done
+    SCEN=$(( SCEN + 1 ))
+}
+
+T_START=$(date +%s)
+fanout_rtmp fan 2 direct srs haproxy nginx
+fanout_flv
+sessions
+idle small "$IDLE_SMALL"
+idle big "$IDLE_BIG"
+fanout_rtmp scale1 1 srs haproxy nginx
+T_END=$(date +%s)
+
+# ---------------------------------------------------------------- report
+cat >"$RES/meta.json" <<EOF
+{"clients":$FAN_CLIENTS,"seconds":$FAN_SECONDS,"bitrate":"$BITRATE","rate":$SESS_RATE,
+ "sess_seconds":$SESS_SECONDS,"idle_small":$IDLE_SMALL,"idle_big":$IDLE_BIG,"fdlimit":$FDLIM,
+ "quick":$QUICK,"wall_seconds":$(( T_END - T_START ))}
+EOF
+
+OUT_DIR="$ROOT/target/bench"
+mkdir -p "$OUT_DIR/raw"
+cp "$RES"/*.json "$OUT_DIR/raw/"
+TABLE="$(python3 - "$RES" <<'EOF'
+import json, os, sys
+res = sys.argv[1]
+meta = json.load(open(os.path.join(res, "meta.json")))
+
+def load(name):
+    p = os.path.join(res, name + ".json")
+    if not os.path.exists(p):
+        return None
+    try:
+        return json.load(open(p))
+    except Exception:
+        return None
+
+GIB = 1024 ** 3
+cols = ["direct", "srs", "haproxy", "nginx"]
+names = {"direct": "direct", "srs": "srs-proxy", "haproxy": "HAProxy (TCP)", "nginx": "nginx stream"}
+rows = []
+notes = []
+
+def cell_na(r):
+    if r is None:
+        return "—"
+    if "na" in r:
+        return "n/a (" + r["na"] + ")"
+    if "error" in r:
+        return "failed"
+    return None
+
+def errs(tag, v, r):
+    if r and "load" in r and isinstance(r["load"], dict):
+        L = r["load"]
+        e = L.get("errors", L.get("failed", 0)) or 0
+        if e:
+            notes.append(f"{tag} {names[v]}: {e} errors, e.g. {L.get('error_samples', [])[:2]}")
+    if r and "error" in r:
+        notes.append(f"{tag} {names[v]}: loader failed: {r['error'][:200]}")
+
+def fan(tag, short, label, variants=cols):
+    d = {v: load(f"{tag}_{v}") for v in variants}
+    base = d.get("direct")
+    cpu, thr, dly = [], [], []
+    for v in cols:
+        r = d.get(v)
+        na = cell_na(r) if v in variants else "—"
+        if v in variants:
+            errs(short, v, r)
+        if na:
+            cpu.append("—" if v == "direct" else na); thr.append(na); dly.append(na); continue
+        L = r["load"]
+        if not L.get("connected") or L.get("errors", 0) >= L.get("clients", 1):
+            cpu.append("failed"); thr.append("failed"); dly.append("failed"); continue
+        gib = L["bytes"] / GIB
+        if v == "direct" or r.get("cpu_ticks") is None:
+            cpu.append("—")
+        else:
+            s = r["cpu_ticks"] / r["hz"]
+            cpu.append(f"{s / gib:.2f}" if gib > 0 else "n/a")
+        thr.append(f"{L['throughput_mbit']:.0f}" + (f" ({L['errors']} players failed)" if L.get("errors") else ""))
+        p50, p99 = L["delay_ms"]["p50"], L["delay_ms"]["p99"]
+        if not L["delay_ms"]["n"]:
+            dly.append("n/a")
+        elif v == "direct" or not base or "load" not in base or not base["load"].get("delay_ms", {}).get("n"):
+            dly.append(f"{p50:.2f} / {p99:.2f}")
+        else:
+            b = base["load"]["delay_ms"]
+            dly.append(f"{p50 - b['p50']:+.2f} / {p99 - b['p99']:+.2f}")
+    rows.append((label, "proxy CPU s per GiB to players", cpu))
+    rows.append(("", "throughput to players, Mbit/s", thr))
+    rows.append(("", "delay p50 / p99, ms (proxies: added to direct)", dly))
+
+c, s = meta["clients"], meta["seconds"]
+fan("fan", "RTMP fan-out", label=f"RTMP fan-out: 1 x {meta['bitrate']}bit/s → {c} players, {s} s (nginx-rtmp origin)")
+fan("flv", "HTTP-FLV fan-out", label=f"HTTP-FLV fan-out: 1 x {meta['bitrate']}bit/s → {c} players, {s} s (node-media-server origin)")
+
+d = {v: load(f"sess_{v}") for v in cols}
+cpu, lat, st = [], [], []
+for v in cols:
+    r = d[v]
+    errs("sessions", v, r)
+    na = cell_na(r)
+    if na:
+        cpu.append(na); lat.append(na); st.append(na); continue
+    L = r["load"]
+    ok = L["ok"]
+    if v == "direct" or r.get("cpu_ticks") is None:
+        cpu.append("—")
+    else:
+        cpu.append(f"{r['cpu_ticks'] / r['hz'] / ok * 1000:.2f}" if ok else "n/a")
+    lat.append(f"{L['play_start_ms']['p50']:.1f} / {L['play_start_ms']['p99']:.1f}")
+    st.append(f"{L['setup_ms']['p50']:.0f} / {L['setup_ms']['p99']:.0f} ({ok} ok, {L['failed']} failed)")
+label = f"RTMP session setup, {meta['rate']}/s for {meta['sess_seconds']} s"
+rows.append((label, "proxy CPU ms per session", cpu))
+rows.append(("", "connect → Play.Start p50 / p99, ms", lat))
+rows.append(("", "connect → first media p50 / p99, ms", st))
+
+for tag, k in (("small", meta["idle_small"]), ("big", meta["idle_big"])):
+    vals = []
+    for v in cols:
+        if v == "direct":
+            vals.append("—"); continue
+        r = load(f"idle{tag}_{v}")
+        if r is None:
+            vals.append("—"); continue
+        n = (r.get("ready") or {}).get("open", 0)
+        if r.get("load") is None:
+            notes.append(f"idle {k} {names[v]}: loader failed")
+        elif r["load"].get("failed"):
+            notes.append(f"idle {k} {names[v]}: {r['load']['failed']} of {k} did not open, e.g. {r['load'].get('error_samples', [])[:2]}")
+        if n <= 0:
+            vals.append("failed"); continue
+        kib = (r["rss1_kb"] - r["rss0_kb"]) / n
+        extra = "" if n == k else f" ({n} open)"
+        vals.append(f"{kib:.1f}{extra}")
+    rows.append((f"idle scale: {k} idle RTMP play connections", "proxy RSS KiB per connection (over idle baseline)", vals))
+
+# Per-core scaling: the fan-out with one worker beside the two-worker run.
+one = {v: load(f"scale1_{v}") for v in cols[1:]}
+two = {v: load(f"fan_{v}") for v in cols[1:]}
+for n, d in (("1 worker", one), ("2 workers", two)):
+    cpu, dly = ["—"], ["—"]
+    for v in cols[1:]:
+        r = d[v]
+        na = cell_na(r)
+        if na:
+            cpu.append(na); dly.append(na); continue
+        L = r["load"]
+        gib = L["bytes"] / GIB
+        cpu.append(f"{r['cpu_ticks'] / r['hz'] / gib:.2f}" if gib > 0 else "n/a")
+        dly.append(f"{L['delay_ms']['p50']:.2f} / {L['delay_ms']['p99']:.2f}")
+    rows.append((f"per-core: RTMP fan-out, {n}", "proxy CPU s per GiB; delay p50 / p99 ms",
+                 [f"{a}; {b}" if a != "—" else "—" for a, b in zip(cpu, dly)]))
+for v in cols[1:]:
+    errs("per-core (1 worker)", v, one[v])
+
+out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
+       "|---|---|" + "---|" * len(cols)]
+for label, metric, vals in rows:
+    out.append(f"| {label} | {metric} | " + " | ".join(vals) + " |")
+print("\n".join(out))
+np = os.path.join(res, "notes.txt")
+if os.path.exists(np):
+    notes.extend(l.strip() for l in open(np) if l.strip())
+if notes:
+    print()
+    for n in notes:
+        print(f"- {n}")
+EOF
+)"
+
+{
+    echo "# srs-proxy benchmark"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- command: \`bash scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')\`"
+    echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo "- peers: $(nginx -v 2>&1 | sed 's/.*: //') (rtmp, stream), HAProxy $(haproxy -v | head -1 | awk '{print $3}'), node-media-server $(node -p "require('$ROOT/tests/peers/node_modules/node-media-server/package.json').version" 2>/dev/null || echo '?'), fd limit $FDLIM"
+    echo "- wall time: $(( T_END - T_START )) s"
+    echo
+    echo "$TABLE"
+} >"$OUT_DIR/results.md"
+
+echo
+echo "$TABLE"
+echo
+echo "written to target/bench/results.md (raw JSON in target/bench/raw/)"
