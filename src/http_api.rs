@@ -83,6 +83,10 @@ async fn forward_api(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Reque
             Some(f.keep_alive)
         }
         Err(ProxyError::Client(_)) => None,
+        Err(e @ ProxyError::MidBody(_)) => {
+            tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward cut short");
+            None
+        }
         Err(e) => {
             tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward failed");
             let _ = http::write_response(s, &Response::error(e.status(), &e), false).await;

@@ -42,6 +42,9 @@ pub enum ProxyError {
     Origin(String),
     /// The client went away or failed mid-response.
     Client(std::io::Error),
+    /// The origin failed after the response head went to the client: the
+    /// only honest answer left is to close the connection.
+    MidBody(String),
 }
 
 impl ProxyError {
@@ -61,6 +64,7 @@ impl fmt::Display for ProxyError {
             ProxyError::Timeout(a) => write!(f, "origin {a} did not answer within {HEAD_TIMEOUT:?}"),
             ProxyError::Origin(e) => write!(f, "origin answered badly: {e}"),
             ProxyError::Client(e) => write!(f, "client i/o: {e}"),
+            ProxyError::MidBody(e) => write!(f, "origin failed mid-body: {e}"),
         }
     }
 }
@@ -254,11 +258,19 @@ pub async fn forward(
             }
             Ok((sent.get(), "client closed"))
         };
-        futures_lite::future::or(copy, gone).await?
+        futures_lite::future::or(copy, gone).await.map_err(after_head)?
     } else {
-        copy_body(&mut o, client, rest, head.framing, idle, &sent).await?
+        copy_body(&mut o, client, rest, head.framing, idle, &sent).await.map_err(after_head)?
     };
     Ok(Forwarded { status: head.status, bytes, keep_alive: keep && end == "complete", end })
+}
+
+/// Once the head is out, an origin failure can only end the response.
+fn after_head(e: ProxyError) -> ProxyError {
+    match e {
+        ProxyError::Origin(m) => ProxyError::MidBody(m),
+        other => other,
+    }
 }
 
 fn h_rewrite(raw: &[u8], id: &str) -> Vec<u8> {

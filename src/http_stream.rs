@@ -133,10 +133,15 @@ async fn proxied(
                 duration_ms = ms, reason = %e, "http stream ended: client gone");
             None
         }
+        Err(e @ ProxyError::MidBody(_)) => {
+            tracing::warn!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
+                duration_ms = ms, reason = %e, "http stream failed; closing the response");
+            None
+        }
         Err(e) => {
             tracing::warn!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
                 duration_ms = ms, reason = %e, "http stream failed");
-            // If the head already went out this write fails harmlessly and the connection closes.
+            // Nothing was sent yet (a head already out is MidBody, above).
             let _ = http::write_response(s, &cors(Response::error(e.status(), &e)), false).await;
             None
         }

@@ -66,7 +66,7 @@ impl fmt::Display for PumpEnd {
 }
 
 /// First size of a pump's buffer: an idle relay holds only this much.
-pub const MIN_BUF: usize = 2048;
+pub const MIN_BUF: usize = 1024;
 
 /// Pumps `r` into `w` through `filter` until one side ends. `initial` holds
 /// bytes already read from `r` before the relay began. `bytes` counts what was
@@ -88,9 +88,12 @@ where
     F: Filter,
 {
     let mut filled = initial.len();
-    let mut buf = initial;
+    // A fresh buffer of the starting size: `initial` may carry the capacity
+    // of a setup-phase buffer, which an idle relay must not keep.
     let start = MIN_BUF.max(filled + MIN_BUF / 2).next_power_of_two();
-    buf.resize(start, 0);
+    let mut buf = vec![0u8; start];
+    buf[..filled].copy_from_slice(&initial);
+    drop(initial);
     loop {
         let (consumed, out) = match filter.filter(&mut buf[..filled]) {
             Ok(v) => v,
