@@ -210,30 +210,6 @@ impl Response {
     }
 }
 
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
-}
-
 pub async fn write_response<S: AsyncWrite + Unpin>(
     s: &mut S,
     resp: &Response,
@@ -241,7 +217,13 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     use std::fmt::Write;
     let mut head = String::with_capacity(256);
-    let _ = write!(head, "HTTP/1.1 {} {}\r\nServer: {}\r\n", resp.status, reason(resp.status), crate::SERVER);
+    let _ = write!(
+        head,
+        "HTTP/1.1 {} {}\r\nServer: {}\r\n",
+        resp.status,
+        srs_protocols::http::reason_phrase(resp.status),
+        crate::SERVER
+    );
     for (k, v) in &resp.headers {
         let _ = write!(head, "{k}: {v}\r\n");
     }

@@ -401,11 +401,11 @@ impl ChunkedScanner {
             _ => {}
         }
         self.state = match (self.state, b) {
-            (Size, _) if hex(b).is_some() => {
+            (Size, _) if crate::percent::hex(b).is_some() => {
                 if self.size > u64::MAX >> 4 {
                     return Err(bad("chunk size over 64 bits"));
                 }
-                self.size = self.size << 4 | u64::from(hex(b).unwrap_or(0));
+                self.size = self.size << 4 | u64::from(crate::percent::hex(b).unwrap_or(0));
                 Size
             }
             (Size, _) if self.line == 1 => return Err(bad("chunk size is not a hex number")),
@@ -451,15 +451,6 @@ impl ChunkedScanner {
 /// CTL bytes other than HTAB (which field values and extensions may hold).
 fn is_ctl(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7F
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Decodes a whole chunked body from the start of `body` (for small bodies
@@ -588,27 +579,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 /// (`%` not followed by two hex digits), a result that is not UTF-8, or one
 /// that contains NUL.
 pub fn percent_decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return (!s.contains('\0')).then(|| s.to_owned());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hi = hex(*bytes.get(i + 1)?)?;
-            let lo = hex(*bytes.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    if out.contains(&0) {
-        return None;
-    }
-    String::from_utf8(out).ok()
+    crate::percent::decode(s, false).ok().filter(|d| !d.contains('\0')).map(|d| d.into_owned())
 }
 
 /// The content type for a file name's extension (case-insensitive), or

@@ -9,6 +9,7 @@
 
 pub mod hls;
 pub mod http;
+pub mod percent;
 pub mod rtmp;
 pub mod stream_url;
 

@@ -360,44 +360,10 @@ fn query_get<'q>(query: &'q str, name: &str) -> Result<Option<Cow<'q, str>>, Str
 /// Decodes `%XX` (and `+` as space when `plus` is set). Bad escapes and
 /// non-UTF-8 results are errors.
 fn percent_decode(s: &str, plus: bool) -> Result<Cow<'_, str>, StreamUrlError> {
-    let plus_present = plus && s.contains('+');
-    if !s.contains('%') && !plus_present {
-        return Ok(Cow::Borrowed(s));
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hi = bytes.get(i + 1).and_then(|b| hex(*b));
-                let lo = bytes.get(i + 2).and_then(|b| hex(*b));
-                match (hi, lo) {
-                    (Some(h), Some(l)) => out.push(h << 4 | l),
-                    _ => return Err(StreamUrlError::BadUrl("bad percent escape")),
-                }
-                i += 3;
-            }
-            b'+' if plus => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map(Cow::Owned).map_err(|_| StreamUrlError::BadUrl("percent escape is not UTF-8"))
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    crate::percent::decode(s, plus).map_err(|e| match e {
+        crate::percent::PercentError::BadEscape => StreamUrlError::BadUrl("bad percent escape"),
+        crate::percent::PercentError::NotUtf8 => StreamUrlError::BadUrl("percent escape is not UTF-8"),
+    })
 }
 
 #[cfg(test)]
