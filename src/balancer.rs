@@ -74,8 +74,13 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    pub async fn join(index: usize, builder: LbBuilder, cfg: MemoryConfig, epoch: Instant) -> Rc<Self> {
-        let mesh = Mesh::join(index, builder).await;
+    pub async fn join(
+        index: usize,
+        builder: LbBuilder,
+        cfg: MemoryConfig,
+        epoch: Instant,
+    ) -> Result<Rc<Self>, MeshError> {
+        let mesh = Mesh::join(index, builder).await?;
         let state = Rc::new(RefCell::new(MemoryState::new(cfg)));
         let rng = RefCell::new(fastrand::Rng::new());
         let hls = Rc::new(RefCell::new(HlsSessions::new(HLS_SESSION_TTL, MAX_HLS_SESSIONS)));
@@ -107,7 +112,7 @@ impl Balancer {
         }
         let me = Rc::new(Balancer { mesh, state, hls, epoch });
         me.spawn_expiry();
-        me
+        Ok(me)
     }
 
     fn spawn_expiry(&self) {

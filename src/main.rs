@@ -109,7 +109,14 @@ fn run(cfg: Arc<Config>) -> i32 {
             let mem_cfg = mem_cfg.clone();
             let static_root = static_root.clone();
             async move {
-                let lb = Balancer::join(info.index, builder, mem_cfg, epoch).await;
+                let lb = match Balancer::join(info.index, builder, mem_cfg, epoch).await {
+                    Ok(lb) => lb,
+                    Err(e) => {
+                        let _ =
+                            ready.send(Err(format!("executor {}: cannot join the cross-core mesh: {e}", info.index)));
+                        return;
+                    }
+                };
                 let core = Core::new(lb.core(), cfg.clone(), lb, shutdown, static_root);
                 // SRS's start order; any bind failure stops startup.
                 let specs = [

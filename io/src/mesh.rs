@@ -82,12 +82,12 @@ pub struct Mesh<Req: Send + 'static, Resp: Send + 'static> {
 impl<Req: Send + 'static, Resp: Send + 'static> Mesh<Req, Resp> {
     /// Joins the mesh (waits for every core to join) and starts serving
     /// calls from the other cores in background tasks.
-    pub async fn join(me: usize, builder: Builder<Req, Resp>) -> Rc<Self> {
+    pub async fn join(me: usize, builder: Builder<Req, Resp>) -> Result<Rc<Self>, MeshError> {
         let cores = builder.nr_peers();
         if cores <= 1 {
-            return Rc::new(Self::new(me, cores, None));
+            return Ok(Rc::new(Self::new(me, cores, None)));
         }
-        let (senders, mut receivers) = builder.join().await.expect("mesh join");
+        let (senders, mut receivers) = builder.join().await.map_err(|_| MeshError::Closed)?;
         let mesh = Rc::new(Self::new(senders.peer_id(), cores, Some(senders)));
         for (peer, rx) in receivers.streams() {
             let mesh = Rc::downgrade(&mesh);
@@ -119,7 +119,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Mesh<Req, Resp> {
             })
             .detach();
         }
-        mesh
+        Ok(mesh)
     }
 
     fn new(me: usize, cores: usize, senders: Option<Senders<Envelope<Req, Resp>>>) -> Self {
@@ -190,4 +190,52 @@ pub fn owner_of<K: std::hash::Hash + ?Sized>(key: &K, cores: usize) -> usize {
     use std::hash::{BuildHasher, BuildHasherDefault};
     let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
     (h % cores.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    /// Two executors: each owns the keys that hash to it, answers calls with
+    /// its own state, and `call_all` reaches both.
+    #[test]
+    fn calls_cross_cores_and_each_core_answers_with_its_own_state() {
+        let b = builder::<u64, (usize, u64)>(2);
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let b = b.clone();
+                LocalExecutorBuilder::new(Placement::Unbound)
+                    .spawn(move || async move {
+                        let m = Mesh::join(i, b).await.unwrap();
+                        let me = m.me();
+                        m.set_handler(move |x: u64| (me, x * 10));
+                        // Let the other core install its handler before calling it.
+                        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+                        let other = 1 - me;
+                        assert_eq!(m.call(other, 7).await.unwrap(), (other, 70));
+                        assert_eq!(m.call(me, 3).await.unwrap(), (me, 30));
+                        let all: Vec<_> = m.call_all(|| 1).await.into_iter().map(|r| r.unwrap()).collect();
+                        assert_eq!(all, vec![(0, 10), (1, 10)]);
+                        // Ownership is the same answer on every core.
+                        (m.owner("__defaultVhost__/live/a"), m.owner("__defaultVhost__/live/b"))
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let owners: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(owners[0], owners[1]);
+        assert_eq!(owners[0].0, owner_of("__defaultVhost__/live/a", 2));
+    }
+
+    #[test]
+    fn one_core_answers_its_own_calls() {
+        glommio::LocalExecutor::default().run(async {
+            let m = Mesh::join(0, builder::<u32, u32>(1)).await.unwrap();
+            assert!(matches!(m.call(0, 1).await, Err(MeshError::NoHandler)));
+            m.set_handler(|x| x + 1);
+            assert_eq!(m.call(0, 41).await.unwrap(), 42);
+            assert_eq!(m.owner("anything"), 0);
+        });
+    }
 }

@@ -197,3 +197,140 @@ pub async fn run_pair(
     drop(watchdog); // cancels it
     end
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::io::Cursor;
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        glommio::LocalExecutor::default().run(f)
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// Records the buffer sizes it is shown; can stop after `limit` bytes or fail.
+    struct Probe {
+        seen: Vec<usize>,
+        passed: usize,
+        limit: Option<usize>,
+        fail_at: Option<usize>,
+    }
+
+    impl Probe {
+        fn new() -> Self {
+            Probe { seen: Vec::new(), passed: 0, limit: None, fail_at: None }
+        }
+    }
+
+    impl Filter for Probe {
+        type Error = String;
+        fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), String> {
+            self.seen.push(buf.len());
+            if self.fail_at.is_some_and(|f| self.passed + buf.len() > f) {
+                return Err("peer sent garbage".into());
+            }
+            let take = match self.limit {
+                Some(l) => buf.len().min(l - self.passed),
+                None => buf.len(),
+            };
+            self.passed += take;
+            let buf: &'a [u8] = buf;
+            Ok((take, &buf[..take]))
+        }
+        fn finished(&self) -> bool {
+            self.limit == Some(self.passed)
+        }
+    }
+
+    #[test]
+    fn copies_everything_in_order_and_ends_at_eof() {
+        run(async {
+            let src = data(300_000);
+            let mut r = Cursor::new(src.clone());
+            let mut w = Vec::new();
+            let bytes = Cell::new(0);
+            let end = pump(&mut r, &mut w, &mut Plain, 64 * 1024, b"head".to_vec(), &bytes).await;
+            assert!(matches!(end, PumpEnd::Eof), "{end:?}");
+            assert_eq!(&w[..4], b"head");
+            assert_eq!(&w[4..], &src[..]);
+            assert_eq!(bytes.get(), 300_004);
+        });
+    }
+
+    #[test]
+    fn the_buffer_starts_small_and_grows_only_when_reads_fill_it() {
+        run(async {
+            let mut r = Cursor::new(data(100_000));
+            let mut w = Vec::new();
+            let mut p = Probe::new();
+            let end = pump(&mut r, &mut w, &mut p, 16 * 1024, Vec::new(), &Cell::new(0)).await;
+            assert!(matches!(end, PumpEnd::Eof));
+            // The first call sees nothing, the first read at most MIN_BUF.
+            assert_eq!(p.seen[0], 0);
+            assert_eq!(p.seen[1], MIN_BUF);
+            // A reader that always fills the buffer doubles it up to the cap.
+            assert_eq!(p.seen.iter().copied().max(), Some(16 * 1024));
+            assert_eq!(w.len(), 100_000);
+        });
+    }
+
+    #[test]
+    fn a_finished_filter_stops_the_pump_at_its_boundary() {
+        run(async {
+            let mut r = Cursor::new(data(10_000));
+            let mut w = Vec::new();
+            let mut p = Probe::new();
+            p.limit = Some(3000);
+            let end = pump(&mut r, &mut w, &mut p, 4096, Vec::new(), &Cell::new(0)).await;
+            assert!(matches!(end, PumpEnd::Finished), "{end:?}");
+            assert_eq!(w, data(10_000)[..3000].to_vec());
+        });
+    }
+
+    #[test]
+    fn a_filter_error_ends_the_pump_with_its_reason() {
+        run(async {
+            let mut r = Cursor::new(data(10_000));
+            let mut p = Probe::new();
+            p.fail_at = Some(5000);
+            let end = pump(&mut r, &mut Vec::new(), &mut p, 4096, Vec::new(), &Cell::new(0)).await;
+            assert!(matches!(&end, PumpEnd::Filter(e) if e == "peer sent garbage"), "{end:?}");
+        });
+    }
+
+    #[test]
+    fn a_pair_with_no_traffic_ends_by_the_idle_watchdog() {
+        run(async {
+            let counters = [Rc::new(Cell::new(0)), Rc::new(Cell::new(0))];
+            let end = run_pair(
+                futures_lite::future::pending::<PumpEnd>(),
+                futures_lite::future::pending::<PumpEnd>(),
+                counters,
+                Duration::from_millis(200),
+            )
+            .await;
+            assert!(matches!(end, PairEnd::Idle), "{end:?}");
+        });
+    }
+
+    #[test]
+    fn traffic_keeps_a_pair_alive_and_the_first_side_to_end_ends_it() {
+        run(async {
+            let counters = [Rc::new(Cell::new(0)), Rc::new(Cell::new(0))];
+            let c = counters[0].clone();
+            let up = async move {
+                // Busy for 5 idle periods, then closes.
+                for i in 0..25 {
+                    c.set(i);
+                    glommio::timer::sleep(Duration::from_millis(40)).await;
+                }
+                PumpEnd::Eof
+            };
+            let end = run_pair(up, futures_lite::future::pending(), counters, Duration::from_millis(200)).await;
+            assert!(matches!(end, PairEnd::Upstream(PumpEnd::Eof)), "{end:?}");
+        });
+    }
+}
