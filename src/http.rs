@@ -215,6 +215,16 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
     resp: &Response,
     keep_alive: bool,
 ) -> std::io::Result<()> {
+    write_response_as(s, resp, keep_alive, true).await
+}
+
+/// `with_body: false` answers a HEAD request: the same head, no body.
+pub async fn write_response_as<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    resp: &Response,
+    keep_alive: bool,
+    with_body: bool,
+) -> std::io::Result<()> {
     use std::fmt::Write;
     let mut head = String::with_capacity(256);
     let _ = write!(
@@ -234,7 +244,9 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
         if keep_alive { "keep-alive" } else { "close" }
     );
     let mut out = head.into_bytes();
-    out.extend_from_slice(&resp.body);
+    if with_body {
+        out.extend_from_slice(&resp.body);
+    }
     s.write_all(&out).await?;
     s.flush().await
 }

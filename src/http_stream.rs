@@ -233,8 +233,9 @@ async fn static_file(core: &Rc<Core>, s: &mut TcpStream, req: &Request) -> Optio
     let Some(root) = core.static_root.as_deref() else {
         return reply(s, req, Response::error(404, "no such path")).await;
     };
-    if req.method != "GET" {
-        return reply(s, req, Response::error(405, "static files take GET").header("Allow", "GET")).await;
+    let head = req.method == "HEAD";
+    if req.method != "GET" && !head {
+        return reply(s, req, Response::error(405, "static files take GET or HEAD").header("Allow", "GET, HEAD")).await;
     }
     let path = match static_files::resolve(root, &req.path) {
         Ok(p) => p,
@@ -250,5 +251,6 @@ async fn static_file(core: &Rc<Core>, s: &mut TcpStream, req: &Request) -> Optio
         Err(_) => return reply(s, req, Response::error(404, format!("no such file {}", req.path))).await,
     };
     let ctype = srs_protocols::http::content_type(&path.to_string_lossy());
-    reply(s, req, Response { status: 200, headers: vec![("Content-Type", ctype.to_string())], body }).await
+    let resp = Response { status: 200, headers: vec![("Content-Type", ctype.to_string())], body };
+    http::write_response_as(s, &resp, req.keep_alive, !head).await.ok().map(|_| req.keep_alive)
 }

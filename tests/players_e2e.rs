@@ -341,3 +341,26 @@ fn browser_plays_hls_through_the_proxy() {
         &shots.join("hls-through-proxy.png"),
     );
 }
+
+#[test]
+fn head_answers_the_same_head_without_a_body() {
+    use std::io::{Read, Write};
+    let site = site();
+    let proxy = static_proxy(&site);
+    let size = fs::metadata(site.root.join("index.html")).unwrap().len();
+    let mut s = std::net::TcpStream::connect(loopback(proxy.http_server_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"HEAD /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a complete head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains(&format!("content-length: {size}")), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert_eq!(rest, "", "HEAD must not carry a body");
+    // Other methods are refused with the methods that work.
+    let r = http("POST", &loopback(proxy.http_server_port).to_string(), "/index.html", &[], b"x").unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+}
