@@ -18,10 +18,18 @@ const TID_CONNECT: f64 = 1.0;
 
 enum Phase {
     Handshake(handshake::ExpectS0S1S2),
-    Connecting,
-    CreatingStream { tid: f64 },
-    Starting { stream_id: u32 },
-    Ready { stream_id: u32 },
+    /// `connect` and `createStream` are in flight together (pipelined, one
+    /// round trip fewer); `connected` once connect's `_result` came back.
+    CreatingStream {
+        tid: f64,
+        connected: bool,
+    },
+    Starting {
+        stream_id: u32,
+    },
+    Ready {
+        stream_id: u32,
+    },
 }
 
 pub struct ClientSession {
@@ -96,7 +104,8 @@ impl ClientSession {
     pub fn handle(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<ClientProgress, SessionError> {
         let mut pos = 0;
         if let Phase::Handshake(_) = self.phase {
-            let Phase::Handshake(hs) = std::mem::replace(&mut self.phase, Phase::Connecting) else {
+            let parked = Phase::CreatingStream { tid: 0.0, connected: false };
+            let Phase::Handshake(hs) = std::mem::replace(&mut self.phase, parked) else {
                 return Err(SessionError::Misbehaved("client session phase (bug)".into()));
             };
             match hs.handle(buf, out)? {
@@ -109,6 +118,19 @@ impl ClientSession {
                     let obj = self.connect_object();
                     let c = Command::new("connect", TID_CONNECT).with_object(obj);
                     write_command(&mut self.enc, CID_COMMAND, 0, &c, out);
+                    // Servers answer commands in order, so the stream can be
+                    // asked for in the same write as the connection.
+                    let mut next_tid = TID_CONNECT + 1.0;
+                    if self.role == Role::Publish {
+                        for n in ["releaseStream", "FCPublish"] {
+                            let c = Command::new(n, next_tid).arg(Value::str(&self.stream));
+                            write_command(&mut self.enc, CID_COMMAND, 0, &c, out);
+                            next_tid += 1.0;
+                        }
+                    }
+                    let c = Command::new("createStream", next_tid);
+                    write_command(&mut self.enc, CID_COMMAND, 0, &c, out);
+                    self.phase = Phase::CreatingStream { tid: next_tid, connected: false };
                 }
             }
         }
@@ -128,22 +150,17 @@ impl ClientSession {
             let tid = cmd.transaction_id;
             let first_arg = cmd.args.first().map(|v| v.clone().into_owned());
             match (&self.phase, name.as_str()) {
-                (Phase::Connecting, "_result") if tid == TID_CONNECT => {
+                (Phase::CreatingStream { tid: want, connected: false }, "_result") if tid == TID_CONNECT => {
                     write_window_ack_size(&mut self.enc, super::server::ACK_WINDOW, out);
-                    let mut next_tid = 2.0;
-                    if self.role == Role::Publish {
-                        for n in ["releaseStream", "FCPublish"] {
-                            let c = Command::new(n, next_tid).arg(Value::str(&self.stream));
-                            write_command(&mut self.enc, CID_COMMAND, 0, &c, out);
-                            next_tid += 1.0;
-                        }
-                    }
-                    let c = Command::new("createStream", next_tid);
-                    write_command(&mut self.enc, CID_COMMAND, 0, &c, out);
-                    self.phase = Phase::CreatingStream { tid: next_tid };
+                    self.phase = Phase::CreatingStream { tid: *want, connected: true };
                 }
-                (Phase::Connecting, "_error") if tid == TID_CONNECT => return Err(rejected(first_arg, "connect")),
-                (Phase::CreatingStream { tid: want }, "_result") if tid == *want => {
+                (Phase::CreatingStream { connected: false, .. }, "_error") if tid == TID_CONNECT => {
+                    return Err(rejected(first_arg, "connect"))
+                }
+                (Phase::CreatingStream { tid: want, connected: false }, "_result" | "_error") if tid == *want => {
+                    return Err(SessionError::Misbehaved("origin answered createStream before connect".into()))
+                }
+                (Phase::CreatingStream { tid: want, connected: true }, "_result") if tid == *want => {
                     let sid = first_arg.as_ref().and_then(|v| v.as_f64()).unwrap_or(0.0);
                     if !(1.0..=16_777_215.0).contains(&sid) {
                         return Err(SessionError::Misbehaved(format!("origin gave stream id {sid}")));
@@ -164,7 +181,7 @@ impl ClientSession {
                     }
                     self.phase = Phase::Starting { stream_id: sid };
                 }
-                (Phase::CreatingStream { tid: want }, "_error") if tid == *want => {
+                (Phase::CreatingStream { tid: want, connected: true }, "_error") if tid == *want => {
                     return Err(rejected(first_arg, "createStream"))
                 }
                 (Phase::Starting { stream_id }, "onStatus") => {
@@ -200,5 +217,144 @@ fn rejected(info: Option<Value<'static>>, what: &str) -> SessionError {
     SessionError::Rejected {
         code: get("code").unwrap_or_else(|| format!("{what} refused")),
         description: get("description").unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The proxy's two RTMP roles talking to each other in memory: our
+    //! client session against our server session, no sockets.
+    use super::*;
+    use crate::rtmp::server::{self, Identified, ServerInfo};
+    use crate::rtmp::session::Advance;
+
+    enum Srv {
+        C0C1(server::ExpectC0C1),
+        C2(server::ExpectC2),
+        Connect(server::ExpectConnect),
+        Cmd(server::ExpectPublishOrPlay),
+        Done(Identified),
+    }
+
+    /// Feeds the server everything in `inbuf` it can take; returns its state.
+    fn serve(mut st: Srv, inbuf: &mut Vec<u8>, out: &mut Vec<u8>) -> Srv {
+        loop {
+            let (consumed, next, moved) = match st {
+                Srv::C0C1(s) => match s.handle(inbuf, out).unwrap() {
+                    Advance::Stay { consumed, state } => (consumed, Srv::C0C1(state), false),
+                    Advance::Next { consumed, next } => (consumed, Srv::C2(next), true),
+                },
+                Srv::C2(s) => match s.handle(inbuf).unwrap() {
+                    Advance::Stay { consumed, state } => (consumed, Srv::C2(state), false),
+                    Advance::Next { consumed, next } => (consumed, Srv::Connect(next), true),
+                },
+                Srv::Connect(s) => match s.handle(inbuf, out).unwrap() {
+                    Advance::Stay { consumed, state } => (consumed, Srv::Connect(state), false),
+                    Advance::Next { consumed, next } => (consumed, Srv::Cmd(next), true),
+                },
+                Srv::Cmd(s) => match s.handle(inbuf, out).unwrap() {
+                    Advance::Stay { consumed, state } => (consumed, Srv::Cmd(state), false),
+                    Advance::Next { consumed, next } => (consumed, Srv::Done(next), true),
+                },
+                done @ Srv::Done(_) => (0, done, false),
+            };
+            inbuf.drain(..consumed);
+            st = next;
+            if !moved {
+                return st;
+            }
+        }
+    }
+
+    fn request(role: Role) -> StreamRequest {
+        StreamRequest {
+            role,
+            tc_url: "rtmp://127.0.0.1:1935/live".into(),
+            app: "live".into(),
+            stream: "cam1?token=abc".into(),
+            stream_id: 1,
+            connect: Value::object([("app", Value::str("live")), ("swfUrl", Value::str("x.swf"))]).into_owned(),
+        }
+    }
+
+    /// Runs client and server until the server knows the stream; returns the
+    /// server's step and how many writes the client made to get there.
+    fn until_identified(role: Role) -> (ClientSession, Identified, Vec<u8>, usize) {
+        let info = ServerInfo { version: "0.0.0".into(), conn_id: "t".into() };
+        let mut srv = Srv::C0C1(server::ExpectC0C1::new(&[7; RANDOM_LEN], 0, info, Limits::default()));
+        let (mut to_srv, mut to_cli) = (Vec::new(), Vec::new());
+        let mut cli = ClientSession::start(&[9; RANDOM_LEN], 0, &request(role), Limits::default(), &mut to_srv);
+        let mut writes = 1;
+        for _ in 0..10 {
+            let mut out = Vec::new();
+            srv = serve(srv, &mut to_srv, &mut out);
+            to_cli.extend_from_slice(&out);
+            if let Srv::Done(id) = srv {
+                return (cli, id, to_cli, writes);
+            }
+            let mut cout = Vec::new();
+            match cli.handle(&to_cli, &mut cout).unwrap() {
+                ClientProgress::NeedMore { consumed } => {
+                    to_cli.drain(..consumed);
+                }
+                ClientProgress::Ready { .. } => panic!("ready before the server started the stream"),
+            }
+            if !cout.is_empty() {
+                writes += 1;
+                to_srv.extend_from_slice(&cout);
+            }
+        }
+        panic!("no progress");
+    }
+
+    #[test]
+    fn play_reaches_the_origin_in_three_writes_and_relays_on_stream_1() {
+        let (mut cli, id, mut to_cli, writes) = until_identified(Role::Play);
+        // C0C1; C2 + connect + createStream (pipelined); play.
+        assert_eq!(writes, 3);
+        let req = id.request();
+        assert_eq!((req.role, req.app.as_str(), req.stream.as_str()), (Role::Play, "live", "cam1?token=abc"));
+        assert_eq!(req.tc_url, "rtmp://127.0.0.1:1935/live");
+        // The client mirrored its own connect object, with what strict servers need.
+        for k in ["app", "tcUrl", "swfUrl", "type", "flashVer"] {
+            assert!(req.connect.get(k).is_some(), "connect lacks {k}: {:?}", req.connect);
+        }
+        id.start(&mut to_cli);
+        let mut out = Vec::new();
+        match cli.handle(&to_cli, &mut out).unwrap() {
+            ClientProgress::Ready { consumed } => assert_eq!(consumed, to_cli.len()),
+            other => panic!("{other:?}"),
+        }
+        let (_, _, sid) = cli.into_relay().unwrap();
+        assert_eq!(sid, 1);
+    }
+
+    #[test]
+    fn publish_sends_release_and_fcpublish_in_the_same_pipelined_write() {
+        let (mut cli, id, mut to_cli, writes) = until_identified(Role::Publish);
+        assert_eq!(writes, 3);
+        assert_eq!(id.request().role, Role::Publish);
+        id.start(&mut to_cli);
+        assert!(matches!(cli.handle(&to_cli, &mut Vec::new()).unwrap(), ClientProgress::Ready { .. }));
+    }
+
+    #[test]
+    fn an_origin_refusal_reaches_the_proxy_with_its_code() {
+        let (mut cli, id, mut to_cli, _) = until_identified(Role::Play);
+        id.reject("no such stream here", &mut to_cli);
+        match cli.handle(&to_cli, &mut Vec::new()) {
+            Err(SessionError::Rejected { code, description }) => {
+                assert_eq!(code, "NetStream.Play.StreamNotFound");
+                assert_eq!(description, "no such stream here");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn relay_before_ready_is_refused() {
+        let mut out = Vec::new();
+        let cli = ClientSession::start(&[1; RANDOM_LEN], 0, &request(Role::Play), Limits::default(), &mut out);
+        assert!(matches!(cli.into_relay(), Err(SessionError::Misbehaved(_))));
     }
 }
