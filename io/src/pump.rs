@@ -4,11 +4,13 @@
 //! bytes back and nothing is copied.
 
 use crate::signal::LocalSignal;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use std::cell::Cell;
+use futures_lite::{AsyncRead, AsyncWrite};
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// A protocol's view of one direction of a relay.
@@ -65,15 +67,25 @@ impl fmt::Display for PumpEnd {
     }
 }
 
-/// First size of a pump's buffer: an idle relay holds only this much.
-pub const MIN_BUF: usize = 1024;
+/// Size of each core's shared read buffer.
+pub const SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer per core (executor thread), shared by every pump on
+    /// it. A pump borrows it only inside one `poll` (read, filter, write,
+    /// all synchronous), never across a suspension, so pumps never contend.
+    static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH]);
+}
 
 /// Pumps `r` into `w` through `filter` until one side ends. `initial` holds
 /// bytes already read from `r` before the relay began. `bytes` counts what was
 /// written (shared with the idle watchdog and the session's log line).
 ///
-/// The buffer starts at [`MIN_BUF`] and doubles, up to `max_buf`, each time a
-/// read fills it: idle connections stay small, busy ones get few syscalls.
+/// Reads go into the core's shared buffer (at most `max_buf` bytes at a time)
+/// and are filtered and written in the same step, so a relay owns no buffer
+/// of its own: only the few bytes of an incomplete header between reads, and
+/// a spill of what the writer could not take yet (while the pump waits for
+/// it, it reads nothing more: backpressure).
 pub async fn pump<R, W, F>(
     r: &mut R,
     w: &mut W,
@@ -87,42 +99,117 @@ where
     W: AsyncWrite + Unpin,
     F: Filter,
 {
-    let mut filled = initial.len();
-    // A fresh buffer of the starting size: `initial` may carry the capacity
-    // of a setup-phase buffer, which an idle relay must not keep.
-    let start = MIN_BUF.max(filled + MIN_BUF / 2).next_power_of_two();
-    let mut buf = vec![0u8; start];
-    buf[..filled].copy_from_slice(&initial);
-    drop(initial);
-    loop {
-        let (consumed, out) = match filter.filter(&mut buf[..filled]) {
-            Ok(v) => v,
-            Err(e) => return PumpEnd::Filter(e.to_string()),
-        };
-        if !out.is_empty() {
-            if let Err(e) = w.write_all(out).await {
-                return PumpEnd::Write(e);
-            }
-            bytes.set(bytes.get() + out.len() as u64);
-        }
-        if filter.finished() {
-            return PumpEnd::Finished;
-        }
-        buf.copy_within(consumed..filled, 0);
-        filled -= consumed;
-        if filled == buf.len() {
-            return PumpEnd::Filter("filter made no progress on a full buffer".into());
-        }
-        match r.read(&mut buf[filled..]).await {
-            Ok(0) => return PumpEnd::Eof,
-            Ok(n) => {
-                filled += n;
-                if filled == buf.len() && buf.len() < max_buf {
-                    let grown = (buf.len() * 2).min(max_buf);
-                    buf.resize(grown, 0);
+    let max = max_buf.clamp(1, SCRATCH);
+    let mut st = PumpState { tail: Vec::new(), spill: Vec::new(), spill_at: 0, finished: false };
+    // The bytes read before the relay: filtered from their own buffer.
+    let mut first = initial;
+    if let Err(end) = st.step(&mut first, w, filter, bytes, None) {
+        return end;
+    }
+    drop(first);
+    futures_lite::future::poll_fn(|cx| st.poll(cx, r, w, filter, max, bytes)).await
+}
+
+struct PumpState {
+    /// Unconsumed bytes (an incomplete header) to put in front of the next read.
+    tail: Vec<u8>,
+    /// Output the writer has not taken yet.
+    spill: Vec<u8>,
+    spill_at: usize,
+    finished: bool,
+}
+
+impl PumpState {
+    /// Filters `buf[..]`, writes what it can now (when `cx` is given) or
+    /// spills it, and keeps the unconsumed tail.
+    fn step<W: AsyncWrite + Unpin, F: Filter>(
+        &mut self,
+        buf: &mut [u8],
+        w: &mut W,
+        filter: &mut F,
+        bytes: &Cell<u64>,
+        cx: Option<&mut Context<'_>>,
+    ) -> Result<(), PumpEnd> {
+        let (consumed, out) = filter.filter(buf).map_err(|e| PumpEnd::Filter(e.to_string()))?;
+        let mut written = 0;
+        if let Some(cx) = cx {
+            while written < out.len() {
+                match Pin::new(&mut *w).poll_write(cx, &out[written..]) {
+                    Poll::Ready(Ok(0)) => return Err(PumpEnd::Write(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(e)) => return Err(PumpEnd::Write(e)),
+                    Poll::Pending => break,
                 }
             }
-            Err(e) => return PumpEnd::Read(e),
+        }
+        bytes.set(bytes.get() + written as u64);
+        self.spill.extend_from_slice(&out[written..]);
+        self.finished = filter.finished();
+        self.tail.clear();
+        if !self.finished {
+            self.tail.extend_from_slice(&buf[consumed..]);
+        }
+        Ok(())
+    }
+
+    fn poll<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, F: Filter>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: &mut R,
+        w: &mut W,
+        filter: &mut F,
+        max: usize,
+        bytes: &Cell<u64>,
+    ) -> Poll<PumpEnd> {
+        // A relay with data always ready yields after this many reads, so
+        // the other connections on the core get their turn.
+        let mut budget = 32;
+        loop {
+            // What the writer could not take comes first.
+            while self.spill_at < self.spill.len() {
+                match Pin::new(&mut *w).poll_write(cx, &self.spill[self.spill_at..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(PumpEnd::Write(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        self.spill_at += n;
+                        bytes.set(bytes.get() + n as u64);
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(PumpEnd::Write(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if !self.spill.is_empty() {
+                self.spill = Vec::new(); // give the memory back
+                self.spill_at = 0;
+            }
+            if self.finished {
+                return Poll::Ready(PumpEnd::Finished);
+            }
+            if budget == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            budget -= 1;
+            if self.tail.len() >= max {
+                return Poll::Ready(PumpEnd::Filter("filter made no progress on a full buffer".into()));
+            }
+            let res = SCRATCH_BUF.with(|cell| {
+                let mut scratch = cell.borrow_mut();
+                let t = self.tail.len();
+                scratch[..t].copy_from_slice(&self.tail);
+                match Pin::new(&mut *r).poll_read(cx, &mut scratch[t..max]) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(0)) => Poll::Ready(Some(PumpEnd::Eof)),
+                    Poll::Ready(Ok(n)) => {
+                        Poll::Ready(self.step(&mut scratch[..t + n], w, filter, bytes, Some(cx)).err())
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Some(PumpEnd::Read(e))),
+                }
+            });
+            match res {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(end)) => return Poll::Ready(end),
+                Poll::Ready(None) => {}
+            }
         }
     }
 }
@@ -261,19 +348,87 @@ mod tests {
     }
 
     #[test]
-    fn the_buffer_starts_small_and_grows_only_when_reads_fill_it() {
+    fn reads_are_bounded_by_max_buf() {
         run(async {
             let mut r = Cursor::new(data(100_000));
             let mut w = Vec::new();
             let mut p = Probe::new();
             let end = pump(&mut r, &mut w, &mut p, 16 * 1024, Vec::new(), &Cell::new(0)).await;
             assert!(matches!(end, PumpEnd::Eof));
-            // The first call sees nothing, the first read at most MIN_BUF.
+            // The bytes read before the relay (none here) are filtered first.
             assert_eq!(p.seen[0], 0);
-            assert_eq!(p.seen[1], MIN_BUF);
-            // A reader that always fills the buffer doubles it up to the cap.
             assert_eq!(p.seen.iter().copied().max(), Some(16 * 1024));
-            assert_eq!(w.len(), 100_000);
+            assert_eq!(w, data(100_000));
+        });
+    }
+
+    /// Takes at most `chunk` bytes per write and says Pending every other
+    /// call (waking itself), like a slow peer's socket.
+    struct Throttle {
+        got: Vec<u8>,
+        chunk: usize,
+        flip: bool,
+    }
+
+    impl AsyncWrite for Throttle {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.flip = !self.flip;
+            if self.flip {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(self.chunk);
+            self.got.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_slow_writer_gets_every_byte_in_order_through_the_spill() {
+        run(async {
+            let src = data(250_000);
+            let mut r = Cursor::new(src.clone());
+            let mut w = Throttle { got: Vec::new(), chunk: 3000, flip: false };
+            let bytes = Cell::new(0);
+            let end = pump(&mut r, &mut w, &mut Plain, 64 * 1024, b"pre".to_vec(), &bytes).await;
+            assert!(matches!(end, PumpEnd::Eof), "{end:?}");
+            assert_eq!(&w.got[..3], b"pre");
+            assert_eq!(&w.got[3..], &src[..]);
+            assert_eq!(bytes.get(), 250_003);
+        });
+    }
+
+    #[test]
+    fn a_tail_is_presented_again_in_front_of_the_next_read() {
+        // Consumes only whole 10-byte records; the rest waits for more bytes.
+        struct Records(Vec<usize>);
+        impl Filter for Records {
+            type Error = String;
+            fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), String> {
+                self.0.push(buf.len());
+                let n = buf.len() / 10 * 10;
+                let buf: &'a [u8] = buf;
+                Ok((n, &buf[..n]))
+            }
+        }
+        run(async {
+            let src = data(10_007);
+            let mut r = Cursor::new(src.clone());
+            let mut w = Vec::new();
+            let mut f = Records(Vec::new());
+            let end = pump(&mut r, &mut w, &mut f, 1024, Vec::new(), &Cell::new(0)).await;
+            assert!(matches!(end, PumpEnd::Eof));
+            assert_eq!(w, src[..10_000].to_vec());
+            // A read of 1024 leaves 4 bytes; they come back in front of the
+            // next read, which fills the rest of the 1024-byte window.
+            assert_eq!(f.0[1], 1024);
+            assert_eq!(f.0[2], 4 + 1020);
         });
     }
 
