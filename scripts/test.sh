@@ -12,7 +12,12 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 # --no-fail-fast: a failing test binary does not hide the others' results.
-cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# The bound (the suite takes a few minutes) turns a hung test into a failure
+# instead of a CI run that never ends.
+timeout --kill-after=30 1500 cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+    echo "test.sh: the suite did not finish within 25 minutes (a test hangs)" >&2
+fi
 
 echo
 echo "== cargo test summary =="

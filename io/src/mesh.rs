@@ -202,9 +202,13 @@ mod tests {
     #[test]
     fn calls_cross_cores_and_each_core_answers_with_its_own_state() {
         let b = builder::<u64, (usize, u64)>(2);
+        // Both cores stay up until both are done: a core that left could not
+        // answer the other's calls.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let handles: Vec<_> = (0..2)
             .map(|i| {
                 let b = b.clone();
+                let done = done.clone();
                 LocalExecutorBuilder::new(Placement::Unbound)
                     .spawn(move || async move {
                         let m = Mesh::join(i, b).await.unwrap();
@@ -217,6 +221,10 @@ mod tests {
                         assert_eq!(m.call(me, 3).await.unwrap(), (me, 30));
                         let all: Vec<_> = m.call_all(|| 1).await.into_iter().map(|r| r.unwrap()).collect();
                         assert_eq!(all, vec![(0, 10), (1, 10)]);
+                        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        while done.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+                            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+                        }
                         // Ownership is the same answer on every core.
                         (m.owner("__defaultVhost__/live/a"), m.owner("__defaultVhost__/live/b"))
                     })
