@@ -293,77 +293,17 @@ fn is_listening(port: u16) -> bool {
 /// `{"code":0,"from":"<marker>"}`; every HTTP request logged to
 /// `logs/access.log` with its query and the forwarding headers.
 fn nginx_origin(marker: &str) -> NginxRtmp {
-    let dir = TempDir::new("nginx-origin");
-    let ports = free_ports(2);
-    let (rtmp_port, http_port) = (ports[0], ports[1]);
-    let p = dir.path().display().to_string();
-    fs::create_dir_all(dir.join("logs")).unwrap();
-    fs::create_dir_all(dir.join("live")).unwrap();
-    let conf = format!(
-        r#"load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
-daemon off;
-master_process off;
-worker_processes 1;
-pid {p}/nginx.pid;
-error_log {p}/logs/error.log info;
-events {{ worker_connections 1024; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{rtmp_port};
-        chunk_size 4096;
-        application live {{
-            live on;
-            record off;
-            hls on;
-            hls_path {p}/live;
-            hls_fragment 1s;
-            hls_playlist_length 6s;
-        }}
-    }}
-}}
-http {{
-    log_format origin 'uri="$request_uri" status=$status xff="$http_x_forwarded_for" xrealip="$http_x_real_ip" ua="$http_user_agent"';
-    access_log {p}/logs/access.log origin;
-    client_body_temp_path {p}/client_body_temp;
-    proxy_temp_path {p}/proxy_temp;
-    fastcgi_temp_path {p}/fastcgi_temp;
-    uwsgi_temp_path {p}/uwsgi_temp;
-    scgi_temp_path {p}/scgi_temp;
-    server {{
-        listen 127.0.0.1:{http_port};
-        location /stat {{ rtmp_stat all; }}
-        location /live {{
-            root {p};
-            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
-            add_header Cache-Control no-cache always;
-            add_header Access-Control-Allow-Origin * always;
-        }}
+    let format = r#"uri="$request_uri" status=$status xff="$http_x_forwarded_for" xrealip="$http_x_real_ip" ua="$http_user_agent""#;
+    NginxRtmp::launch("nginx-origin", "live", 1, 6, Some(format), |p| {
+        format!(
+            r#"{}
         location /api/v1/ {{
             default_type application/json;
             return 200 '{{"code":0,"from":"{marker}"}}';
-        }}
-    }}
-}}
-"#
-    );
-    let conf_path = dir.join("nginx.conf");
-    fs::write(&conf_path, conf).unwrap();
-    let mut cmd = Command::new("nginx");
-    cmd.arg("-p").arg(dir.path()).arg("-e").arg(dir.join("logs/error.log")).arg("-c").arg(&conf_path);
-    let mut guard = ProcGuard::spawn("nginx-origin", cmd, dir.path());
-    guard.add_log(dir.join("logs/error.log"));
-    guard.add_log(dir.join("logs/access.log"));
-    let mut n = NginxRtmp { guard, dir, rtmp_port, http_port };
-    let ready = wait_until(secs(10), || {
-        n.guard.is_running()
-            && TcpStream::connect(loopback(rtmp_port)).is_ok()
-            && TcpStream::connect(loopback(http_port)).is_ok()
-    });
-    if !ready {
-        n.guard.print_tails();
-        panic!("nginx origin did not start on {rtmp_port}/{http_port}");
-    }
-    n
+        }}"#,
+            live_locations(p)
+        )
+    })
 }
 
 /// One line of the origin's access log.

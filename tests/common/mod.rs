@@ -386,12 +386,41 @@ impl NginxRtmp {
     /// with `/stat` and `/hls`), error_log to a file; returns once both ports
     /// accept.
     pub fn start() -> NginxRtmp {
-        let dir = TempDir::new("nginx");
+        Self::launch("nginx", "hls", 2, 10, None, |p| {
+            format!(
+                r#"location /stat {{ rtmp_stat all; }}
+        location /hls {{
+            alias {p}/hls;
+            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+            add_header Cache-Control no-cache;
+        }}"#
+            )
+        })
+    }
+
+    /// Starts nginx with the RTMP `live` application (HLS into `<prefix>/<hls_dir>`)
+    /// and an HTTP server holding `locations(prefix)`; every HTTP request is
+    /// logged to `logs/access.log` (in `log_format`, when given). Returns once
+    /// both ports accept.
+    pub fn launch(
+        tag: &str,
+        hls_dir: &str,
+        fragment_secs: u32,
+        playlist_secs: u32,
+        log_format: Option<&str>,
+        locations: impl Fn(&str) -> String,
+    ) -> NginxRtmp {
+        let dir = TempDir::new(tag);
         let ports = free_ports(2);
         let (rtmp_port, http_port) = (ports[0], ports[1]);
         let p = dir.path().display().to_string();
         fs::create_dir_all(dir.join("logs")).unwrap();
-        fs::create_dir_all(dir.join("hls")).unwrap();
+        fs::create_dir_all(dir.join(hls_dir)).unwrap();
+        let (format_line, format_name) = match log_format {
+            Some(f) => (format!("log_format custom '{f}';"), " custom"),
+            None => (String::new(), ""),
+        };
+        let locations = locations(&p);
         let conf = format!(
             r#"load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 daemon off;
@@ -408,14 +437,15 @@ rtmp {{
             live on;
             record off;
             hls on;
-            hls_path {p}/hls;
-            hls_fragment 2s;
-            hls_playlist_length 10s;
+            hls_path {p}/{hls_dir};
+            hls_fragment {fragment_secs}s;
+            hls_playlist_length {playlist_secs}s;
         }}
     }}
 }}
 http {{
-    access_log {p}/logs/access.log;
+    {format_line}
+    access_log {p}/logs/access.log{format_name};
     client_body_temp_path {p}/client_body_temp;
     proxy_temp_path {p}/proxy_temp;
     fastcgi_temp_path {p}/fastcgi_temp;
@@ -423,12 +453,7 @@ http {{
     scgi_temp_path {p}/scgi_temp;
     server {{
         listen 127.0.0.1:{http_port};
-        location /stat {{ rtmp_stat all; }}
-        location /hls {{
-            alias {p}/hls;
-            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
-            add_header Cache-Control no-cache;
-        }}
+        {locations}
     }}
 }}
 "#
@@ -437,8 +462,9 @@ http {{
         fs::write(&conf_path, conf).unwrap();
         let mut cmd = Command::new("nginx");
         cmd.arg("-p").arg(dir.path()).arg("-e").arg(dir.join("logs/error.log")).arg("-c").arg(&conf_path);
-        let mut guard = ProcGuard::spawn("nginx", cmd, dir.path());
+        let mut guard = ProcGuard::spawn(tag, cmd, dir.path());
         guard.add_log(dir.join("logs/error.log"));
+        guard.add_log(dir.join("logs/access.log"));
         let mut n = NginxRtmp { guard, dir, rtmp_port, http_port };
         let ready = wait_until(Duration::from_secs(10), || {
             n.guard.is_running()
@@ -447,7 +473,7 @@ http {{
         });
         if !ready {
             n.guard.print_tails();
-            panic!("nginx-rtmp did not start on {rtmp_port}/{http_port}");
+            panic!("{tag} did not start on {rtmp_port}/{http_port}");
         }
         n
     }
@@ -1319,73 +1345,8 @@ impl NginxRtmp {
     /// (HLS types, `Cache-Control: no-cache`, CORS open on every status),
     /// with `hls_fragment <fragment_secs>s`; `/stat` as in [`NginxRtmp::start`].
     pub fn start_live_hls(fragment_secs: u32) -> NginxRtmp {
-        let dir = TempDir::new("nginx-hls");
-        let ports = free_ports(2);
-        let (rtmp_port, http_port) = (ports[0], ports[1]);
-        let p = dir.path().display().to_string();
-        fs::create_dir_all(dir.join("logs")).unwrap();
-        fs::create_dir_all(dir.join("live")).unwrap();
         let playlist = (fragment_secs * 5).max(6);
-        let conf = format!(
-            r#"load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
-daemon off;
-master_process off;
-worker_processes 1;
-pid {p}/nginx.pid;
-error_log {p}/logs/error.log info;
-events {{ worker_connections 1024; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{rtmp_port};
-        chunk_size 4096;
-        application live {{
-            live on;
-            record off;
-            hls on;
-            hls_path {p}/live;
-            hls_fragment {fragment_secs}s;
-            hls_playlist_length {playlist}s;
-        }}
-    }}
-}}
-http {{
-    access_log {p}/logs/access.log;
-    client_body_temp_path {p}/client_body_temp;
-    proxy_temp_path {p}/proxy_temp;
-    fastcgi_temp_path {p}/fastcgi_temp;
-    uwsgi_temp_path {p}/uwsgi_temp;
-    scgi_temp_path {p}/scgi_temp;
-    server {{
-        listen 127.0.0.1:{http_port};
-        location /stat {{ rtmp_stat all; }}
-        location /live {{
-            root {p};
-            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
-            add_header Cache-Control no-cache always;
-            add_header Access-Control-Allow-Origin * always;
-        }}
-    }}
-}}
-"#
-        );
-        let conf_path = dir.join("nginx.conf");
-        fs::write(&conf_path, conf).unwrap();
-        let mut cmd = Command::new("nginx");
-        cmd.arg("-p").arg(dir.path()).arg("-e").arg(dir.join("logs/error.log")).arg("-c").arg(&conf_path);
-        let mut guard = ProcGuard::spawn("nginx-hls", cmd, dir.path());
-        guard.add_log(dir.join("logs/error.log"));
-        guard.add_log(dir.join("logs/access.log"));
-        let mut n = NginxRtmp { guard, dir, rtmp_port, http_port };
-        let ready = wait_until(Duration::from_secs(10), || {
-            n.guard.is_running()
-                && TcpStream::connect(loopback(rtmp_port)).is_ok()
-                && TcpStream::connect(loopback(http_port)).is_ok()
-        });
-        if !ready {
-            n.guard.print_tails();
-            panic!("nginx-rtmp (HLS) did not start on {rtmp_port}/{http_port}");
-        }
-        n
+        Self::launch("nginx-hls", "live", fragment_secs, playlist, None, live_locations)
     }
 
     /// The segment URIs of `/live/<stream>.m3u8` on this origin's HTTP server
@@ -1462,4 +1423,18 @@ pub fn browser_check(url: &str, timeout: Duration, min_time: f64, screenshot: Op
             err.chars().rev().take(4000).collect::<String>().chars().rev().collect::<String>()
         )),
     }
+}
+
+/// `/stat`, and the HLS folder `<prefix>/live` at `/live` with HLS types,
+/// no-cache and CORS on every status.
+pub fn live_locations(p: &str) -> String {
+    format!(
+        r#"location /stat {{ rtmp_stat all; }}
+        location /live {{
+            root {p};
+            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+            add_header Cache-Control no-cache always;
+            add_header Access-Control-Allow-Origin * always;
+        }}"#
+    )
 }
