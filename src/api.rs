@@ -5,6 +5,7 @@ use crate::http::{self, Response};
 use crate::worker::{ConnId, Core};
 use glommio::net::TcpStream;
 use serde_json::json;
+use srs_lb::LoadBalancer;
 use srs_lb::{RegisterRequest, UpdateOutcome};
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -5,12 +5,11 @@
 
 use srs_io::mesh::{self, Mesh, MeshError};
 use srs_lb::{
-    HlsError, HlsSessions, LbError, MemoryConfig, MemoryState, Origin, OriginId, PickOutcome, UpdateOutcome,
-    HLS_SESSION_TTL,
+    HlsError, HlsSessions, LbError, LoadBalancer, MemoryConfig, MemoryState, Origin, OriginId, PickOutcome,
+    UpdateOutcome, HLS_SESSION_TTL,
 };
 use srs_protocols::stream_url::StreamUrl;
 use std::cell::RefCell;
-use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -43,19 +42,9 @@ const MAX_HLS_SESSIONS: usize = 200_000;
 pub type LbMesh = Mesh<LbReq, LbResp>;
 pub type LbBuilder = mesh::Builder<LbReq, LbResp>;
 
-#[derive(Debug)]
-pub enum BalanceError {
-    Lb(LbError),
-    Mesh(MeshError),
-}
-
-impl fmt::Display for BalanceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BalanceError::Lb(e) => write!(f, "{e}"),
-            BalanceError::Mesh(e) => write!(f, "{e}"),
-        }
-    }
+/// A failed cross-core call is the balancer's backend failing.
+fn mesh_err(e: MeshError) -> LbError {
+    LbError::Backend { reason: format!("cross-core call: {e}") }
 }
 
 /// One origin as the system API lists it.
@@ -140,33 +129,6 @@ impl Balancer {
         self.mesh.me()
     }
 
-    /// Registers or refreshes an origin on every core; the outcome is this core's.
-    pub async fn update(&self, origin: Origin) -> Result<UpdateOutcome, BalanceError> {
-        let me = self.mesh.me();
-        let mut mine = None;
-        for (core, r) in self.mesh.call_all(|| LbReq::Update(Box::new(origin.clone()))).await.into_iter().enumerate() {
-            match r {
-                Ok(LbResp::Updated(r)) if core == me => mine = Some(r),
-                Ok(_) => {}
-                Err(e) => return Err(BalanceError::Mesh(e)),
-            }
-        }
-        match mine {
-            Some(r) => r.map_err(BalanceError::Lb),
-            None => Err(BalanceError::Mesh(MeshError::NoHandler)),
-        }
-    }
-
-    /// The origin for `key`, asked of the core that owns the key.
-    pub async fn pick(&self, key: &StreamUrl) -> Result<(Origin, PickOutcome), BalanceError> {
-        let owner = self.mesh.owner(key.as_str());
-        match self.mesh.call(owner, LbReq::Pick(key.clone())).await {
-            Ok(LbResp::Picked(r)) => r.map(|b| *b).map_err(BalanceError::Lb),
-            Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
-            Err(e) => Err(BalanceError::Mesh(e)),
-        }
-    }
-
     /// The registry as this core sees it (identical on every core).
     pub fn origins(&self) -> Vec<OriginView> {
         let now = self.epoch.elapsed();
@@ -204,23 +166,23 @@ impl Balancer {
         player: u64,
         stream: StreamUrl,
         origin: OriginId,
-    ) -> Result<String, BalanceError> {
+    ) -> Result<String, LbError> {
         let owner = given.and_then(|g| spbhid_core(g, self.mesh.cores())).unwrap_or(self.mesh.owner(&player));
         let req = LbReq::HlsOpen { given: given.map(str::to_string), player, stream, origin };
         match self.mesh.call(owner, req).await {
-            Ok(LbResp::HlsOpened(r)) => r.map_err(|e| BalanceError::Lb(LbError::Backend { reason: e.to_string() })),
-            Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
-            Err(e) => Err(BalanceError::Mesh(e)),
+            Ok(LbResp::HlsOpened(r)) => r.map_err(|e| LbError::Backend { reason: e.to_string() }),
+            Ok(_) => Err(mesh_err(MeshError::NoHandler)),
+            Err(e) => Err(mesh_err(e)),
         }
     }
 
     /// The live HLS session `id` (refreshed), if any.
-    pub async fn hls_touch(&self, id: &str) -> Result<Option<(StreamUrl, OriginId)>, BalanceError> {
+    pub async fn hls_touch(&self, id: &str) -> Result<Option<(StreamUrl, OriginId)>, LbError> {
         let Some(owner) = spbhid_core(id, self.mesh.cores()) else { return Ok(None) };
         match self.mesh.call(owner, LbReq::HlsTouch(id.to_string())).await {
             Ok(LbResp::Hls(r)) => Ok(r),
-            Ok(_) => Err(BalanceError::Mesh(MeshError::NoHandler)),
-            Err(e) => Err(BalanceError::Mesh(e)),
+            Ok(_) => Err(mesh_err(MeshError::NoHandler)),
+            Err(e) => Err(mesh_err(e)),
         }
     }
 
@@ -234,6 +196,35 @@ impl Balancer {
         }
         all.sort();
         all
+    }
+}
+
+impl LoadBalancer for Balancer {
+    /// Registers or refreshes an origin on every core; the outcome is this core's.
+    async fn update(&self, origin: Origin) -> Result<UpdateOutcome, LbError> {
+        let me = self.mesh.me();
+        let mut mine = None;
+        for (core, r) in self.mesh.call_all(|| LbReq::Update(Box::new(origin.clone()))).await.into_iter().enumerate() {
+            match r {
+                Ok(LbResp::Updated(r)) if core == me => mine = Some(r),
+                Ok(_) => {}
+                Err(e) => return Err(mesh_err(e)),
+            }
+        }
+        match mine {
+            Some(r) => r,
+            None => Err(mesh_err(MeshError::NoHandler)),
+        }
+    }
+
+    /// The origin for `key`, asked of the core that owns the key.
+    async fn pick(&self, key: &StreamUrl) -> Result<(Origin, PickOutcome), LbError> {
+        let owner = self.mesh.owner(key.as_str());
+        match self.mesh.call(owner, LbReq::Pick(key.clone())).await {
+            Ok(LbResp::Picked(r)) => r.map(|b| *b),
+            Ok(_) => Err(mesh_err(MeshError::NoHandler)),
+            Err(e) => Err(mesh_err(e)),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use crate::http::{self, reply, Request, Response};
 use crate::http_proxy::{self, Body, ProxyError, Upstream};
 use crate::worker::{ConnId, Core};
 use glommio::net::TcpStream;
+use srs_lb::LoadBalancer;
 use srs_protocols::stream_url;
 use std::net::SocketAddr;
 use std::rc::Rc;

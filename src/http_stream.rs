@@ -10,6 +10,7 @@ use crate::worker::{ConnId, Core};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use serde_json::json;
+use srs_lb::LoadBalancer;
 use srs_lb::Origin;
 use srs_protocols::stream_url::{self, StreamUrl};
 use std::net::SocketAddr;

@@ -17,6 +17,7 @@ use crate::balancer::{Balancer, LbReq, LbResp};
 use crate::worker::Core;
 use glommio::net::TcpListener;
 use srs_io::Shutdown;
+use srs_lb::LoadBalancer;
 use srs_proxy::config::{self, Config};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use srs_io::pump::{self, Filter, PairEnd, PumpEnd};
+use srs_lb::LoadBalancer;
 use srs_protocols::rtmp::chunk::{ChunkError, Forward, Limits, Relay, StreamIdMap};
 use srs_protocols::rtmp::client::{ClientProgress, ClientSession};
 use srs_protocols::rtmp::handshake::RANDOM_LEN;

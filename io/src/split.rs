@@ -17,19 +17,6 @@ pub fn split<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> (ReadHalf<T>, WriteHal
     (ReadHalf(rc.clone()), WriteHalf(rc))
 }
 
-impl<T> ReadHalf<T> {
-    /// Runs `f` on the shared socket (e.g. to read its address or set a timeout).
-    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        f(&self.0.borrow())
-    }
-}
-
-impl<T> WriteHalf<T> {
-    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        f(&self.0.borrow())
-    }
-}
-
 impl<T: AsyncRead + Unpin> AsyncRead for ReadHalf<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)

@@ -54,12 +54,13 @@ impl fmt::Display for LbError {
 impl std::error::Error for LbError {}
 
 /// The balancer interface the memory (mesh) and Redis balancers implement.
+/// The outcomes are what the proxy logs (a new origin, a re-pin).
 #[allow(async_fn_in_trait)]
 pub trait LoadBalancer {
     /// A register or heartbeat.
-    async fn update(&self, origin: Origin) -> Result<(), LbError>;
-    /// The origin serving a stream (sticky).
-    async fn pick(&self, key: &StreamUrl) -> Result<Origin, LbError>;
+    async fn update(&self, origin: Origin) -> Result<UpdateOutcome, LbError>;
+    /// The origin serving a stream (sticky), and how it was chosen.
+    async fn pick(&self, key: &StreamUrl) -> Result<(Origin, PickOutcome), LbError>;
 }
 
 #[cfg(test)]
