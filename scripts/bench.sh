@@ -174,7 +174,7 @@ rss_kb() {
 
 read -r P_NGX_RTMP P_NMS_RTMP P_NMS_HTTP P_NMS_HTTPS P_NMS_RTMPS \
         P_SRS_RTMP P_SRS_API P_SRS_HTTP P_SRS_HTTPAPI P_SRS_RTC P_SRS_SRT \
-        P_HA P_NGX_STREAM <<<"$(free_ports 13)"
+        P_HA P_NGX_STREAM P_GC <<<"$(free_ports 14)"
 
 # ---------------------------------------------------------------- origins
 start_nginx_rtmp() {
@@ -284,19 +284,30 @@ EOF
 }
 stop_nginx_stream() { stop_pid "$NGXS_PID"; }
 
+# start_glommio WORKERS ORIGIN_PORT: the bare glommio copy loop of srs-load,
+# the runtime's own floor (perf-notes' reference), pinned like srs-proxy.
+start_glommio() {
+    start_bg glommio-copy "$LOAD" copy --listen "127.0.0.1:$P_GC" --to "127.0.0.1:$2" --threads "$1" --pin
+    GC_PID=$BG_PID
+    wait_port "$P_GC"
+}
+stop_glommio() { stop_pid "$GC_PID"; }
+
 start_proxies() { # WORKERS ORIGIN_PORT [ORIGIN_HTTP_PORT for srs-proxy]
     start_srs "$1" "$2" "${3:-}"
     start_haproxy "$1" "${4:-$2}"
     start_nginx_stream "$1" "${4:-$2}"
+    start_glommio "$1" "${4:-$2}"
     sleep 0.5
 }
-stop_proxies() { stop_srs; stop_haproxy; stop_nginx_stream; }
+stop_proxies() { stop_srs; stop_haproxy; stop_nginx_stream; stop_glommio; }
 
 pid_of() {
     case "$1" in
         srs) echo "$SRS_PID" ;;
         haproxy) echo "$HA_PID" ;;
         nginx) echo "$NGXS_PID" ;;
+        glommio) echo "$GC_PID" ;;
         *) echo "" ;;
     esac
 }
@@ -305,6 +316,7 @@ port_of() {
         srs) echo "$P_SRS_RTMP" ;;
         haproxy) echo "$P_HA" ;;
         nginx) echo "$P_NGX_STREAM" ;;
+        glommio) echo "$P_GC" ;;
     esac
 }
 
@@ -400,12 +412,13 @@ fanout_flv() {
     start_srs 2 "$P_NMS_RTMP" "$P_NMS_HTTP"
     start_haproxy 2 "$P_NMS_HTTP"
     start_nginx_stream 2 "$P_NMS_HTTP"
+    start_glommio 2 "$P_NMS_HTTP"
     local pub="rtmp://127.0.0.1:$P_NMS_RTMP/live/fan" prev="start of flv"
     start_publisher "$pub" 2
-    local variants="direct haproxy nginx"
+    local variants="direct haproxy nginx glommio"
     curl -s -m 2 -o "$WORK/flv-probe" "http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" >/dev/null 2>&1 || true
     if [ "$(head -c 3 "$WORK/flv-probe" 2>/dev/null || true)" = FLV ]; then
-        variants="direct srs haproxy nginx"
+        variants="direct srs haproxy nginx glommio"
     else
         log "  srs-proxy: HTTP-FLV not implemented yet (GET /live/fan.flv gave no FLV)"
         echo '{"na":"not implemented"}' >"$RES/flv_srs.json"
@@ -435,7 +448,7 @@ sessions() {
     local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess" prev="start of sessions"
     start_publisher "$pub" 0.25
     local v url
-    for v in $(rotate "$SCEN" direct srs haproxy nginx); do
+    for v in $(rotate "$SCEN" direct srs haproxy nginx glommio); do
         ensure_publisher "$pub" 0.25 "$prev"
         prev="sessions $v"
         if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess"
@@ -453,12 +466,13 @@ sessions() {
 idle() {
     local tag="$1" k="$2" v
     log "idle scale: $k connections"
-    for v in $(rotate "$SCEN" srs haproxy nginx); do
+    for v in $(rotate "$SCEN" srs haproxy nginx glommio); do
         check_origins "before idle $tag $v"
         case "$v" in
             srs) start_srs 2 "$P_NGX_RTMP" ;;
             haproxy) start_haproxy 2 "$P_NGX_RTMP" ;;
             nginx) start_nginx_stream 2 "$P_NGX_RTMP" ;;
+            glommio) start_glommio 2 "$P_NGX_RTMP" ;;
         esac
         sleep 1
         local pid; pid=$(pid_of "$v")
@@ -490,18 +504,21 @@ idle() {
             srs) stop_srs ;;
             haproxy) stop_haproxy ;;
             nginx) stop_nginx_stream ;;
+            glommio) stop_glommio ;;
         esac
     done
     SCEN=$(( SCEN + 1 ))
 }
 
+# BENCH_ONLY="fan flv sessions idle scale1" (the default: all) picks scenarios.
+ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1} "
 T_START=$(date +%s)
-fanout_rtmp fan 2 direct srs haproxy nginx
-fanout_flv
-sessions
-idle small "$IDLE_SMALL"
-idle big "$IDLE_BIG"
-fanout_rtmp scale1 1 srs haproxy nginx
+[[ "$ONLY" == *" fan "* ]] && fanout_rtmp fan 2 direct srs haproxy nginx glommio
+[[ "$ONLY" == *" flv "* ]] && fanout_flv
+[[ "$ONLY" == *" sessions "* ]] && sessions
+[[ "$ONLY" == *" idle "* ]] && idle small "$IDLE_SMALL"
+[[ "$ONLY" == *" idle "* ]] && idle big "$IDLE_BIG"
+[[ "$ONLY" == *" scale1 "* ]] && fanout_rtmp scale1 1 srs haproxy nginx glommio
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -529,8 +546,9 @@ def load(name):
         return None
 
 GIB = 1024 ** 3
-cols = ["direct", "srs", "haproxy", "nginx"]
-names = {"direct": "direct", "srs": "srs-proxy", "haproxy": "HAProxy (TCP)", "nginx": "nginx stream"}
+cols = ["direct", "srs", "haproxy", "nginx", "glommio"]
+names = {"direct": "direct", "srs": "srs-proxy", "haproxy": "HAProxy (TCP)", "nginx": "nginx stream",
+         "glommio": "glommio copy loop (L4)"}
 rows = []
 notes = []
 

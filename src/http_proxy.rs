@@ -13,6 +13,7 @@ use srs_protocols::Status;
 use std::cell::Cell;
 use std::fmt;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -243,7 +244,7 @@ pub async fn forward(
     h::write_response_head(&mut out, head.status, &head.reason, &headers);
     client.write_all(&out).await.map_err(ProxyError::Client)?;
 
-    let sent = Cell::new(0u64);
+    let sent = Rc::new(Cell::new(0u64));
     let (bytes, end) = if live {
         // Watch the client too: a player that leaves ends the relay at once.
         let (mut cr, mut cw) = srs_io::split::split(&mut *client);
@@ -351,7 +352,7 @@ async fn copy_body<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     rest: Vec<u8>,
     framing: BodyFraming,
     idle: Duration,
-    bytes: &Cell<u64>,
+    bytes: &Rc<Cell<u64>>,
 ) -> Result<(u64, &'static str), ProxyError> {
     let mut f = BodyFilter {
         left: match framing {
@@ -363,8 +364,9 @@ async fn copy_body<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
         chunked: matches!(framing, BodyFraming::Chunked).then(ChunkedScanner::new),
         done: false,
     };
-    let end =
-        futures_lite::future::or(pump::pump(o, w, &mut f, BUF, rest, bytes), pump::idle_watch(&[bytes], idle)).await;
+    let end = pump::watched(pump::pump(o, w, &mut f, BUF, rest, bytes), std::slice::from_ref(bytes), idle)
+        .await
+        .unwrap_or(PumpEnd::Idle);
     let total = bytes.get();
     match end {
         PumpEnd::Finished => Ok((total, "complete")),

@@ -9,8 +9,10 @@
 //! srs-load play     --url rtmp://h:p/app/stream|http://h:p/app/stream.flv --clients M --seconds S
 //! srs-load sessions --url rtmp://h:p/app/stream --rate R --seconds S
 //! srs-load idle     --url rtmp://h:p/app/stream --clients K --hold S [--ready-file F]
+//! srs-load copy     --listen h:p --to h:p
 //! ```
 
+mod copy;
 mod flv;
 mod hist;
 mod idle;
@@ -33,6 +35,7 @@ publish:  --url rtmp://h:p/app/stream --seconds S [--streams N] [--bitrate 8000k
 play:     --url rtmp://...|http://.../s.flv --clients M --seconds S [--streams N] [--warmup 2]
 sessions: --url rtmp://... --rate R --seconds S [--timeout 10]
 idle:     --url rtmp://... --clients K --hold S [--ready-file F] [--concurrency 64]
+copy:     --listen H:P --to H:P [--seconds S]  (a bare glommio L4 relay, the runtime's floor)
 --streams N appends -i to the stream name (client i gets stream i mod N).
 Durations are seconds, or end in ms/s/m. Rates take k/m suffixes.";
 
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
         "play" => play::run(&args),
         "sessions" => sessions::run(&args),
         "idle" => idle::run(&args),
+        "copy" => copy::run(&args),
         _ => Err(format!("unknown mode {mode:?}\n{USAGE}")),
     };
     match res {

@@ -257,32 +257,43 @@ impl fmt::Display for PairEnd {
     }
 }
 
-/// Runs both directions, and the idle watchdog as its own task (so the
-/// relay's wakeups never touch its timer); the first to end ends all.
+/// Runs `fut` with the idle watchdog as its own task, so that `fut`'s
+/// wakeups never touch the watchdog's timer (a timer polled on every wakeup
+/// is re-armed every time). `None`: neither counter moved for `idle`.
+pub async fn watched<T>(
+    fut: impl std::future::Future<Output = T>,
+    counters: &[Rc<Cell<u64>>],
+    idle: Duration,
+) -> Option<T> {
+    let idle_sig = Rc::new(LocalSignal::new());
+    let watchdog = {
+        let sig = idle_sig.clone();
+        let counters = counters.to_vec();
+        glommio::spawn_local(async move {
+            let refs: Vec<&Cell<u64>> = counters.iter().map(|c| &**c).collect();
+            idle_watch(&refs, idle).await;
+            sig.fire();
+        })
+    };
+    let end = futures_lite::future::or(async { Some(fut.await) }, async {
+        idle_sig.wait().await;
+        None
+    })
+    .await;
+    drop(watchdog); // cancels it
+    end
+}
+
+/// Runs both directions under one idle watchdog; the first to end ends all.
 pub async fn run_pair(
     up: impl std::future::Future<Output = PumpEnd>,
     down: impl std::future::Future<Output = PumpEnd>,
     counters: [Rc<Cell<u64>>; 2],
     idle: Duration,
 ) -> PairEnd {
-    let idle_sig = Rc::new(LocalSignal::new());
-    let watchdog = {
-        let sig = idle_sig.clone();
-        glommio::spawn_local(async move {
-            idle_watch(&[&*counters[0], &*counters[1]], idle).await;
-            sig.fire();
-        })
-    };
-    let end = futures_lite::future::or(
-        futures_lite::future::or(async { PairEnd::Upstream(up.await) }, async { PairEnd::Downstream(down.await) }),
-        async {
-            idle_sig.wait().await;
-            PairEnd::Idle
-        },
-    )
-    .await;
-    drop(watchdog); // cancels it
-    end
+    let pair =
+        futures_lite::future::or(async { PairEnd::Upstream(up.await) }, async { PairEnd::Downstream(down.await) });
+    watched(pair, &counters, idle).await.unwrap_or(PairEnd::Idle)
 }
 
 #[cfg(test)]
