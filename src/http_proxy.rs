@@ -7,13 +7,12 @@
 use crate::http::Request;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
+use srs_io::idle::{until_idle, Watch};
 use srs_io::pump::{self, Filter, PumpEnd};
 use srs_protocols::http::{self as h, BodyFraming, ChunkedScanner, ResponseHead};
 use srs_protocols::Status;
-use std::cell::Cell;
 use std::fmt;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -244,11 +243,11 @@ pub async fn forward(
     h::write_response_head(&mut out, head.status, &head.reason, &headers);
     client.write_all(&out).await.map_err(ProxyError::Client)?;
 
-    let sent = Rc::new(Cell::new(0u64));
+    let watch = Watch::new(idle);
     let (bytes, end) = if live {
         // Watch the client too: a player that leaves ends the relay at once.
         let (mut cr, mut cw) = srs_io::split::split(&mut *client);
-        let copy = copy_body(&mut o, &mut cw, rest, head.framing, idle, &sent);
+        let copy = copy_body(&mut o, &mut cw, rest, head.framing, &watch);
         let gone = async {
             let mut sink = [0u8; 512];
             loop {
@@ -257,11 +256,11 @@ pub async fn forward(
                     Ok(_) => {}
                 }
             }
-            Ok((sent.get(), "client closed"))
+            Ok((watch.total(), "client closed"))
         };
         futures_lite::future::or(copy, gone).await.map_err(after_head)?
     } else {
-        copy_body(&mut o, client, rest, head.framing, idle, &sent).await.map_err(after_head)?
+        copy_body(&mut o, client, rest, head.framing, &watch).await.map_err(after_head)?
     };
     Ok(Forwarded { status: head.status, bytes, keep_alive: keep && end == "complete", end })
 }
@@ -351,8 +350,7 @@ async fn copy_body<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     w: &mut W,
     rest: Vec<u8>,
     framing: BodyFraming,
-    idle: Duration,
-    bytes: &Rc<Cell<u64>>,
+    watch: &Watch,
 ) -> Result<(u64, &'static str), ProxyError> {
     let mut f = BodyFilter {
         left: match framing {
@@ -364,10 +362,8 @@ async fn copy_body<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
         chunked: matches!(framing, BodyFraming::Chunked).then(ChunkedScanner::new),
         done: false,
     };
-    let end = pump::watched(pump::pump(o, w, &mut f, BUF, rest, bytes), std::slice::from_ref(bytes), idle)
-        .await
-        .unwrap_or(PumpEnd::Idle);
-    let total = bytes.get();
+    let end = until_idle(pump::pump(o, w, &mut f, BUF, rest, watch.bytes(1)), watch).await.unwrap_or(PumpEnd::Idle);
+    let total = watch.bytes(1).get();
     match end {
         PumpEnd::Finished => Ok((total, "complete")),
         PumpEnd::Idle => Ok((total, "idle timeout")),

@@ -7,6 +7,7 @@ use crate::worker::{ConnId, Core};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
+use srs_io::idle::Watch;
 use srs_io::pump::{self, Filter, PairEnd, PumpEnd};
 use srs_lb::LoadBalancer;
 use srs_protocols::rtmp::chunk::{ChunkError, Forward, Limits, Relay, StreamIdMap};
@@ -80,8 +81,8 @@ struct Facts {
     stream: Option<StreamUrl>,
     origin: Option<String>,
     role: Option<&'static str>,
-    bytes_in: Rc<Cell<u64>>,
-    bytes_out: Rc<Cell<u64>>,
+    bytes_in: Cell<u64>,
+    bytes_out: Cell<u64>,
     /// Messages relayed each way (client → origin, origin → client).
     messages: (u64, u64),
     /// Relay batches that needed a copy (header re-encoding), each way.
@@ -361,20 +362,17 @@ async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End
     let origin_rest = std::mem::take(&mut r.origin_rest);
     let (mut cr, mut cw) = srs_io::split::split(&mut r.client);
     let (mut or, mut ow) = srs_io::split::split(&mut r.origin);
-    let bin = facts.bytes_in.clone();
-    let bout = facts.bytes_out.clone();
-    let (up_bytes, down_bytes) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u64)));
+    let watch = Watch::new(core.cfg.idle_timeout);
     let end = pump::run_pair(
-        pump::pump(&mut cr, &mut ow, &mut r.up, RELAY_BUF, client_rest, &up_bytes),
-        pump::pump(&mut or, &mut cw, &mut r.down, RELAY_BUF, origin_rest, &down_bytes),
-        [up_bytes.clone(), down_bytes.clone()],
-        core.cfg.idle_timeout,
+        pump::pump(&mut cr, &mut ow, &mut r.up, RELAY_BUF, client_rest, watch.bytes(0)),
+        pump::pump(&mut or, &mut cw, &mut r.down, RELAY_BUF, origin_rest, watch.bytes(1)),
+        &watch,
     )
     .await;
     facts.messages = (r.up.0.messages(), r.down.0.messages());
     facts.copied = (r.up.0.copied_batches(), r.down.0.copied_batches());
-    bin.set(bin.get() + up_bytes.get());
-    bout.set(bout.get() + down_bytes.get());
+    facts.bytes_in.set(facts.bytes_in.get() + watch.bytes(0).get());
+    facts.bytes_out.set(facts.bytes_out.get() + watch.bytes(1).get());
     End::Relay(end)
 }
 

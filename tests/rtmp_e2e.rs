@@ -547,3 +547,31 @@ fn the_default_backend_serves_when_enabled_and_takes_part_in_picks() {
     // 12 uniform picks over two origins all landing on one: 2 * 2^-12.
     assert!(on_other > 0 && on_other < 12, "picks were not spread: {on_other} of 12 on the registered origin");
 }
+
+#[test]
+fn a_relay_silent_both_ways_is_closed_at_the_idle_timeout_and_a_busy_one_is_not() {
+    let origin = NginxRtmp::start();
+    let proxy = Proxy::start(&[("PROXY_IDLE_TIMEOUT", "2s")]);
+    let _hb = heartbeats(&proxy, &[origin.origin()]);
+
+    // A publish outlives the timeout many times over: media keeps it busy.
+    let _publisher = ffmpeg_publish(&proxy.rtmp_url("busy"));
+    assert!(wait_until(secs(30), || origin.has_stream("busy")), "the publish never reached the origin");
+    thread::sleep(secs(6));
+    assert!(origin.has_stream("busy"), "the busy publish was dropped");
+    assert!(proxy.session_lines_for(&live_key("busy")).is_empty(), "a busy relay ended: {}", proxy.log());
+
+    // A player of a stream nobody publishes: after play, neither side says a
+    // word, so the proxy closes it once the timeout has passed, not before.
+    let started = std::time::Instant::now();
+    let _ = ffprobe(&proxy.rtmp_url("nobody"), secs(30));
+    let took = started.elapsed();
+    let key = live_key("nobody");
+    assert!(wait_until(secs(10), || !proxy.session_lines_for(&key).is_empty()), "no end line: {}", proxy.log());
+    let line = proxy.session_lines_for(&key).remove(0);
+    let reason = log_field(&line, "reason").unwrap_or_default();
+    assert!(reason.contains("idle timeout"), "ended for {reason:?}: {line}");
+    let ms: u64 = log_field(&line, "duration_ms").and_then(|v| v.parse().ok()).expect("duration_ms");
+    assert!((2000..10_000).contains(&ms), "closed after {ms} ms, the timeout is 2 s: {line}");
+    assert!(took < secs(25), "the player waited {took:?}: the proxy never closed it");
+}

@@ -2,6 +2,7 @@
 //! listeners, the cross-core channel mesh, and the byte pumps that relay
 //! between a client and an origin. Nothing here knows a media protocol.
 
+pub mod idle;
 pub mod mesh;
 pub mod pump;
 pub mod runtime;

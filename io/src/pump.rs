@@ -3,15 +3,13 @@
 //! the very buffer that was read; in the steady state it hands the same
 //! bytes back and nothing is copied.
 
-use crate::signal::LocalSignal;
+use crate::idle::Watch;
 use futures_lite::{AsyncRead, AsyncWrite};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 /// A protocol's view of one direction of a relay.
 pub trait Filter {
@@ -79,35 +77,58 @@ thread_local! {
 
 /// Pumps `r` into `w` through `filter` until one side ends. `initial` holds
 /// bytes already read from `r` before the relay began. `bytes` counts what was
-/// written (shared with the idle watchdog and the session's log line).
+/// written (shared with the idle watch and the session's log line).
 ///
 /// Reads go into the core's shared buffer (at most `max_buf` bytes at a time)
 /// and are filtered and written in the same step, so a relay owns no buffer
 /// of its own: only the few bytes of an incomplete header between reads, and
 /// a spill of what the writer could not take yet (while the pump waits for
 /// it, it reads nothing more: backpressure).
-pub async fn pump<R, W, F>(
-    r: &mut R,
-    w: &mut W,
-    filter: &mut F,
+///
+/// A named future rather than an `async fn`: it is `Unpin` and small, so a
+/// pair of them and the idle check nest without copies of each other.
+pub fn pump<'a, R, W, F>(
+    r: &'a mut R,
+    w: &'a mut W,
+    filter: &'a mut F,
     max_buf: usize,
     initial: Vec<u8>,
-    bytes: &Cell<u64>,
-) -> PumpEnd
+    bytes: &'a Cell<u64>,
+) -> Pump<'a, R, W, F>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
     F: Filter,
 {
-    let max = max_buf.clamp(1, SCRATCH);
     let mut st = PumpState { tail: Vec::new(), spill: Vec::new(), spill_at: 0, finished: false };
-    // The bytes read before the relay: filtered from their own buffer.
+    // The bytes read before the relay: filtered from their own buffer, and
+    // spilled for the first poll to write.
     let mut first = initial;
-    if let Err(end) = st.step(&mut first, w, filter, bytes, None) {
-        return end;
+    let early = st.step(&mut first, w, filter, bytes, None).err();
+    Pump { r, w, filter, max: max_buf.clamp(1, SCRATCH), bytes, st, early }
+}
+
+/// See [`pump`].
+pub struct Pump<'a, R, W, F> {
+    r: &'a mut R,
+    w: &'a mut W,
+    filter: &'a mut F,
+    max: usize,
+    bytes: &'a Cell<u64>,
+    st: PumpState,
+    /// The initial bytes were refused: the pump ends at its first poll.
+    early: Option<PumpEnd>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, F: Filter> std::future::Future for Pump<'_, R, W, F> {
+    type Output = PumpEnd;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PumpEnd> {
+        let this = self.get_mut();
+        if let Some(end) = this.early.take() {
+            return Poll::Ready(end);
+        }
+        this.st.poll(cx, this.r, this.w, this.filter, this.max, this.bytes)
     }
-    drop(first);
-    futures_lite::future::poll_fn(|cx| st.poll(cx, r, w, filter, max, bytes)).await
 }
 
 struct PumpState {
@@ -214,27 +235,6 @@ impl PumpState {
     }
 }
 
-/// Resolves when neither counter moved for `idle`.
-pub async fn idle_watch(counters: &[&Cell<u64>], idle: Duration) -> PumpEnd {
-    let tick = (idle / 4).max(Duration::from_millis(50));
-    let sum = || counters.iter().map(|c| c.get()).sum::<u64>();
-    let mut last = sum();
-    let mut quiet = Duration::ZERO;
-    loop {
-        glommio::timer::sleep(tick).await;
-        let now = sum();
-        if now == last {
-            quiet += tick;
-            if quiet >= idle {
-                return PumpEnd::Idle;
-            }
-        } else {
-            quiet = Duration::ZERO;
-            last = now;
-        }
-    }
-}
-
 /// Which direction of a pair ended the relay, and why.
 #[derive(Debug)]
 pub enum PairEnd {
@@ -257,43 +257,41 @@ impl fmt::Display for PairEnd {
     }
 }
 
-/// Runs `fut` with the idle watchdog as its own task, so that `fut`'s
-/// wakeups never touch the watchdog's timer (a timer polled on every wakeup
-/// is re-armed every time). `None`: neither counter moved for `idle`.
-pub async fn watched<T>(
-    fut: impl std::future::Future<Output = T>,
-    counters: &[Rc<Cell<u64>>],
-    idle: Duration,
-) -> Option<T> {
-    let idle_sig = Rc::new(LocalSignal::new());
-    let watchdog = {
-        let sig = idle_sig.clone();
-        let counters = counters.to_vec();
-        glommio::spawn_local(async move {
-            let refs: Vec<&Cell<u64>> = counters.iter().map(|c| &**c).collect();
-            idle_watch(&refs, idle).await;
-            sig.fire();
-        })
-    };
-    let end = futures_lite::future::or(async { Some(fut.await) }, async {
-        idle_sig.wait().await;
-        None
-    })
-    .await;
-    drop(watchdog); // cancels it
-    end
+/// Both directions of a relay under one idle watch: the first to end, or
+/// the watch going idle, ends the pair. See [`run_pair`].
+pub struct Pair<'w, U, D> {
+    up: U,
+    down: D,
+    watch: &'w Watch,
 }
 
-/// Runs both directions under one idle watchdog; the first to end ends all.
-pub async fn run_pair(
-    up: impl std::future::Future<Output = PumpEnd>,
-    down: impl std::future::Future<Output = PumpEnd>,
-    counters: [Rc<Cell<u64>>; 2],
-    idle: Duration,
-) -> PairEnd {
-    let pair =
-        futures_lite::future::or(async { PairEnd::Upstream(up.await) }, async { PairEnd::Downstream(down.await) });
-    watched(pair, &counters, idle).await.unwrap_or(PairEnd::Idle)
+/// Runs both directions until one ends or `watch` (whose counters the pumps
+/// count into) goes idle. A plain function returning a named future, so the
+/// pumps are stored once, not once per async layer.
+pub fn run_pair<U, D>(up: U, down: D, watch: &Watch) -> Pair<'_, U, D>
+where
+    U: std::future::Future<Output = PumpEnd> + Unpin,
+    D: std::future::Future<Output = PumpEnd> + Unpin,
+{
+    Pair { up, down, watch }
+}
+
+impl<U, D> std::future::Future for Pair<'_, U, D>
+where
+    U: std::future::Future<Output = PumpEnd> + Unpin,
+    D: std::future::Future<Output = PumpEnd> + Unpin,
+{
+    type Output = PairEnd;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PairEnd> {
+        let this = self.get_mut();
+        if let Poll::Ready(e) = Pin::new(&mut this.up).poll(cx) {
+            return Poll::Ready(PairEnd::Upstream(e));
+        }
+        if let Poll::Ready(e) = Pin::new(&mut this.down).poll(cx) {
+            return Poll::Ready(PairEnd::Downstream(e));
+        }
+        this.watch.poll_idle(cx).map(|()| PairEnd::Idle)
+    }
 }
 
 #[cfg(test)]
@@ -468,16 +466,10 @@ mod tests {
     }
 
     #[test]
-    fn a_pair_with_no_traffic_ends_by_the_idle_watchdog() {
+    fn a_pair_with_no_traffic_ends_by_the_idle_watch() {
         run(async {
-            let counters = [Rc::new(Cell::new(0)), Rc::new(Cell::new(0))];
-            let end = run_pair(
-                futures_lite::future::pending::<PumpEnd>(),
-                futures_lite::future::pending::<PumpEnd>(),
-                counters,
-                Duration::from_millis(200),
-            )
-            .await;
+            let w = Watch::new(std::time::Duration::from_millis(200));
+            let end = run_pair(futures_lite::future::pending::<PumpEnd>(), futures_lite::future::pending(), &w).await;
             assert!(matches!(end, PairEnd::Idle), "{end:?}");
         });
     }
@@ -485,18 +477,25 @@ mod tests {
     #[test]
     fn traffic_keeps_a_pair_alive_and_the_first_side_to_end_ends_it() {
         run(async {
-            let counters = [Rc::new(Cell::new(0)), Rc::new(Cell::new(0))];
-            let c = counters[0].clone();
-            let up = async move {
+            let w = Watch::new(std::time::Duration::from_millis(200));
+            let up = Box::pin(async {
                 // Busy for 5 idle periods, then closes.
                 for i in 0..25 {
-                    c.set(i);
-                    glommio::timer::sleep(Duration::from_millis(40)).await;
+                    w.bytes(0).set(i);
+                    glommio::timer::sleep(std::time::Duration::from_millis(40)).await;
                 }
                 PumpEnd::Eof
-            };
-            let end = run_pair(up, futures_lite::future::pending(), counters, Duration::from_millis(200)).await;
+            });
+            let end = run_pair(up, futures_lite::future::pending(), &w).await;
             assert!(matches!(end, PairEnd::Upstream(PumpEnd::Eof)), "{end:?}");
         });
+    }
+
+    #[test]
+    fn a_pump_stays_small() {
+        // Every relay holds two: no buffer inside, nothing copied.
+        let (mut r, mut w, mut f, c) = (Cursor::new(Vec::new()), Vec::new(), Plain, Cell::new(0));
+        let p = pump(&mut r, &mut w, &mut f, 1024, Vec::new(), &c);
+        assert!(std::mem::size_of_val(&p) <= 160, "{}", std::mem::size_of_val(&p));
     }
 }

@@ -82,6 +82,8 @@ pub const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
 /// A 24-bit timestamp field with this value means "see the extended timestamp".
 const EXT: u32 = 0xFF_FFFF;
 /// The per-cid tables index slots with `u16`.
+/// Output capacity a [`Relay`] keeps between batches.
+const KEEP_OUT: usize = 4096;
 const MAX_SLOTS: usize = u16::MAX as usize - 1;
 
 /// A message's header, resolved (absolute timestamp).
@@ -243,8 +245,9 @@ struct Slot {
 /// Per-cid table: direct index for cid < 64, a short linear scan above.
 #[derive(Debug, Clone)]
 struct Table<T> {
-    /// `low[cid]` = slot index + 1, or 0.
-    low: [u16; 64],
+    /// `low[cid]` = slot index + 1, or 0 (u8: a relay keeps four tables, and
+    /// real peers use a handful of chunk streams).
+    low: [u8; 64],
     slots: Vec<(u32, T)>,
 }
 
@@ -257,8 +260,8 @@ impl<T> Table<T> {
     fn find(&self, cid: u32) -> Option<usize> {
         match self.low.get(cid as usize) {
             Some(&i) if i != 0 => Some(usize::from(i) - 1),
-            // Only a table that outgrew the u16 index has low cids unindexed.
-            Some(_) if self.slots.len() < MAX_SLOTS => None,
+            // Only a table that outgrew the u8 index has low cids unindexed.
+            Some(_) if self.slots.len() <= usize::from(u8::MAX) => None,
             _ => self.slots.iter().position(|(c, _)| *c == cid),
         }
     }
@@ -266,7 +269,7 @@ impl<T> Table<T> {
     fn insert(&mut self, cid: u32, v: T) -> usize {
         let i = self.slots.len();
         self.slots.push((cid, v));
-        if let (Some(l), Ok(n)) = (self.low.get_mut(cid as usize), u16::try_from(i + 1)) {
+        if let (Some(l), Ok(n)) = (self.low.get_mut(cid as usize), u8::try_from(i + 1)) {
             *l = n;
         }
         i
@@ -891,6 +894,10 @@ impl Relay {
     pub fn process(&mut self, buf: &mut [u8]) -> Result<Forward, ChunkError> {
         if self.keep_output {
             self.keep_output = false;
+        } else if self.out.capacity() > KEEP_OUT {
+            // Copies happen at relay start; a long relay need not keep the
+            // buffer of its largest one.
+            self.out = Vec::new();
         } else {
             self.out.clear();
         }
@@ -1393,6 +1400,21 @@ mod tests {
 
     fn limits_msg(max_message_len: u32) -> Limits {
         Limits { max_message_len, ..Limits::default() }
+    }
+
+    #[test]
+    fn a_table_past_its_u8_index_still_finds_every_cid() {
+        let mut t = Table::new();
+        for cid in 64..364u32 {
+            t.insert(cid, cid);
+        }
+        // Low cids inserted after the index is full are found by scanning.
+        let i = t.insert(5, 5);
+        assert!(i > 255);
+        assert_eq!(t.find(5), Some(i));
+        assert_eq!(t.find(6), None);
+        assert_eq!(t.find(363), Some(299));
+        assert_eq!(t.find(364), None);
     }
 
     fn limits_cids(max_chunk_streams: usize) -> Limits {
