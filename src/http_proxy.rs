@@ -5,10 +5,10 @@
 //! player's HLS session id on the way.
 
 use crate::http::Request;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use srs_io::idle::{until_idle, Watch};
-use srs_io::pump::{self, Filter, PumpEnd};
+use srs_io::pump::{self, Discard, Filter, PairEnd, PumpEnd};
 use srs_protocols::http::{self as h, BodyFraming, ChunkedScanner, ResponseHead};
 use srs_protocols::Status;
 use std::fmt;
@@ -244,23 +244,23 @@ pub async fn forward(
     client.write_all(&out).await.map_err(ProxyError::Client)?;
 
     let watch = Watch::new(idle);
-    let (bytes, end) = if live {
-        // Watch the client too: a player that leaves ends the relay at once.
-        let (mut cr, mut cw) = srs_io::split::split(&mut *client);
-        let copy = copy_body(&mut o, &mut cw, rest, head.framing, &watch);
-        let gone = async {
-            let mut sink = [0u8; 512];
-            loop {
-                match cr.read(&mut sink).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
+    let (bytes, end) = match body_filter(head.framing) {
+        None => (0, "complete"),
+        // A player that leaves ends the relay at once: its side is read too,
+        // and whatever it sends is dropped.
+        Some(mut f) if live => {
+            let end = pump::relay(&mut *client, &mut o, &mut Discard, Vec::new(), &mut f, rest, BUF, &watch).await;
+            let total = watch.bytes(1).get();
+            match end {
+                PairEnd::Upstream(_) => (total, "client closed"),
+                PairEnd::Downstream(e) => body_end(e, head.framing, total).map_err(after_head)?,
+                PairEnd::Idle => body_end(PumpEnd::Idle, head.framing, total).map_err(after_head)?,
             }
-            Ok((watch.total(), "client closed"))
-        };
-        futures_lite::future::or(copy, gone).await.map_err(after_head)?
-    } else {
-        copy_body(&mut o, client, rest, head.framing, &watch).await.map_err(after_head)?
+        }
+        Some(mut f) => {
+            let end = until_idle(pump::pump(&mut o, client, &mut f, BUF, rest, watch.bytes(1)), &watch).await;
+            body_end(end.unwrap_or(PumpEnd::Idle), head.framing, watch.bytes(1).get()).map_err(after_head)?
+        }
     };
     Ok(Forwarded { status: head.status, bytes, keep_alive: keep && end == "complete", end })
 }
@@ -343,27 +343,20 @@ impl Filter for BodyFilter {
     }
 }
 
-/// Relays a body as it arrives, framing untouched. Returns the bytes written
-/// and why it ended ("complete" when the framing said so).
-async fn copy_body<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
-    o: &mut R,
-    w: &mut W,
-    rest: Vec<u8>,
-    framing: BodyFraming,
-    watch: &Watch,
-) -> Result<(u64, &'static str), ProxyError> {
-    let mut f = BodyFilter {
-        left: match framing {
-            BodyFraming::None => return Ok((0, "complete")),
-            BodyFraming::Length(0) => return Ok((0, "complete")),
-            BodyFraming::Length(n) => Some(n),
-            _ => None,
-        },
-        chunked: matches!(framing, BodyFraming::Chunked).then(ChunkedScanner::new),
-        done: false,
+/// The filter that relays a body as it arrives, framing untouched; `None`
+/// when the response has no body.
+fn body_filter(framing: BodyFraming) -> Option<BodyFilter> {
+    let left = match framing {
+        BodyFraming::None | BodyFraming::Length(0) => return None,
+        BodyFraming::Length(n) => Some(n),
+        _ => None,
     };
-    let end = until_idle(pump::pump(o, w, &mut f, BUF, rest, watch.bytes(1)), watch).await.unwrap_or(PumpEnd::Idle);
-    let total = watch.bytes(1).get();
+    Some(BodyFilter { left, chunked: matches!(framing, BodyFraming::Chunked).then(ChunkedScanner::new), done: false })
+}
+
+/// Why a body relay ended, as bytes written and a reason ("complete" when
+/// the framing said so), or whose failure it was.
+fn body_end(end: PumpEnd, framing: BodyFraming, total: u64) -> Result<(u64, &'static str), ProxyError> {
     match end {
         PumpEnd::Finished => Ok((total, "complete")),
         PumpEnd::Idle => Ok((total, "idle timeout")),

@@ -18,6 +18,7 @@ use srs_protocols::rtmp::session::{Advance, SessionError};
 use srs_protocols::stream_url::{self, StreamUrl};
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -89,11 +90,24 @@ struct Facts {
     copied: (u64, u64),
 }
 
-pub async fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) {
+/// One RTMP connection. A plain function: the socket goes straight into the
+/// boxed setup future, so the session's own future (held for the whole
+/// relay) never stores it.
+pub fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
     let started = Instant::now();
     tracing::debug!(conn = %id, core = core.index, %peer, "rtmp connection accepted");
-    let mut facts = Facts::default();
-    let end = session(&core, id, stream, &mut facts).await;
+    let setup = Box::pin(prepare(core.clone(), id, stream));
+    async move {
+        let (mut facts, ready) = setup.await;
+        let end = match ready {
+            Ok(ready) => relay(&core, ready, &mut facts).await,
+            Err(end) => end,
+        };
+        log_end(&core, id, peer, started, &facts, &end);
+    }
+}
+
+fn log_end(core: &Core, id: ConnId, peer: SocketAddr, started: Instant, facts: &Facts, end: &End) {
     let stream = facts.stream.as_ref().map(|s| s.as_str()).unwrap_or("-");
     let origin = facts.origin.as_deref().unwrap_or("-");
     let role = facts.role.unwrap_or("-");
@@ -228,17 +242,16 @@ struct Ready {
     origin_rest: Vec<u8>,
 }
 
-async fn session(core: &Rc<Core>, id: ConnId, client: TcpStream, facts: &mut Facts) -> End {
-    // The handshake and command phases run boxed: their state is freed before
-    // the relay starts, so a long-lived relay holds only what it needs.
-    let ready = match Box::pin(prepare(core, id, client, facts)).await {
-        Ok(r) => r,
-        Err(end) => return end,
-    };
-    relay(core, ready, facts).await
+/// The handshake and command phases, run boxed: their state is freed before
+/// the relay starts, so a long-lived relay holds only what it needs. Returns
+/// what the end line reports, whatever happened.
+async fn prepare(core: Rc<Core>, id: ConnId, client: TcpStream) -> (Facts, Result<Box<Ready>, End>) {
+    let mut facts = Facts::default();
+    let ready = setup(&core, id, client, &mut facts).await;
+    (facts, ready)
 }
 
-async fn prepare(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> Result<Box<Ready>, End> {
+async fn setup(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> Result<Box<Ready>, End> {
     let limits = Limits::default();
     let mut deadline = Timer::new(IDENTIFY_TIMEOUT);
     let mut buf: Vec<u8> = Vec::new();
@@ -360,15 +373,10 @@ async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End
     let r = &mut *ready;
     let client_rest = std::mem::take(&mut r.client_rest);
     let origin_rest = std::mem::take(&mut r.origin_rest);
-    let (mut cr, mut cw) = srs_io::split::split(&mut r.client);
-    let (mut or, mut ow) = srs_io::split::split(&mut r.origin);
     let watch = Watch::new(core.cfg.idle_timeout);
-    let end = pump::run_pair(
-        pump::pump(&mut cr, &mut ow, &mut r.up, RELAY_BUF, client_rest, watch.bytes(0)),
-        pump::pump(&mut or, &mut cw, &mut r.down, RELAY_BUF, origin_rest, watch.bytes(1)),
-        &watch,
-    )
-    .await;
+    let end =
+        pump::relay(&mut r.client, &mut r.origin, &mut r.up, client_rest, &mut r.down, origin_rest, RELAY_BUF, &watch)
+            .await;
     facts.messages = (r.up.0.messages(), r.down.0.messages());
     facts.copied = (r.up.0.copied_batches(), r.down.0.copied_batches());
     facts.bytes_in.set(facts.bytes_in.get() + watch.bytes(0).get());

@@ -70,6 +70,16 @@ impl Drop for LiveGuard {
     }
 }
 
+/// Holds a value for as long as it is polled; never completes.
+struct Held<T>(T);
+
+impl<T: Unpin> Future for Held<T> {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
+}
+
 /// Accepts on `listener` until shutdown, running `handle` for each
 /// connection in its own task.
 pub async fn accept_loop<H, F>(core: Rc<Core>, listener: TcpListener, what: &'static str, handle: H)
@@ -77,7 +87,6 @@ where
     H: Fn(Rc<Core>, ConnId, TcpStream, SocketAddr) -> F + 'static,
     F: Future<Output = ()> + 'static,
 {
-    let handle = Rc::new(handle);
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             core.stopping.wait().await;
@@ -102,14 +111,11 @@ where
         let id = core.conn_id();
         core.live.set(core.live.get() + 1);
         let guard = LiveGuard(core.clone());
-        // The session future is made inside the task, so it is stored once.
-        let handle = handle.clone();
-        let c = core.clone();
-        glommio::spawn_local(async move {
-            let _guard = guard;
-            handle(c, id, stream, peer).await;
-        })
-        .detach();
+        // The session future goes into the task as is (an `Or` stores both
+        // sides in place): wrapping it in an async block would store it, and
+        // the socket it was made from, twice.
+        let session = handle(core.clone(), id, stream, peer);
+        glommio::spawn_local(futures_lite::future::or(session, Held(guard))).detach();
     }
     tracing::debug!(listener = what, core = core.index, "stopped accepting");
 }

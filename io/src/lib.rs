@@ -8,7 +8,6 @@ pub mod pump;
 pub mod runtime;
 pub mod shutdown;
 pub mod signal;
-pub mod split;
 
 pub use runtime::{start, CoreInfo, StartError};
 pub use shutdown::Shutdown;

@@ -37,6 +37,17 @@ impl Filter for Plain {
     }
 }
 
+/// Reads and drops every byte (a side whose words go nowhere, such as a
+/// player's after its request).
+pub struct Discard;
+
+impl Filter for Discard {
+    type Error = std::convert::Infallible;
+    fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), Self::Error> {
+        Ok((buf.len(), &[]))
+    }
+}
+
 /// Why one direction of a relay stopped.
 #[derive(Debug)]
 pub enum PumpEnd {
@@ -100,7 +111,7 @@ where
     W: AsyncWrite + Unpin,
     F: Filter,
 {
-    let mut st = PumpState { tail: Vec::new(), spill: Vec::new(), spill_at: 0, finished: false };
+    let mut st = PumpState::new();
     // The bytes read before the relay: filtered from their own buffer, and
     // spilled for the first poll to write.
     let mut first = initial;
@@ -141,6 +152,10 @@ struct PumpState {
 }
 
 impl PumpState {
+    fn new() -> Self {
+        PumpState { tail: Vec::new(), spill: Vec::new(), spill_at: 0, finished: false }
+    }
+
     /// Filters `buf[..]`, writes what it can now (when `cx` is given) or
     /// spills it, and keeps the unconsumed tail.
     fn step<W: AsyncWrite + Unpin, F: Filter>(
@@ -257,37 +272,79 @@ impl fmt::Display for PairEnd {
     }
 }
 
-/// Both directions of a relay under one idle watch: the first to end, or
-/// the watch going idle, ends the pair. See [`run_pair`].
-pub struct Pair<'w, U, D> {
-    up: U,
-    down: D,
-    watch: &'w Watch,
+/// One direction of a [`Relay`]: its filter, its state, and what its
+/// bytes read before the relay began left to say.
+pub struct Dir<'f, F> {
+    filter: &'f mut F,
+    st: PumpState,
+    early: Option<PumpEnd>,
 }
 
-/// Runs both directions until one ends or `watch` (whose counters the pumps
-/// count into) goes idle. A plain function returning a named future, so the
-/// pumps are stored once, not once per async layer.
-pub fn run_pair<U, D>(up: U, down: D, watch: &Watch) -> Pair<'_, U, D>
+/// Both directions between two sockets under one idle watch: `up` reads `a`
+/// and writes `b`, `down` reads `b` and writes `a`. Each poll lends both
+/// sockets to one direction, then the other, so neither socket is shared
+/// through a cell. The first direction to end, or the watch going idle,
+/// ends the relay. See [`relay`].
+pub struct Relay<'s, A, B, F1, F2> {
+    a: &'s mut A,
+    b: &'s mut B,
+    up: Dir<'s, F1>,
+    down: Dir<'s, F2>,
+    max: usize,
+    watch: &'s Watch,
+}
+
+/// `a_first`/`b_first`: bytes already read from `a`/`b` before the relay
+/// began, which their direction filters first. The pumps count into
+/// `watch.bytes(0)` (up) and `watch.bytes(1)` (down).
+#[allow(clippy::too_many_arguments)]
+pub fn relay<'s, A, B, F1, F2>(
+    a: &'s mut A,
+    b: &'s mut B,
+    up: &'s mut F1,
+    a_first: Vec<u8>,
+    down: &'s mut F2,
+    b_first: Vec<u8>,
+    max_buf: usize,
+    watch: &'s Watch,
+) -> Relay<'s, A, B, F1, F2>
 where
-    U: std::future::Future<Output = PumpEnd> + Unpin,
-    D: std::future::Future<Output = PumpEnd> + Unpin,
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+    F1: Filter,
+    F2: Filter,
 {
-    Pair { up, down, watch }
+    let mut up = Dir { filter: up, st: PumpState::new(), early: None };
+    let mut first = a_first;
+    up.early = up.st.step(&mut first, b, up.filter, watch.bytes(0), None).err();
+    let mut down = Dir { filter: down, st: PumpState::new(), early: None };
+    let mut first = b_first;
+    down.early = down.st.step(&mut first, a, down.filter, watch.bytes(1), None).err();
+    Relay { a, b, up, down, max: max_buf.clamp(1, SCRATCH), watch }
 }
 
-impl<U, D> std::future::Future for Pair<'_, U, D>
+impl<A, B, F1, F2> std::future::Future for Relay<'_, A, B, F1, F2>
 where
-    U: std::future::Future<Output = PumpEnd> + Unpin,
-    D: std::future::Future<Output = PumpEnd> + Unpin,
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+    F1: Filter,
+    F2: Filter,
 {
     type Output = PairEnd;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PairEnd> {
         let this = self.get_mut();
-        if let Poll::Ready(e) = Pin::new(&mut this.up).poll(cx) {
+        if let Some(e) = this.up.early.take() {
             return Poll::Ready(PairEnd::Upstream(e));
         }
-        if let Poll::Ready(e) = Pin::new(&mut this.down).poll(cx) {
+        if let Some(e) = this.down.early.take() {
+            return Poll::Ready(PairEnd::Downstream(e));
+        }
+        let up = &mut this.up;
+        if let Poll::Ready(e) = up.st.poll(cx, this.a, this.b, up.filter, this.max, this.watch.bytes(0)) {
+            return Poll::Ready(PairEnd::Upstream(e));
+        }
+        let down = &mut this.down;
+        if let Poll::Ready(e) = down.st.poll(cx, this.b, this.a, down.filter, this.max, this.watch.bytes(1)) {
             return Poll::Ready(PairEnd::Downstream(e));
         }
         this.watch.poll_idle(cx).map(|()| PairEnd::Idle)
@@ -465,29 +522,91 @@ mod tests {
         });
     }
 
+    /// A socket that never has anything to read and takes every write.
+    struct Quiet(Vec<u8>);
+
+    impl AsyncRead for Quiet {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Quiet {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.0.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
     #[test]
-    fn a_pair_with_no_traffic_ends_by_the_idle_watch() {
+    fn a_relay_with_no_traffic_ends_by_the_idle_watch_after_passing_the_early_bytes() {
         run(async {
             let w = Watch::new(std::time::Duration::from_millis(200));
-            let end = run_pair(futures_lite::future::pending::<PumpEnd>(), futures_lite::future::pending(), &w).await;
+            let (mut a, mut b) = (Quiet(Vec::new()), Quiet(Vec::new()));
+            let end =
+                relay(&mut a, &mut b, &mut Plain, b"from a".to_vec(), &mut Plain, b"from b!".to_vec(), 1024, &w).await;
             assert!(matches!(end, PairEnd::Idle), "{end:?}");
+            // What each side said before the relay reached the other side.
+            assert_eq!((&b.0[..], &a.0[..]), (&b"from a"[..], &b"from b!"[..]));
+            assert_eq!((w.bytes(0).get(), w.bytes(1).get()), (6, 7));
+        });
+    }
+
+    /// Readable once with `data`, then at EOF.
+    struct Once(Option<Vec<u8>>, Vec<u8>);
+
+    impl AsyncRead for Once {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            match self.0.take() {
+                Some(d) => {
+                    buf[..d.len()].copy_from_slice(&d);
+                    Poll::Ready(Ok(d.len()))
+                }
+                None => Poll::Ready(Ok(0)),
+            }
+        }
+    }
+
+    impl AsyncWrite for Once {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.1.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn the_first_side_to_end_ends_the_relay_after_its_bytes_crossed() {
+        run(async {
+            let w = Watch::new(std::time::Duration::from_secs(60));
+            let mut a = Quiet(Vec::new());
+            let mut b = Once(Some(b"bye".to_vec()), Vec::new());
+            let end = relay(&mut a, &mut b, &mut Plain, Vec::new(), &mut Plain, Vec::new(), 1024, &w).await;
+            assert!(matches!(end, PairEnd::Downstream(PumpEnd::Eof)), "{end:?}");
+            assert_eq!(a.0, b"bye");
         });
     }
 
     #[test]
-    fn traffic_keeps_a_pair_alive_and_the_first_side_to_end_ends_it() {
+    fn a_filter_refusing_the_early_bytes_ends_the_relay_on_its_side() {
         run(async {
-            let w = Watch::new(std::time::Duration::from_millis(200));
-            let up = Box::pin(async {
-                // Busy for 5 idle periods, then closes.
-                for i in 0..25 {
-                    w.bytes(0).set(i);
-                    glommio::timer::sleep(std::time::Duration::from_millis(40)).await;
-                }
-                PumpEnd::Eof
-            });
-            let end = run_pair(up, futures_lite::future::pending(), &w).await;
-            assert!(matches!(end, PairEnd::Upstream(PumpEnd::Eof)), "{end:?}");
+            let w = Watch::new(std::time::Duration::from_secs(60));
+            let mut p = Probe::new();
+            p.fail_at = Some(2);
+            let (mut a, mut b) = (Quiet(Vec::new()), Quiet(Vec::new()));
+            let end = relay(&mut a, &mut b, &mut Plain, Vec::new(), &mut p, b"garbage".to_vec(), 1024, &w).await;
+            assert!(matches!(&end, PairEnd::Downstream(PumpEnd::Filter(e)) if e == "peer sent garbage"), "{end:?}");
         });
     }
 

@@ -242,37 +242,28 @@ struct Slot {
     mode: Mode,
 }
 
-/// Per-cid table: direct index for cid < 64, a short linear scan above.
+/// Per-cid table: a short list scanned in order. Real peers use a handful of
+/// chunk streams and `Limits::max_chunk_streams` bounds a hostile one, so a
+/// scan costs no more than an index would, and a relay (four tables) stays
+/// small.
 #[derive(Debug, Clone)]
 struct Table<T> {
-    /// `low[cid]` = slot index + 1, or 0 (u8: a relay keeps four tables, and
-    /// real peers use a handful of chunk streams).
-    low: [u8; 64],
     slots: Vec<(u32, T)>,
 }
 
 impl<T> Table<T> {
     fn new() -> Self {
-        Self { low: [0; 64], slots: Vec::new() }
+        Self { slots: Vec::new() }
     }
 
     #[inline]
     fn find(&self, cid: u32) -> Option<usize> {
-        match self.low.get(cid as usize) {
-            Some(&i) if i != 0 => Some(usize::from(i) - 1),
-            // Only a table that outgrew the u8 index has low cids unindexed.
-            Some(_) if self.slots.len() <= usize::from(u8::MAX) => None,
-            _ => self.slots.iter().position(|(c, _)| *c == cid),
-        }
+        self.slots.iter().position(|(c, _)| *c == cid)
     }
 
     fn insert(&mut self, cid: u32, v: T) -> usize {
-        let i = self.slots.len();
         self.slots.push((cid, v));
-        if let (Some(l), Ok(n)) = (self.low.get_mut(cid as usize), u8::try_from(i + 1)) {
-            *l = n;
-        }
-        i
+        self.slots.len() - 1
     }
 
     #[inline]
@@ -1403,18 +1394,17 @@ mod tests {
     }
 
     #[test]
-    fn a_table_past_its_u8_index_still_finds_every_cid() {
+    fn a_table_finds_every_cid_it_holds_and_no_other() {
         let mut t = Table::new();
-        for cid in 64..364u32 {
-            t.insert(cid, cid);
+        for cid in (2..300u32).rev() {
+            t.insert(cid, cid * 10);
         }
-        // Low cids inserted after the index is full are found by scanning.
-        let i = t.insert(5, 5);
-        assert!(i > 255);
-        assert_eq!(t.find(5), Some(i));
-        assert_eq!(t.find(6), None);
-        assert_eq!(t.find(363), Some(299));
-        assert_eq!(t.find(364), None);
+        for cid in 2..300u32 {
+            assert_eq!(t.find(cid).and_then(|i| t.get(i)), Some(&(cid * 10)));
+        }
+        assert_eq!(t.find(0), None);
+        assert_eq!(t.find(300), None);
+        assert_eq!(t.find(65599), None);
     }
 
     fn limits_cids(max_chunk_streams: usize) -> Limits {
