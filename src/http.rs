@@ -132,56 +132,60 @@ async fn read_into<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result
 
 async fn read_rest<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Result<Request, HttpError> {
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(buf) {
-            Ok(httparse::Status::Complete(head_len)) => {
-                let target = req.path.unwrap_or("/");
-                let (path, query) = match target.split_once('?') {
-                    Some((p, q)) => (p.to_string(), q.to_string()),
-                    None => (target.to_string(), String::new()),
-                };
-                let version = req.version.unwrap_or(1);
-                let method = req.method.unwrap_or("GET").to_string();
-                let headers: Vec<(String, String)> = req
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
-                    .collect();
-                let find = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str());
-                if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-                    return Err(HttpError::Chunked);
-                }
-                let body_len = match find("content-length") {
-                    None => 0,
-                    Some(v) => v.trim().parse::<usize>().map_err(|_| HttpError::BadContentLength)?,
-                };
-                if body_len > limits.max_body {
-                    return Err(HttpError::BodyTooLarge(body_len));
-                }
-                let conn = find("connection").map(|v| v.to_ascii_lowercase());
-                let keep_alive = match conn.as_deref() {
-                    Some(c) if c.contains("close") => false,
-                    Some(c) if c.contains("keep-alive") => true,
-                    _ => version == 1,
-                };
-                while buf.len() < head_len + body_len {
-                    read_into(s, buf).await?;
-                }
-                let body = buf[head_len..head_len + body_len].to_vec();
-                buf.drain(..head_len + body_len);
-                return Ok(Request { method, path, query, headers, body, keep_alive });
+        if let Some((mut req, head_len, body_len)) = parse_head(buf, limits)? {
+            while buf.len() < head_len + body_len {
+                read_into(s, buf).await?;
             }
-            Ok(httparse::Status::Partial) => {
-                if buf.len() >= MAX_HEAD {
-                    return Err(HttpError::HeadTooLarge);
-                }
-            }
-            Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
-            Err(e) => return Err(HttpError::Malformed(e)),
+            req.body = buf[head_len..head_len + body_len].to_vec();
+            buf.drain(..head_len + body_len);
+            return Ok(req);
+        }
+        if buf.len() >= MAX_HEAD {
+            return Err(HttpError::HeadTooLarge);
         }
         read_into(s, buf).await?;
     }
+}
+
+/// Parses a request head from `buf`: the request without its body, the
+/// head's length and the body's, or `None` while incomplete. Synchronous, so
+/// httparse's header array never lives in a connection's future.
+fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Request, usize, usize)>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(e) => return Err(HttpError::Malformed(e)),
+    };
+    let target = req.path.unwrap_or("/");
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.to_string(), String::new()),
+    };
+    let version = req.version.unwrap_or(1);
+    let method = req.method.unwrap_or("GET").to_string();
+    let headers: Vec<(String, String)> =
+        req.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
+    let find = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str());
+    if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+        return Err(HttpError::Chunked);
+    }
+    let body_len = match find("content-length") {
+        None => 0,
+        Some(v) => v.trim().parse::<usize>().map_err(|_| HttpError::BadContentLength)?,
+    };
+    if body_len > limits.max_body {
+        return Err(HttpError::BodyTooLarge(body_len));
+    }
+    let conn = find("connection").map(|v| v.to_ascii_lowercase());
+    let keep_alive = match conn.as_deref() {
+        Some(c) if c.contains("close") => false,
+        Some(c) if c.contains("keep-alive") => true,
+        _ => version == 1,
+    };
+    Ok(Some((Request { method, path, query, headers, body: Vec::new(), keep_alive }, head_len, body_len)))
 }
 
 pub struct Response {
