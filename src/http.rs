@@ -3,7 +3,7 @@
 //! bounded body, writes a response. Keep-alive is handled by the caller's loop.
 
 use crate::worker::{ConnId, Core};
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::fmt;
 use std::net::SocketAddr;
@@ -115,15 +115,10 @@ pub async fn read_request<S: AsyncRead + Unpin>(
     }
 }
 
-/// Appends what one read brings to `buf` (read straight into its tail: no
-/// stack buffer kept in the connection's future).
+/// Appends what one read brings to `buf` (through the core's shared buffer:
+/// `buf` keeps only what came).
 async fn read_into<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result<(), HttpError> {
-    let len = buf.len();
-    buf.resize(len + 4096, 0);
-    let r = s.read(&mut buf[len..]).await;
-    let n = *r.as_ref().unwrap_or(&0);
-    buf.truncate(len + n);
-    match r {
+    match srs_io::pump::read_append(s, buf, 16 * 1024).await {
         Ok(0) => Err(HttpError::Closed),
         Ok(_) => Ok(()),
         Err(e) => Err(HttpError::Io(e)),

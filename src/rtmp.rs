@@ -4,7 +4,7 @@
 //! reassembling messages.
 
 use crate::worker::{ConnId, Core};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use srs_io::idle::Watch;
@@ -30,6 +30,8 @@ pub const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ORIGIN_START_TIMEOUT: Duration = Duration::from_secs(10);
 const RELAY_BUF: usize = 64 * 1024;
 const MAX_PENDING: usize = 64 * 1024;
+/// Most bytes one setup-phase read takes.
+const SETUP_READ: usize = 16 * 1024;
 
 /// Why a session ended, by who is to blame.
 enum End {
@@ -141,20 +143,12 @@ async fn read_more(
     if buf.len() >= MAX_PENDING {
         return Err(ReadFail::TooMuch);
     }
-    // Read straight into the buffer's tail: no stack copy, and nothing big
-    // kept in the session's future once it relays.
-    let len = buf.len();
-    buf.resize(len + 4096, 0);
-    let r = futures_lite::future::or(async { Some(s.read(&mut buf[len..]).await) }, async {
+    // Through the core's shared buffer: `buf` keeps only what came.
+    let r = futures_lite::future::or(async { Some(pump::read_append(s, buf, SETUP_READ).await) }, async {
         deadline.await;
         None
     })
     .await;
-    let n = match &r {
-        Some(Ok(n)) => *n,
-        _ => 0,
-    };
-    buf.truncate(len + n);
     match r {
         None => Err(ReadFail::Timeout),
         Some(Ok(0)) => Err(ReadFail::Closed),
@@ -255,7 +249,7 @@ async fn setup(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut F
     let limits = Limits::default();
     let mut deadline = Timer::new(IDENTIFY_TIMEOUT);
     let mut buf: Vec<u8> = Vec::new();
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::new();
     let info = ServerInfo { version: crate::VERSION.to_string(), conn_id: id.to_string() };
     let c = &mut client;
 
@@ -313,7 +307,7 @@ async fn setup(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut F
     let _ = up.set_nodelay(true);
     let mut odeadline = Timer::new(ORIGIN_START_TIMEOUT);
     let mut obuf: Vec<u8> = Vec::new();
-    let mut oout: Vec<u8> = Vec::with_capacity(4096);
+    let mut oout: Vec<u8> = Vec::new();
     let mut cs = ClientSession::start(&random_block(), 0, &req, limits, &mut oout);
     loop {
         if let Err(e) = send(&mut up, &mut oout, &origin_out).await {

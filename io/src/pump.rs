@@ -86,6 +86,27 @@ thread_local! {
     static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH]);
 }
 
+/// Reads once from `r` (at most `max` bytes) through the core's shared
+/// buffer and appends what came to `buf`: a caller collecting a handshake or
+/// a request head keeps only the bytes it got, never a zeroed read window.
+/// `Ok(0)` at end of stream.
+pub async fn read_append<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let max = max.clamp(1, SCRATCH);
+    futures_lite::future::poll_fn(|cx| {
+        SCRATCH_BUF.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            match Pin::new(&mut *r).poll_read(cx, &mut scratch[..max]) {
+                Poll::Ready(Ok(n)) => {
+                    buf.extend_from_slice(&scratch[..n]);
+                    Poll::Ready(Ok(n))
+                }
+                other => other,
+            }
+        })
+    })
+    .await
+}
+
 /// Pumps `r` into `w` through `filter` until one side ends. `initial` holds
 /// bytes already read from `r` before the relay began. `bytes` counts what was
 /// written (shared with the idle watch and the session's log line).
@@ -607,6 +628,20 @@ mod tests {
             let (mut a, mut b) = (Quiet(Vec::new()), Quiet(Vec::new()));
             let end = relay(&mut a, &mut b, &mut Plain, Vec::new(), &mut p, b"garbage".to_vec(), 1024, &w).await;
             assert!(matches!(&end, PairEnd::Downstream(PumpEnd::Filter(e)) if e == "peer sent garbage"), "{end:?}");
+        });
+    }
+
+    #[test]
+    fn read_append_keeps_only_what_came_and_says_eof() {
+        run(async {
+            let mut r = Cursor::new(data(10_000));
+            let mut buf = b"head".to_vec();
+            assert_eq!(read_append(&mut r, &mut buf, 4096).await.unwrap(), 4096);
+            assert_eq!(read_append(&mut r, &mut buf, 100_000).await.unwrap(), 10_000 - 4096);
+            assert_eq!(&buf[..4], b"head");
+            assert_eq!(&buf[4..], &data(10_000)[..]);
+            assert_eq!(read_append(&mut r, &mut buf, 4096).await.unwrap(), 0);
+            assert_eq!(buf.len(), 10_004);
         });
     }
 
