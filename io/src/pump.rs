@@ -543,18 +543,39 @@ mod tests {
         });
     }
 
-    /// A socket that never has anything to read and takes every write.
-    struct Quiet(Vec<u8>);
+    /// A peer socket: has `says` to read once, then is silent (`ends`:
+    /// at end of stream); takes every write into `got`.
+    struct Peer {
+        says: Option<Vec<u8>>,
+        ends: bool,
+        got: Vec<u8>,
+    }
 
-    impl AsyncRead for Quiet {
-        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
-            Poll::Pending
+    impl Peer {
+        fn quiet() -> Peer {
+            Peer { says: None, ends: false, got: Vec::new() }
+        }
+        fn once(says: &[u8]) -> Peer {
+            Peer { says: Some(says.to_vec()), ends: true, got: Vec::new() }
         }
     }
 
-    impl AsyncWrite for Quiet {
+    impl AsyncRead for Peer {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            match self.says.take() {
+                Some(d) => {
+                    buf[..d.len()].copy_from_slice(&d);
+                    Poll::Ready(Ok(d.len()))
+                }
+                None if self.ends => Poll::Ready(Ok(0)),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    impl AsyncWrite for Peer {
         fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-            self.0.extend_from_slice(buf);
+            self.got.extend_from_slice(buf);
             Poll::Ready(Ok(buf.len()))
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -569,53 +590,25 @@ mod tests {
     fn a_relay_with_no_traffic_ends_by_the_idle_watch_after_passing_the_early_bytes() {
         run(async {
             let w = Watch::new(std::time::Duration::from_millis(200));
-            let (mut a, mut b) = (Quiet(Vec::new()), Quiet(Vec::new()));
+            let (mut a, mut b) = (Peer::quiet(), Peer::quiet());
             let end =
                 relay(&mut a, &mut b, &mut Plain, b"from a".to_vec(), &mut Plain, b"from b!".to_vec(), 1024, &w).await;
             assert!(matches!(end, PairEnd::Idle), "{end:?}");
             // What each side said before the relay reached the other side.
-            assert_eq!((&b.0[..], &a.0[..]), (&b"from a"[..], &b"from b!"[..]));
+            assert_eq!((&b.got[..], &a.got[..]), (&b"from a"[..], &b"from b!"[..]));
             assert_eq!((w.bytes(0).get(), w.bytes(1).get()), (6, 7));
         });
-    }
-
-    /// Readable once with `data`, then at EOF.
-    struct Once(Option<Vec<u8>>, Vec<u8>);
-
-    impl AsyncRead for Once {
-        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-            match self.0.take() {
-                Some(d) => {
-                    buf[..d.len()].copy_from_slice(&d);
-                    Poll::Ready(Ok(d.len()))
-                }
-                None => Poll::Ready(Ok(0)),
-            }
-        }
-    }
-
-    impl AsyncWrite for Once {
-        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-            self.1.extend_from_slice(buf);
-            Poll::Ready(Ok(buf.len()))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
     }
 
     #[test]
     fn the_first_side_to_end_ends_the_relay_after_its_bytes_crossed() {
         run(async {
             let w = Watch::new(std::time::Duration::from_secs(60));
-            let mut a = Quiet(Vec::new());
-            let mut b = Once(Some(b"bye".to_vec()), Vec::new());
+            let mut a = Peer::quiet();
+            let mut b = Peer::once(b"bye");
             let end = relay(&mut a, &mut b, &mut Plain, Vec::new(), &mut Plain, Vec::new(), 1024, &w).await;
             assert!(matches!(end, PairEnd::Downstream(PumpEnd::Eof)), "{end:?}");
-            assert_eq!(a.0, b"bye");
+            assert_eq!(a.got, b"bye");
         });
     }
 
@@ -625,7 +618,7 @@ mod tests {
             let w = Watch::new(std::time::Duration::from_secs(60));
             let mut p = Probe::new();
             p.fail_at = Some(2);
-            let (mut a, mut b) = (Quiet(Vec::new()), Quiet(Vec::new()));
+            let (mut a, mut b) = (Peer::quiet(), Peer::quiet());
             let end = relay(&mut a, &mut b, &mut Plain, Vec::new(), &mut p, b"garbage".to_vec(), 1024, &w).await;
             assert!(matches!(&end, PairEnd::Downstream(PumpEnd::Filter(e)) if e == "peer sent garbage"), "{end:?}");
         });
