@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks srs-proxy against the origin itself (direct) and two L4 proxies,
-# HAProxy in TCP mode and nginx's stream module, all in one run on loopback,
-# and prints one table (also written to target/bench/results.md).
+# Benchmarks srs-proxy against the origin itself (direct) and three L4
+# relays, HAProxy in TCP mode, nginx's stream module and a bare glommio copy
+# loop (srs-load copy: what the runtime alone costs), all in one run on
+# loopback, and prints one table (also written to target/bench/results.md).
 #
-#   bash scripts/bench.sh            # full run (about 7 minutes after the build)
-#   bash scripts/bench.sh --quick    # short phases, fewer clients (about 2 minutes)
+#   bash scripts/bench.sh            # full run (about 8 minutes after the build)
+#   bash scripts/bench.sh --quick    # short phases, fewer clients (about 3 minutes)
+#   BENCH_ONLY="fan sessions" bash scripts/bench.sh   # some scenarios only
 #
 # Scenarios (each run once direct, once through each proxy, in an order that
 # rotates from scenario to scenario so that drift spreads evenly):
@@ -29,7 +31,7 @@ QUICK=0
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $a (try --help)" >&2; exit 2 ;;
     esac
 done
