@@ -5,7 +5,7 @@
 //! player's HLS session id on the way.
 
 use crate::http::Request;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use srs_io::idle::{until_idle, Watch};
 use srs_io::pump::{self, Discard, Filter, PairEnd, PumpEnd};
@@ -21,6 +21,9 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_PLAYLIST: usize = 4 << 20;
 const BUF: usize = 64 * 1024;
+/// Most bytes one read of a response head or playlist takes (through the
+/// core's shared buffer).
+const READ: usize = 16 * 1024;
 
 /// What to do with the response body.
 pub enum Body<'a> {
@@ -146,8 +149,7 @@ fn pass_headers(head: &ResponseHead) -> Vec<(&str, &[u8])> {
 }
 
 async fn read_head(o: &mut TcpStream, addr: SocketAddr, head_req: bool) -> Result<(ResponseHead, Vec<u8>), ProxyError> {
-    let mut buf = Vec::with_capacity(8192);
-    let mut tmp = vec![0u8; 16 * 1024];
+    let mut buf = Vec::new();
     let deadline = Instant::now() + HEAD_TIMEOUT;
     loop {
         match h::parse_response_head(&buf, head_req) {
@@ -162,10 +164,10 @@ async fn read_head(o: &mut TcpStream, addr: SocketAddr, head_req: bool) -> Resul
             Err(e) => return Err(ProxyError::Origin(e.to_string())),
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        match srs_io::timeout(left, o.read(&mut tmp)).await {
+        match srs_io::timeout(left, pump::read_append(o, &mut buf, READ)).await {
             None => return Err(ProxyError::Timeout(addr)),
             Some(Ok(0)) => return Err(ProxyError::Origin("closed before a response".into())),
-            Some(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
+            Some(Ok(_)) => {}
             Some(Err(e)) => return Err(ProxyError::Origin(format!("read: {e}"))),
         }
     }
@@ -284,7 +286,6 @@ async fn read_all(
     framing: BodyFraming,
     idle: Duration,
 ) -> Result<Vec<u8>, ProxyError> {
-    let mut tmp = vec![0u8; 16 * 1024];
     loop {
         match framing {
             BodyFraming::None => return Ok(Vec::new()),
@@ -302,11 +303,11 @@ async fn read_all(
         if got.len() > MAX_PLAYLIST {
             return Err(ProxyError::Origin(format!("playlist over {MAX_PLAYLIST} bytes")));
         }
-        match srs_io::timeout(idle, o.read(&mut tmp)).await {
+        match srs_io::timeout(idle, pump::read_append(o, &mut got, READ)).await {
             None => return Err(ProxyError::Origin("body stalled".into())),
             Some(Ok(0)) if matches!(framing, BodyFraming::UntilClose) => return Ok(got),
             Some(Ok(0)) => return Err(ProxyError::Origin("closed mid-body".into())),
-            Some(Ok(n)) => got.extend_from_slice(&tmp[..n]),
+            Some(Ok(_)) => {}
             Some(Err(e)) => return Err(ProxyError::Origin(format!("read: {e}"))),
         }
     }

@@ -5,7 +5,7 @@
 //! are never copied, except the first 13 bytes of each video message (where
 //! the publisher's send stamp sits) and small control messages.
 
-use crate::net::{self, InBuf, Rng, Target};
+use crate::net::{self, InBuf, Target};
 use glommio::net::TcpStream;
 use srs_protocols::rtmp::amf0::Value;
 use srs_protocols::rtmp::chunk::{
@@ -82,7 +82,7 @@ pub async fn open(t: &Target, stream: &str, role: Role, bufsize: usize) -> Resul
     let mut inb = InBuf::new(bufsize);
     let mut out = Vec::with_capacity(4096);
     let mut random = [0u8; RANDOM_LEN];
-    Rng::new(net::wall_us() ^ (stream.len() as u64) << 32).fill(&mut random);
+    fastrand::fill(&mut random);
 
     // Handshake: C0C1 out, S0S1S2 in, C2 out (sent with connect).
     let mut hs = ClientHandshake::start(&random, 0, &mut out);

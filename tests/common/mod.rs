@@ -1315,23 +1315,20 @@ pub fn shutdown_write(s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Write);
 }
 
-/// A small deterministic PRNG (xorshift64*) for reproducible garbage.
-pub struct Rng(u64);
+/// Reproducible garbage: a seeded fastrand generator.
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
+        Rng(fastrand::Rng::with_seed(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.u64(..)
     }
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next_u64() >> 56) as u8).collect()
+        let mut b = vec![0u8; n];
+        self.0.fill(&mut b);
+        b
     }
 }
 

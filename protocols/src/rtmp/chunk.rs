@@ -1029,32 +1029,26 @@ mod tests {
 
     // ---- helpers -----------------------------------------------------------
 
-    /// xorshift64*: deterministic, no dependencies.
-    struct Rng(u64);
+    /// Seeded, so every generated case can be replayed.
+    struct Rng(fastrand::Rng);
 
     impl Rng {
         fn new(seed: u64) -> Self {
-            Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-        }
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.0 = x;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            Self(fastrand::Rng::with_seed(seed))
         }
         fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
+            self.0.u64(..n.max(1))
         }
         fn chance(&mut self, pct: u64) -> bool {
             self.below(100) < pct
         }
         fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-            xs[self.below(xs.len() as u64) as usize]
+            xs[self.0.usize(..xs.len())]
         }
         fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next() as u8).collect()
+            let mut b = vec![0u8; n];
+            self.0.fill(&mut b);
+            b
         }
     }
 
@@ -1673,7 +1667,7 @@ mod tests {
                         45..=79 => p.timestamp.wrapping_add(r.below(100) as u32),
                         80..=87 => p.timestamp.wrapping_add(0x0100_0000 + r.below(1000) as u32),
                         88..=94 => p.timestamp.wrapping_sub(r.below(1000) as u32),
-                        _ => r.next() as u32,
+                        _ => r.0.u32(..),
                     };
                     (ts, ts.wrapping_sub(p.timestamp), p.length, p.type_id, p.stream_id)
                 }

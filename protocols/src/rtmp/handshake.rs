@@ -331,14 +331,7 @@ mod tests {
 
     fn random(seed: u8) -> [u8; RANDOM_LEN] {
         let mut r = [0u8; RANDOM_LEN];
-        let mut x = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(1);
-        for b in r.iter_mut() {
-            // xorshift32: deterministic filler, not a real RNG.
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = (x >> 24) as u8;
-        }
+        fastrand::Rng::with_seed(u64::from(seed)).fill(&mut r);
         r
     }
 
