@@ -109,6 +109,19 @@ fn http_stream_lines(proxy: &Proxy, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `http stream ended` line of `key`, waiting for it up to 10 s.
+fn wait_ended_line(proxy: &Proxy, key: &str) -> String {
+    let mut line = None;
+    assert!(
+        wait_until(secs(10), || {
+            line = http_stream_lines(proxy, key).into_iter().find(|l| l.contains("http stream ended"));
+            line.is_some()
+        }),
+        "no `http stream ended` line for {key}"
+    );
+    line.unwrap_or_default()
+}
+
 /// Whether `id` looks like the proxy's HLS session id: `<core>-<10 chars>`.
 fn is_spbhid(id: &str) -> bool {
     match id.split_once('-') {
@@ -361,16 +374,7 @@ fn http_flv_plays_from_the_origin_that_holds_the_rtmp_publish() {
     // A user publishes over RTMP to the proxy.
     let _publisher = ffmpeg_publish(&proxy.rtmp_url("flvstream"));
     let key = live_key("flvstream");
-    let mut pinned = None;
-    assert!(
-        wait_until(secs(20), || {
-            pinned = proxy.pinned_origin(&key);
-            pinned.is_some()
-        }),
-        "the publish never showed up in /api/v1/streams: {:?}",
-        proxy.streams()
-    );
-    let pinned = pinned.unwrap();
+    let pinned = proxy.wait_pinned(&key, secs(20));
     let holder = infos.iter().position(|o| o.id() == pinned).unwrap_or_else(|| panic!("pinned to {pinned}?"));
     let other = 1 - holder;
     assert!(
@@ -396,15 +400,7 @@ fn http_flv_plays_from_the_origin_that_holds_the_rtmp_publish() {
         infos[other].id()
     );
     // And the proxy says so in its log.
-    let mut line = None;
-    assert!(
-        wait_until(secs(10), || {
-            line = http_stream_lines(&proxy, &key).into_iter().find(|l| l.contains("http stream ended"));
-            line.is_some()
-        }),
-        "no `http stream ended` line for {key}"
-    );
-    let line = line.unwrap();
+    let line = wait_ended_line(&proxy, &key);
     assert_eq!(log_field(&line, "kind").as_deref(), Some("flv"), "{line}");
     assert_eq!(log_field(&line, "origin").as_deref(), Some(pinned.as_str()), "{line}");
     assert_eq!(log_field(&line, "status").as_deref(), Some("200"), "{line}");
@@ -568,15 +564,7 @@ fn http_ts_plays_from_an_ffmpeg_origin() {
     probe_clip(&stream_url(&proxy, "/live/T.ts"), secs(30));
 
     let key = live_key("T");
-    let mut line = None;
-    assert!(
-        wait_until(secs(10), || {
-            line = http_stream_lines(&proxy, &key).into_iter().find(|l| l.contains("http stream ended"));
-            line.is_some()
-        }),
-        "no `http stream ended` line for {key}"
-    );
-    let line = line.unwrap();
+    let line = wait_ended_line(&proxy, &key);
     assert_eq!(log_field(&line, "kind").as_deref(), Some("ts"), "{line}");
     assert_eq!(log_field(&line, "origin").as_deref(), Some(info.id().as_str()), "{line}");
     assert_eq!(log_field(&line, "status").as_deref(), Some("200"), "{line}");
@@ -699,18 +687,6 @@ fn send_raw(proxy: &Proxy, bytes: &[u8]) -> Vec<u8> {
     read_until_closed(&mut s, HANG_GUARD).unwrap_or_else(|e| panic!("the proxy must close: {e}"))
 }
 
-/// The proxy's descriptor count once it holds still (the same for a second:
-/// a connection just answered may still be closing).
-fn settled_fds(proxy: &Proxy) -> usize {
-    let mut last = (proxy.fds(), 0);
-    wait_until(secs(10), || {
-        let n = proxy.fds();
-        last = if n == last.0 { (n, last.1 + 1) } else { (n, 0) };
-        last.1 >= 10
-    });
-    last.0
-}
-
 fn status_of(reply: &[u8]) -> Option<u16> {
     parse_head(reply).map(|h| h.status)
 }
@@ -726,8 +702,7 @@ fn bad_input_and_broken_origins_get_clear_answers_and_leak_nothing() {
     // No origin registered: 503 with a JSON body.
     let r = http("GET", &http_addr, "/live/nobody.flv", &[], b"").unwrap();
     assert_json_error(&r, 503, "a stream with no origin registered");
-    let fds_before = settled_fds(&proxy);
-    let list_before = list_fds(proxy.pid());
+    let fds = FdSnapshot::settled(&proxy);
 
     // An unknown or malformed HLS session id: 404 with a JSON body naming it.
     for sid in ["1-abcdefghij", "0-zzzzzzzzzz", "nonsense"] {
@@ -879,16 +854,7 @@ fn bad_input_and_broken_origins_get_clear_answers_and_leak_nothing() {
     // Everything closed: the proxy is back to its descriptors from before.
     drop(publisher);
     drop(hb);
-    let mut fds_after = 0;
-    let settled = wait_until(HANG_GUARD, || {
-        fds_after = proxy.fds();
-        fds_after == fds_before
-    });
-    assert!(
-        settled,
-        "descriptors: {fds_before} before, {fds_after} after\nbefore: {list_before:?}\nafter: {:?}",
-        list_fds(proxy.pid())
-    );
+    fds.assert_back(&proxy, HANG_GUARD, "the broken origins and bad requests");
 }
 
 // ---------------------------------------------------------------------------

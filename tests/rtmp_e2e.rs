@@ -114,16 +114,7 @@ fn node_media_server_origins_work_the_same_way() {
 
     let _publisher = ffmpeg_publish(&proxy.rtmp_url("nmsstream"));
     let key = live_key("nmsstream");
-    let mut pinned = None;
-    assert!(
-        wait_until(secs(20), || {
-            pinned = proxy.pinned_origin(&key);
-            pinned.is_some()
-        }),
-        "the publish never showed up in /api/v1/streams: {:?}",
-        proxy.streams()
-    );
-    let pinned = pinned.unwrap();
+    let pinned = proxy.wait_pinned(&key, secs(20));
     let idx = infos
         .iter()
         .position(|o| o.id() == pinned)
@@ -456,8 +447,7 @@ fn bad_input_closes_only_its_connection_and_leaks_nothing() {
 
     // A known-good session first, then the baseline.
     publish_and_play(&proxy, &origin, "warmup");
-    let fds_before = proxy.fds();
-    let list_before = list_fds(proxy.pid());
+    let fds = FdSnapshot::take(&proxy);
 
     type Case = (&'static str, fn(&Proxy) -> Outcome);
     let cases: [Case; 8] = [
@@ -495,16 +485,7 @@ fn bad_input_closes_only_its_connection_and_leaks_nothing() {
         publish_and_play(&proxy, &origin, &format!("after{i}"));
     }
 
-    let mut fds_after = 0;
-    let settled = wait_until(secs(30), || {
-        fds_after = proxy.fds();
-        fds_after == fds_before
-    });
-    assert!(
-        settled,
-        "descriptors: {fds_before} before the bad input, {fds_after} after\nbefore: {list_before:?}\nafter: {:?}",
-        list_fds(proxy.pid())
-    );
+    fds.assert_back(&proxy, secs(30), "the bad input");
 }
 
 #[test]

@@ -902,6 +902,20 @@ impl Proxy {
         self.streams().iter().find(|s| s["stream"] == key).and_then(|s| s["origin"].as_str().map(String::from))
     }
 
+    /// The origin `key` is pinned to, waiting up to `timeout` for the pin.
+    pub fn wait_pinned(&self, key: &str, timeout: Duration) -> String {
+        let mut pinned = None;
+        assert!(
+            wait_until(timeout, || {
+                pinned = self.pinned_origin(key);
+                pinned.is_some()
+            }),
+            "{key} never showed up in /api/v1/streams: {:?}",
+            self.streams()
+        );
+        pinned.unwrap_or_default()
+    }
+
     /// One POST of `body` to `/api/v1/srs/register`.
     pub fn register(&self, body: &str) -> HttpResponse {
         register(&self.sys_api(), body, &[])
@@ -1084,6 +1098,48 @@ pub fn is_test_clip(probe: &str) -> bool {
 /// Number of open file descriptors of process `pid`.
 pub fn count_fds(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// The proxy's descriptors at one moment, to check later that everything
+/// opened since was closed again.
+pub struct FdSnapshot {
+    count: usize,
+    list: Vec<String>,
+}
+
+impl FdSnapshot {
+    pub fn take(proxy: &Proxy) -> FdSnapshot {
+        FdSnapshot { count: proxy.fds(), list: list_fds(proxy.pid()) }
+    }
+
+    /// Once the count has held still for a second (so no connection is
+    /// mid-teardown).
+    pub fn settled(proxy: &Proxy) -> FdSnapshot {
+        let mut last = (proxy.fds(), 0);
+        wait_until(Duration::from_secs(10), || {
+            let n = proxy.fds();
+            last = if n == last.0 { (n, last.1 + 1) } else { (n, 0) };
+            last.1 >= 10
+        });
+        FdSnapshot { count: last.0, list: list_fds(proxy.pid()) }
+    }
+
+    /// Waits up to `timeout` for the proxy to be back at this count; fails
+    /// with both descriptor lists.
+    pub fn assert_back(&self, proxy: &Proxy, timeout: Duration, what: &str) {
+        let mut now = 0;
+        let settled = wait_until(timeout, || {
+            now = proxy.fds();
+            now == self.count
+        });
+        assert!(
+            settled,
+            "descriptors: {} before {what}, {now} after\nbefore: {:?}\nafter: {:?}",
+            self.count,
+            self.list,
+            list_fds(proxy.pid())
+        );
+    }
 }
 
 /// What each descriptor of `pid` points at (for failure messages).
