@@ -80,7 +80,39 @@ fn bind(spec: &ListenSpec) -> Result<TcpListener, String> {
     TcpListener::bind(spec.addr).map_err(|e| format!("{}={}: cannot listen: {e}", spec.var, spec.addr))
 }
 
+/// Every executor binds with SO_REUSEPORT, and the kernel lets any other
+/// process of the same user that does the same (a second srs-proxy, say) join
+/// the port and silently take a share of its connections. A plain bind first,
+/// released at once, fails on a port that anyone holds, so the second
+/// instance stops with a clear error instead.
+fn probe(spec: &ListenSpec) -> Result<(), String> {
+    if spec.addr.port() == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(spec.addr).map(drop).map_err(|e| {
+        let who = if e.kind() == std::io::ErrorKind::AddrInUse { " (another process holds it)" } else { "" };
+        format!("{}={}: cannot listen: {e}{who}", spec.var, spec.addr)
+    })
+}
+
+/// The listeners in SRS's start order; any bind failure stops startup.
+fn listen_specs(cfg: &Config) -> [ListenSpec; 4] {
+    [
+        ListenSpec { var: "PROXY_RTMP_SERVER", addr: cfg.rtmp_server.0 },
+        ListenSpec { var: "PROXY_HTTP_API", addr: cfg.http_api.0 },
+        ListenSpec { var: "PROXY_SYSTEM_API", addr: cfg.system_api.0 },
+        ListenSpec { var: "PROXY_HTTP_SERVER", addr: cfg.http_server.0 },
+    ]
+}
+
 fn run(cfg: Arc<Config>) -> i32 {
+    for spec in &listen_specs(&cfg) {
+        if let Err(e) = probe(spec) {
+            eprintln!("srs-proxy: {e}");
+            tracing::error!("startup failed: {e}");
+            return 1;
+        }
+    }
     let shutdown = Shutdown::new();
     install_signals(shutdown.clone(), cfg.force_quit_timeout);
     let epoch = Instant::now();
@@ -119,13 +151,7 @@ fn run(cfg: Arc<Config>) -> i32 {
                     }
                 };
                 let core = Core::new(lb.core(), cfg.clone(), lb, shutdown, static_root);
-                // SRS's start order; any bind failure stops startup.
-                let specs = [
-                    ListenSpec { var: "PROXY_RTMP_SERVER", addr: cfg.rtmp_server.0 },
-                    ListenSpec { var: "PROXY_HTTP_API", addr: cfg.http_api.0 },
-                    ListenSpec { var: "PROXY_SYSTEM_API", addr: cfg.system_api.0 },
-                    ListenSpec { var: "PROXY_HTTP_SERVER", addr: cfg.http_server.0 },
-                ];
+                let specs = listen_specs(&cfg);
                 let mut ls = Vec::with_capacity(specs.len());
                 for spec in &specs {
                     match bind(spec) {

@@ -142,6 +142,29 @@ fn bad_values_stop_startup_with_a_line_naming_the_variable() {
     }
 }
 
+/// Listeners bind with SO_REUSEPORT, which would let a second proxy of the
+/// same user join the ports and take a share of the first one's players.
+#[test]
+fn a_second_proxy_on_the_same_ports_refuses_to_start() {
+    let first = Proxy::start(&[]);
+    for var in ["PROXY_RTMP_SERVER", "PROXY_SYSTEM_API", "PROXY_HTTP_SERVER", "PROXY_HTTP_API"] {
+        let addr = first.env[var].clone();
+        let mut second = Proxy::spawn(ProxyOpts::new().env(var, &addr));
+        let st = second
+            .guard
+            .wait_exit(secs(15))
+            .unwrap_or_else(|| panic!("{var}={addr} is held by another srs-proxy, yet a second one kept running"));
+        let log = second.log();
+        assert!(!st.success(), "{var}={addr}: exit status {st}");
+        assert!(
+            log.lines().any(|l| l.contains(var) && l.contains("another process holds it")),
+            "{var}={addr}: no stderr line names {var} and says why:\n{log}"
+        );
+    }
+    // The first one is untouched and still answers on every port.
+    assert_eq!(first.get("/api/v1/versions").status, 200);
+}
+
 #[test]
 fn a_listener_that_cannot_bind_stops_startup() {
     for var in ["PROXY_RTMP_SERVER", "PROXY_SYSTEM_API"] {
