@@ -10,6 +10,7 @@ use srs_lb::{
 };
 use srs_protocols::stream_url::StreamUrl;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,8 @@ pub enum LbResp {
 
 /// Bound on HLS player sessions per core.
 const MAX_HLS_SESSIONS: usize = 200_000;
+/// Bound on the pins a core remembers from other cores; cleared when full.
+const MAX_LEARNT_PINS: usize = 100_000;
 
 pub type LbMesh = Mesh<LbReq, LbResp>;
 pub type LbBuilder = mesh::Builder<LbReq, LbResp>;
@@ -58,6 +61,11 @@ pub struct OriginView {
 pub struct Balancer {
     mesh: Rc<LbMesh>,
     state: Rc<RefCell<MemoryState>>,
+    /// Pins other cores answered, and when: a pin moves only when its origin
+    /// is dead at a pick, so one stays true while its origin lives without
+    /// a break ([`MemoryState::alive_since`]), and the next player of a
+    /// stream owned elsewhere needs no cross-core call.
+    learnt: RefCell<HashMap<StreamUrl, (OriginId, Duration)>>,
     hls: Rc<RefCell<HlsSessions>>,
     epoch: Instant,
 }
@@ -99,7 +107,7 @@ impl Balancer {
                 }
             });
         }
-        let me = Rc::new(Balancer { mesh, state, hls, epoch });
+        let me = Rc::new(Balancer { mesh, state, hls, epoch, learnt: RefCell::default() });
         me.spawn_expiry();
         Ok(me)
     }
@@ -186,6 +194,19 @@ impl Balancer {
         }
     }
 
+    /// A pin learnt from its owning core that still holds (its origin has
+    /// lived without a break since), with the origin's current data.
+    fn learnt_pin(&self, key: &StreamUrl) -> Option<Origin> {
+        let now = self.epoch.elapsed();
+        let mut learnt = self.learnt.borrow_mut();
+        let (id, since) = learnt.get(key)?;
+        let hit = self.state.borrow().alive_since(now, id, *since).cloned();
+        if hit.is_none() {
+            learnt.remove(key);
+        }
+        hit
+    }
+
     /// Every pin, gathered from all cores.
     pub async fn pins(&self) -> Vec<(StreamUrl, OriginId)> {
         let mut all = Vec::new();
@@ -217,14 +238,31 @@ impl LoadBalancer for Balancer {
         }
     }
 
-    /// The origin for `key`, asked of the core that owns the key.
+    /// The origin for `key`, asked of the core that owns the key, unless
+    /// this core learnt the pin from it and the origin has lived since.
     async fn pick(&self, key: &StreamUrl) -> Result<(Origin, PickOutcome), LbError> {
         let owner = self.mesh.owner(key.as_str());
-        match self.mesh.call(owner, LbReq::Pick(key.clone())).await {
+        if owner != self.mesh.me() {
+            if let Some(hit) = self.learnt_pin(key) {
+                return Ok((hit, PickOutcome::Pinned));
+            }
+        }
+        // Before the call: an origin that died and came back while it was
+        // under way does not count as having lived since.
+        let asked = self.epoch.elapsed();
+        let picked = match self.mesh.call(owner, LbReq::Pick(key.clone())).await {
             Ok(LbResp::Picked(r)) => r.map(|b| *b),
             Ok(_) => Err(mesh_err(MeshError::NoHandler)),
             Err(e) => Err(mesh_err(e)),
+        };
+        if let (true, Ok((origin, _))) = (owner != self.mesh.me(), &picked) {
+            let mut learnt = self.learnt.borrow_mut();
+            if learnt.len() >= MAX_LEARNT_PINS {
+                learnt.clear();
+            }
+            learnt.insert(key.clone(), (origin.id(), asked));
         }
+        picked
     }
 }
 

@@ -250,6 +250,103 @@ fn connections_for_one_stream_on_both_cores_reach_the_same_origin() {
     }
 }
 
+/// Plays `name` through the proxy 8 at a time until sessions ended on both
+/// cores after the first `skip` session lines for `key`; returns those lines.
+fn play_until_both_cores(proxy: &Proxy, name: &str, key: &str, skip: usize) -> Vec<String> {
+    let mut plays = 0;
+    for _ in 0..6 {
+        let players: Vec<_> = (0..8)
+            .map(|_| {
+                let url = proxy.rtmp_url(name);
+                thread::spawn(move || probe_clip(&url, secs(60)))
+            })
+            .collect();
+        for p in players {
+            p.join().unwrap();
+        }
+        plays += 8;
+        assert!(
+            wait_until(secs(20), || proxy.session_lines_for(key).len() >= skip + plays),
+            "{plays} plays ended but only {} new `rtmp session ended` lines for {key}",
+            proxy.session_lines_for(key).len() - skip
+        );
+        let lines: Vec<String> = proxy.session_lines_for(key).into_iter().skip(skip).collect();
+        let cores: BTreeSet<String> = lines.iter().filter_map(|l| log_field(l, "core")).collect();
+        if cores.contains("0") && cores.contains("1") {
+            return lines;
+        }
+    }
+    panic!("{plays} plays of {key} were all served by one core");
+}
+
+/// Each core remembers the pins it learnt from the core owning the stream.
+/// A remembered pin must not outlive its origin: once a stream moved while
+/// A was dead, players on either core follow it, even after A comes back.
+/// (Four streams: the move must happen on the owning core for a stale
+/// memory to be left on the other one, and which core a connection lands on
+/// is the kernel's choice.)
+#[test]
+fn after_a_re_pin_players_on_both_cores_follow_the_stream_even_when_the_old_origin_returns() {
+    const STREAMS: [&str; 4] = ["comeback0", "comeback1", "comeback2", "comeback3"];
+    let origins: Vec<NginxRtmp> = (0..2).map(|_| NginxRtmp::start()).collect();
+    let proxy = Proxy::start(&[("PROXY_ORIGIN_SERVER_TTL", "3s"), ("PROXY_WORKERS", "2")]);
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let mut hb: Vec<Option<Heartbeat>> = vec![Some(Heartbeat::start(&proxy.sys_api(), infos[0].register_body())), None];
+
+    // Only A lives: every stream is pinned to A, and players on both cores
+    // learn it.
+    for name in STREAMS {
+        let key = live_key(name);
+        let publisher = ffmpeg_publish(&proxy.rtmp_url(name));
+        assert!(wait_until(secs(30), || origins[0].has_stream(name)), "{name} did not land on A");
+        for line in play_until_both_cores(&proxy, name, &key, 0) {
+            let origin = log_field(&line, "origin").unwrap_or_default();
+            assert!(infos[0].is_named_by(&origin), "{key} went to {origin:?}, not A: {line}");
+        }
+        drop(publisher);
+        assert!(wait_until(secs(15), || !origins[0].has_stream(name)), "{name} stayed on A");
+    }
+
+    // A dies, B lives: the next publish of each stream moves it to B.
+    hb[0] = None;
+    hb[1] = Some(Heartbeat::start(&proxy.sys_api(), infos[1].register_body()));
+    assert!(
+        wait_until(secs(30), || !proxy.log_lines_with(&["origin expired", &infos[0].id()]).is_empty()),
+        "no `origin expired` log line naming {}",
+        infos[0].id()
+    );
+    let publishers: Vec<_> = STREAMS
+        .iter()
+        .map(|name| {
+            let p = ffmpeg_publish(&proxy.rtmp_url(name));
+            assert!(wait_until(secs(30), || origins[1].has_stream(name)), "{name} did not move to B");
+            assert_eq!(proxy.pinned_origin(&live_key(name)), Some(infos[1].id()));
+            p
+        })
+        .collect();
+
+    // A comes back. Every stream stays on B, whichever core a player meets.
+    hb[0] = Some(Heartbeat::start(&proxy.sys_api(), infos[0].register_body()));
+    assert!(
+        wait_until(secs(15), || proxy
+            .origins()
+            .iter()
+            .any(|o| o["id"] == infos[0].id().as_str() && o["alive"] == true)),
+        "A is not listed alive again"
+    );
+    for name in STREAMS {
+        let key = live_key(name);
+        let skip = proxy.session_lines_for(&key).len();
+        for line in play_until_both_cores(&proxy, name, &key, skip) {
+            let origin = log_field(&line, "origin").unwrap_or_default();
+            assert!(infos[1].is_named_by(&origin), "after A came back, {key} went to {origin:?}, not B: {line}");
+        }
+        assert_eq!(proxy.pinned_origin(&key), Some(infos[1].id()));
+    }
+    drop(publishers);
+    drop(hb);
+}
+
 // ---------------------------------------------------------------------------
 // Bad input, each on its own raw connection.
 

@@ -53,6 +53,9 @@ pub enum PickOutcome {
 struct Entry {
     origin: Origin,
     last_seen: Duration,
+    /// Since when it has been alive without a break: its registration, or
+    /// the heartbeat that brought it back after it had expired.
+    alive_since: Duration,
 }
 
 /// One core's balancer state. `now` is a `Duration` since an arbitrary
@@ -88,7 +91,11 @@ impl MemoryState {
     /// first; if it is still full of live ones: [`LbError::TooManyOrigins`].
     pub fn update(&mut self, now: Duration, origin: Origin) -> Result<UpdateOutcome, LbError> {
         let id = origin.id();
+        let ttl = self.cfg.origin_ttl;
         if let Some(e) = self.origins.get_mut(&id) {
+            if now.saturating_sub(e.last_seen) >= ttl {
+                e.alive_since = now;
+            }
             e.origin = origin;
             e.last_seen = e.last_seen.max(now);
             return Ok(UpdateOutcome::Refreshed);
@@ -99,7 +106,7 @@ impl MemoryState {
                 return Err(LbError::TooManyOrigins { limit: self.cfg.max_origins });
             }
         }
-        self.origins.insert(id, Entry { origin, last_seen: now });
+        self.origins.insert(id, Entry { origin, last_seen: now, alive_since: now });
         Ok(UpdateOutcome::Registered)
     }
 
@@ -142,6 +149,14 @@ impl MemoryState {
             None => PickOutcome::NewPin,
         };
         Ok((origin, outcome))
+    }
+
+    /// `id`, if it is alive at `now` and has been without a break since
+    /// `since`. A pin moves only when its origin is dead at a pick, so a pin
+    /// learnt at `since` still holds while this answers.
+    pub fn alive_since(&self, now: Duration, id: &OriginId, since: Duration) -> Option<&Origin> {
+        let e = self.origins.get(id)?;
+        (self.alive(e, now) && e.alive_since <= since).then_some(&e.origin)
     }
 
     /// Read-only lookup of a live pin.
@@ -259,6 +274,43 @@ mod tests {
         for &n in ns {
             st.update(now, origin(n)).unwrap();
         }
+    }
+
+    /// What another core may answer from a pin it learnt: only while the
+    /// pinned origin has lived without a break since then. An origin that
+    /// expired and came back may have lost the pin on the owning core.
+    #[test]
+    fn alive_since_holds_only_while_the_origin_never_died() {
+        let mut st = state();
+        let mut rng = fastrand::Rng::with_seed(3);
+        register(&mut st, secs(10), &[1]);
+        let id = origin(1).id();
+        let (o, _) = st.pick(secs(20), &mut rng, &key(0)).unwrap();
+        assert_eq!(o.id(), id);
+        let learnt = secs(20);
+        let table: &[(&str, u64, &[u64], bool)] = &[
+            // (what, asked at, heartbeats before that, answers)
+            ("right after", 21, &[], true),
+            ("heartbeats keep it alive", 600, &[200, 400, 590], true),
+            ("just before the TTL", 309, &[], true),
+            ("at the TTL: dead", 310, &[], false),
+            ("dead, then back: not the same life", 400, &[350], false),
+        ];
+        for &(what, at, beats, want) in table {
+            let mut st2 = state();
+            register(&mut st2, secs(10), &[1]);
+            for &b in beats {
+                register(&mut st2, secs(b), &[1]);
+            }
+            assert_eq!(st2.alive_since(secs(at), &id, learnt).is_some(), want, "{what}");
+        }
+        // Learnt after the comeback: holds again.
+        let mut st3 = state();
+        register(&mut st3, secs(10), &[1]);
+        register(&mut st3, secs(350), &[1]);
+        assert!(st3.alive_since(secs(360), &id, secs(355)).is_some());
+        assert!(st3.alive_since(secs(360), &id, secs(349)).is_none());
+        assert!(st3.alive_since(secs(360), &origin(2).id(), secs(355)).is_none(), "unknown origin");
     }
 
     #[test]
