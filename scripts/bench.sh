@@ -7,6 +7,9 @@
 #   bash scripts/bench.sh            # full run (about 8 minutes after the build)
 #   bash scripts/bench.sh --quick    # short phases, fewer clients (about 3 minutes)
 #   BENCH_ONLY="fan sessions" bash scripts/bench.sh   # some scenarios only
+#   BENCH_BASELINE=/path/to/srs-proxy bash scripts/bench.sh
+#                                    # adds a column: another srs-proxy build
+#                                    # (say, before a change), same load, same run
 #
 # Scenarios (each run once direct, once through each proxy, in an order that
 # rotates from scenario to scenario so that drift spreads evenly):
@@ -31,7 +34,7 @@ QUICK=0
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $a (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -52,6 +55,18 @@ cd "$ROOT"
 log "building (release)"
 cargo build --release -q -p srs-proxy -p srs-bench
 PROXY_BIN="$ROOT/target/release/srs-proxy"
+BASE_BIN="${BENCH_BASELINE:-}"
+if [ -n "$BASE_BIN" ] && [ ! -x "$BASE_BIN" ]; then
+    echo "bench.sh: BENCH_BASELINE=$BASE_BIN is not an executable" >&2; exit 2
+fi
+# with_base WORD...: the words, and "base" after "srs" when a baseline is set.
+with_base() {
+    local w
+    for w in "$@"; do
+        printf '%s ' "$w"
+        if [ "$w" = srs ] && [ -n "$BASE_BIN" ]; then printf 'base '; fi
+    done
+}
 LOAD="$ROOT/target/release/srs-load"
 
 log "installing peers if missing"
@@ -176,7 +191,8 @@ rss_kb() {
 
 read -r P_NGX_RTMP P_NMS_RTMP P_NMS_HTTP P_NMS_HTTPS P_NMS_RTMPS \
         P_SRS_RTMP P_SRS_API P_SRS_HTTP P_SRS_HTTPAPI P_SRS_RTC P_SRS_SRT \
-        P_HA P_NGX_STREAM P_GC <<<"$(free_ports 14)"
+        P_HA P_NGX_STREAM P_GC \
+        P_BASE_RTMP P_BASE_API P_BASE_HTTP P_BASE_HTTPAPI P_BASE_RTC P_BASE_SRT <<<"$(free_ports 20)"
 
 # ---------------------------------------------------------------- origins
 start_nginx_rtmp() {
@@ -213,25 +229,42 @@ start_nms() {
 }
 
 # ---------------------------------------------------------------- proxies
-# start_srs WORKERS ORIGIN_RTMP_PORT [ORIGIN_HTTP_PORT]
-start_srs() {
-    local workers="$1" ortmp="$2" ohttp="${3:-}"
-    env PROXY_RTMP_SERVER="127.0.0.1:$P_SRS_RTMP" PROXY_SYSTEM_API="127.0.0.1:$P_SRS_API" \
-        PROXY_HTTP_SERVER="127.0.0.1:$P_SRS_HTTP" PROXY_HTTP_API="127.0.0.1:$P_SRS_HTTPAPI" \
-        PROXY_WEBRTC_SERVER="$P_SRS_RTC" PROXY_SRT_SERVER="$P_SRS_SRT" \
+# launch_srs BIN LOG RTMP API HTTP HTTPAPI RTC SRT WORKERS ORIGIN_RTMP_PORT [ORIGIN_HTTP_PORT]:
+# an srs-proxy with one origin registered; its pid in LAUNCHED.
+launch_srs() {
+    local bin="$1" logf="$2" rtmp="$3" api="$4" http="$5" httpapi="$6" rtc="$7" srt="$8"
+    local workers="$9" ortmp="${10}" ohttp="${11:-}"
+    env PROXY_RTMP_SERVER="127.0.0.1:$rtmp" PROXY_SYSTEM_API="127.0.0.1:$api" \
+        PROXY_HTTP_SERVER="127.0.0.1:$http" PROXY_HTTP_API="127.0.0.1:$httpapi" \
+        PROXY_WEBRTC_SERVER="$rtc" PROXY_SRT_SERVER="$srt" \
         PROXY_WORKERS="$workers" PROXY_IDLE_TIMEOUT=600s PROXY_ORIGIN_SERVER_TTL=3600s PROXY_STATIC_FILES="$WORK" \
-        RUST_LOG=warn "$PROXY_BIN" >"$WORK/srs-proxy.log" 2>&1 &
-    SRS_PID=$!
-    PIDS+=("$SRS_PID")
-    wait_port "$P_SRS_RTMP"
-    wait_port "$P_SRS_API"
-    local http='[]'
-    [ -n "$ohttp" ] && http="[\"$ohttp\"]"
-    local body="{\"device_id\":\"bench-origin\",\"ip\":\"127.0.0.1\",\"server\":\"bench-$ortmp\",\"service\":\"s1\",\"pid\":\"1\",\"rtmp\":[\"$ortmp\"],\"http\":$http}"
+        RUST_LOG=warn "$bin" >"$WORK/$logf" 2>&1 &
+    LAUNCHED=$!
+    PIDS+=("$LAUNCHED")
+    wait_port "$rtmp"
+    wait_port "$api"
+    local hp='[]'
+    [ -n "$ohttp" ] && hp="[\"$ohttp\"]"
+    local body="{\"device_id\":\"bench-origin\",\"ip\":\"127.0.0.1\",\"server\":\"bench-$ortmp\",\"service\":\"s1\",\"pid\":\"1\",\"rtmp\":[\"$ortmp\"],\"http\":$hp}"
     # One registration: the TTL outlives every phase, so no heartbeat is needed.
-    curl -sf -m 5 -XPOST "127.0.0.1:$P_SRS_API/api/v1/srs/register" \
+    curl -sf -m 5 -XPOST "127.0.0.1:$api/api/v1/srs/register" \
         -H 'Content-Type: application/json' -d "$body" >/dev/null
 }
+# start_srs WORKERS ORIGIN_RTMP_PORT [ORIGIN_HTTP_PORT]
+start_srs() {
+    launch_srs "$PROXY_BIN" srs-proxy.log "$P_SRS_RTMP" "$P_SRS_API" "$P_SRS_HTTP" "$P_SRS_HTTPAPI" \
+        "$P_SRS_RTC" "$P_SRS_SRT" "$@"
+    SRS_PID=$LAUNCHED
+}
+# start_base: the same, with the BENCH_BASELINE binary (nothing when unset).
+start_base() {
+    BASE_PID=""
+    [ -n "$BASE_BIN" ] || return 0
+    launch_srs "$BASE_BIN" srs-proxy-base.log "$P_BASE_RTMP" "$P_BASE_API" "$P_BASE_HTTP" "$P_BASE_HTTPAPI" \
+        "$P_BASE_RTC" "$P_BASE_SRT" "$@"
+    BASE_PID=$LAUNCHED
+}
+stop_base() { [ -z "${BASE_PID:-}" ] || stop_pid "$BASE_PID"; }
 stop_srs() { stop_pid "$SRS_PID"; }
 
 # start_haproxy THREADS ORIGIN_PORT
@@ -297,16 +330,18 @@ stop_glommio() { stop_pid "$GC_PID"; }
 
 start_proxies() { # WORKERS ORIGIN_PORT [ORIGIN_HTTP_PORT for srs-proxy]
     start_srs "$1" "$2" "${3:-}"
+    start_base "$1" "$2" "${3:-}"
     start_haproxy "$1" "${4:-$2}"
     start_nginx_stream "$1" "${4:-$2}"
     start_glommio "$1" "${4:-$2}"
     sleep 0.5
 }
-stop_proxies() { stop_srs; stop_haproxy; stop_nginx_stream; stop_glommio; }
+stop_proxies() { stop_srs; stop_base; stop_haproxy; stop_nginx_stream; stop_glommio; }
 
 pid_of() {
     case "$1" in
         srs) echo "$SRS_PID" ;;
+        base) echo "$BASE_PID" ;;
         haproxy) echo "$HA_PID" ;;
         nginx) echo "$NGXS_PID" ;;
         glommio) echo "$GC_PID" ;;
@@ -316,6 +351,7 @@ pid_of() {
 port_of() {
     case "$1" in
         srs) echo "$P_SRS_RTMP" ;;
+        base) echo "$P_BASE_RTMP" ;;
         haproxy) echo "$P_HA" ;;
         nginx) echo "$P_NGX_STREAM" ;;
         glommio) echo "$P_GC" ;;
@@ -395,7 +431,7 @@ fanout_rtmp() { # TAG WORKERS VARIANTS...
     local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan" prev="start of $tag"
     start_publisher "$pub" 2
     local v url
-    for v in $(rotate "$SCEN" "$@"); do
+    for v in $(rotate "$SCEN" $(with_base "$@")); do
         ensure_publisher "$pub" 2 "$prev"
         if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan"
         else url="rtmp://127.0.0.1:$(port_of "$v")/live/fan"; fi
@@ -412,6 +448,7 @@ fanout_rtmp() { # TAG WORKERS VARIANTS...
 fanout_flv() {
     log "HTTP-FLV fan-out: $FAN_CLIENTS players x ${FAN_SECONDS}s (origin node-media-server)"
     start_srs 2 "$P_NMS_RTMP" "$P_NMS_HTTP"
+    start_base 2 "$P_NMS_RTMP" "$P_NMS_HTTP"
     start_haproxy 2 "$P_NMS_HTTP"
     start_nginx_stream 2 "$P_NMS_HTTP"
     start_glommio 2 "$P_NMS_HTTP"
@@ -420,7 +457,7 @@ fanout_flv() {
     local variants="direct haproxy nginx glommio"
     curl -s -m 2 -o "$WORK/flv-probe" "http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" >/dev/null 2>&1 || true
     if [ "$(head -c 3 "$WORK/flv-probe" 2>/dev/null || true)" = FLV ]; then
-        variants="direct srs haproxy nginx glommio"
+        variants="$(with_base direct srs haproxy nginx glommio)"
     else
         log "  srs-proxy: HTTP-FLV not implemented yet (GET /live/fan.flv gave no FLV)"
         echo '{"na":"not implemented"}' >"$RES/flv_srs.json"
@@ -430,6 +467,7 @@ fanout_flv() {
         case "$v" in
             direct) url="http://127.0.0.1:$P_NMS_HTTP/live/fan.flv" ;;
             srs) url="http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" ;;
+            base) url="http://127.0.0.1:$P_BASE_HTTP/live/fan.flv" ;;
             *) url="http://127.0.0.1:$(port_of "$v")/live/fan.flv" ;;
         esac
         ensure_publisher "$pub" 2 "$prev"
@@ -450,7 +488,7 @@ sessions() {
     local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess" prev="start of sessions"
     start_publisher "$pub" 0.25
     local v url
-    for v in $(rotate "$SCEN" direct srs haproxy nginx glommio); do
+    for v in $(rotate "$SCEN" $(with_base direct srs haproxy nginx glommio)); do
         ensure_publisher "$pub" 0.25 "$prev"
         prev="sessions $v"
         if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess"
@@ -468,10 +506,11 @@ sessions() {
 idle() {
     local tag="$1" k="$2" v
     log "idle scale: $k connections"
-    for v in $(rotate "$SCEN" srs haproxy nginx glommio); do
+    for v in $(rotate "$SCEN" $(with_base srs haproxy nginx glommio)); do
         check_origins "before idle $tag $v"
         case "$v" in
             srs) start_srs 2 "$P_NGX_RTMP" ;;
+            base) start_base 2 "$P_NGX_RTMP" ;;
             haproxy) start_haproxy 2 "$P_NGX_RTMP" ;;
             nginx) start_nginx_stream 2 "$P_NGX_RTMP" ;;
             glommio) start_glommio 2 "$P_NGX_RTMP" ;;
@@ -504,6 +543,7 @@ idle() {
             >"$RES/idle${tag}_$v.json"
         case "$v" in
             srs) stop_srs ;;
+            base) stop_base ;;
             haproxy) stop_haproxy ;;
             nginx) stop_nginx_stream ;;
             glommio) stop_glommio ;;
@@ -527,7 +567,7 @@ T_END=$(date +%s)
 cat >"$RES/meta.json" <<EOF
 {"clients":$FAN_CLIENTS,"seconds":$FAN_SECONDS,"bitrate":"$BITRATE","rate":$SESS_RATE,
  "sess_seconds":$SESS_SECONDS,"idle_small":$IDLE_SMALL,"idle_big":$IDLE_BIG,"fdlimit":$FDLIM,
- "quick":$QUICK,"wall_seconds":$(( T_END - T_START ))}
+ "quick":$QUICK,"wall_seconds":$(( T_END - T_START )),"baseline":"$BASE_BIN"}
 EOF
 
 OUT_DIR="$ROOT/target/bench"
@@ -548,9 +588,9 @@ def load(name):
         return None
 
 GIB = 1024 ** 3
-cols = ["direct", "srs", "haproxy", "nginx", "glommio"]
-names = {"direct": "direct", "srs": "srs-proxy", "haproxy": "HAProxy (TCP)", "nginx": "nginx stream",
-         "glommio": "glommio copy loop (L4)"}
+cols = ["direct", "srs"] + (["base"] if meta.get("baseline") else []) + ["haproxy", "nginx", "glommio"]
+names = {"direct": "direct", "srs": "srs-proxy", "base": "srs-proxy baseline", "haproxy": "HAProxy (TCP)",
+         "nginx": "nginx stream", "glommio": "glommio copy loop (L4)"}
 rows = []
 notes = []
 
@@ -688,10 +728,11 @@ EOF
     echo "# srs-proxy benchmark"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- command: \`bash scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')\`"
+    echo "- command: \`${BENCH_ONLY:+BENCH_ONLY=\"$BENCH_ONLY\" }${BASE_BIN:+BENCH_BASELINE=$BASE_BIN }bash scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')\`"
     echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "- peers: $(nginx -v 2>&1 | sed 's/.*: //') (rtmp, stream), HAProxy $(haproxy -v | head -1 | awk '{print $3}'), node-media-server $(node -p "require('$ROOT/tests/peers/node_modules/node-media-server/package.json').version" 2>/dev/null || echo '?'), fd limit $FDLIM"
     echo "- wall time: $(( T_END - T_START )) s"
+    [ -z "$BASE_BIN" ] || echo "- srs-proxy baseline: \`BENCH_BASELINE=$BASE_BIN\` ($("$BASE_BIN" --version 2>/dev/null || echo '?'))"
     echo
     echo "$TABLE"
 } >"$OUT_DIR/results.md"

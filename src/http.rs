@@ -118,7 +118,7 @@ pub async fn read_request<S: AsyncRead + Unpin>(
 /// Appends what one read brings to `buf` (through the core's shared buffer:
 /// `buf` keeps only what came).
 async fn read_into<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result<(), HttpError> {
-    match srs_io::pump::read_append(s, buf, 16 * 1024).await {
+    match srs_io::pump::read_append(s, buf, srs_io::pump::SETUP_READ).await {
         Ok(0) => Err(HttpError::Closed),
         Ok(_) => Ok(()),
         Err(e) => Err(HttpError::Io(e)),
@@ -132,7 +132,7 @@ async fn read_rest<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>, limits: &
                 read_into(s, buf).await?;
             }
             req.body = buf[head_len..head_len + body_len].to_vec();
-            buf.drain(..head_len + body_len);
+            srs_io::pump::consume(buf, head_len + body_len);
             return Ok(req);
         }
         if buf.len() >= MAX_HEAD {

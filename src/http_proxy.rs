@@ -21,9 +21,6 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_PLAYLIST: usize = 4 << 20;
 const BUF: usize = 64 * 1024;
-/// Most bytes one read of a response head or playlist takes (through the
-/// core's shared buffer).
-const READ: usize = 16 * 1024;
 
 /// What to do with the response body.
 pub enum Body<'a> {
@@ -164,7 +161,7 @@ async fn read_head(o: &mut TcpStream, addr: SocketAddr, head_req: bool) -> Resul
             Err(e) => return Err(ProxyError::Origin(e.to_string())),
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        match srs_io::timeout(left, pump::read_append(o, &mut buf, READ)).await {
+        match srs_io::timeout(left, pump::read_append(o, &mut buf, pump::SETUP_READ)).await {
             None => return Err(ProxyError::Timeout(addr)),
             Some(Ok(0)) => return Err(ProxyError::Origin("closed before a response".into())),
             Some(Ok(_)) => {}
@@ -303,7 +300,7 @@ async fn read_all(
         if got.len() > MAX_PLAYLIST {
             return Err(ProxyError::Origin(format!("playlist over {MAX_PLAYLIST} bytes")));
         }
-        match srs_io::timeout(idle, pump::read_append(o, &mut got, READ)).await {
+        match srs_io::timeout(idle, pump::read_append(o, &mut got, pump::SETUP_READ)).await {
             None => return Err(ProxyError::Origin("body stalled".into())),
             Some(Ok(0)) if matches!(framing, BodyFraming::UntilClose) => return Ok(got),
             Some(Ok(0)) => return Err(ProxyError::Origin("closed mid-body".into())),

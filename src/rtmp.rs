@@ -30,8 +30,6 @@ pub const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ORIGIN_START_TIMEOUT: Duration = Duration::from_secs(10);
 const RELAY_BUF: usize = 64 * 1024;
 const MAX_PENDING: usize = 64 * 1024;
-/// Most bytes one setup-phase read takes.
-const SETUP_READ: usize = 16 * 1024;
 
 /// Why a session ended, by who is to blame.
 enum End {
@@ -144,7 +142,7 @@ async fn read_more(
         return Err(ReadFail::TooMuch);
     }
     // Through the core's shared buffer: `buf` keeps only what came.
-    let r = futures_lite::future::or(async { Some(pump::read_append(s, buf, SETUP_READ).await) }, async {
+    let r = futures_lite::future::or(async { Some(pump::read_append(s, buf, pump::SETUP_READ).await) }, async {
         deadline.await;
         None
     })
@@ -182,29 +180,10 @@ async fn send(s: &mut TcpStream, out: &mut Vec<u8>, counter: &Cell<u64>) -> std:
     if !out.is_empty() {
         s.write_all(out).await?;
         counter.set(counter.get() + out.len() as u64);
-        out.clear();
-        settle(out);
+        let n = out.len();
+        pump::consume(out, n);
     }
     Ok(())
-}
-
-/// Setup buffers above this capacity are freed once empty.
-const SETUP_KEEP: usize = 512;
-
-/// Frees an empty setup buffer that grew for the handshake (C0C1, S0S1S2:
-/// 1.5 to 3 KiB), so the command phase, which waits on the origin's round
-/// trips, does not hold it: with many setups in flight that heap stays
-/// mapped after they are done.
-fn settle(buf: &mut Vec<u8>) {
-    if buf.is_empty() && buf.capacity() > SETUP_KEEP {
-        *buf = Vec::new();
-    }
-}
-
-/// Drops the `consumed` bytes at the front of `buf`, then [`settle`]s it.
-fn consume(buf: &mut Vec<u8>, consumed: usize) {
-    buf.drain(..consumed);
-    settle(buf);
 }
 
 /// Drives one typestate step to its next step, reading as needed.
@@ -220,7 +199,7 @@ macro_rules! drive {
             };
             match adv {
                 Ok(Advance::Stay { consumed, state: s }) => {
-                    consume(&mut $buf, consumed);
+                    pump::consume(&mut $buf, consumed);
                     state = s;
                     if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
                         return Err(End::Io(e));
@@ -230,7 +209,7 @@ macro_rules! drive {
                     }
                 }
                 Ok(Advance::Next { consumed, next }) => {
-                    consume(&mut $buf, consumed);
+                    pump::consume(&mut $buf, consumed);
                     if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
                         return Err(End::Io(e));
                     }
@@ -349,10 +328,10 @@ async fn setup(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut F
         }
         match cs.handle(&obuf, &mut oout) {
             Ok(ClientProgress::NeedMore { consumed }) => {
-                consume(&mut obuf, consumed);
+                pump::consume(&mut obuf, consumed);
             }
             Ok(ClientProgress::Ready { consumed }) => {
-                consume(&mut obuf, consumed);
+                pump::consume(&mut obuf, consumed);
                 if let Err(e) = send(&mut up, &mut oout, &origin_out).await {
                     return Err(End::Origin(format!("write to {addr}: {e}")));
                 }
@@ -410,29 +389,6 @@ impl Filter for RelayFilter {
                 Ok((consumed, &buf[..consumed]))
             }
             Forward::Copied { consumed } => Ok((consumed, self.0.output())),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn setup_buffers_that_grew_are_freed_once_used_up() {
-        // (what, bytes in it, capacity, bytes consumed, capacity kept?)
-        let table: &[(&str, usize, usize, usize, bool)] = &[
-            ("S0S1S2 sent", 3073, 4096, 3073, false),
-            ("C0C1 consumed", 1537, 2048, 1537, false),
-            ("a partial message left", 1600, 2048, 1500, true),
-            ("small buffer", 100, SETUP_KEEP, 100, true),
-        ];
-        for &(what, len, cap, consumed, kept) in table {
-            let mut buf = Vec::with_capacity(cap);
-            buf.resize(len, 7u8);
-            consume(&mut buf, consumed);
-            assert_eq!(buf.len(), len - consumed, "{what}");
-            assert_eq!(buf.capacity() >= cap, kept, "{what}: capacity {}", buf.capacity());
         }
     }
 }

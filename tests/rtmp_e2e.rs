@@ -258,7 +258,8 @@ fn play_until_both_cores(proxy: &Proxy, name: &str, key: &str, skip: usize) -> V
         let players: Vec<_> = (0..8)
             .map(|_| {
                 let url = proxy.rtmp_url(name);
-                thread::spawn(move || probe_clip(&url, secs(60)))
+                // A player sent to the wrong origin waits there: fail sooner.
+                thread::spawn(move || probe_clip(&url, secs(30)))
             })
             .collect();
         for p in players {

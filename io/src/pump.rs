@@ -107,6 +107,25 @@ pub async fn read_append<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>, max
     .await
 }
 
+/// Most bytes one [`read_append`] of a handshake, request or response head
+/// takes (through the core's shared buffer).
+pub const SETUP_READ: usize = 16 * 1024;
+
+/// Capacity a setup buffer keeps once it is empty.
+const SETUP_KEEP: usize = 512;
+
+/// Drops the first `consumed` bytes of a buffer filled by [`read_append`]
+/// and, once it is empty, frees it if it grew past a few hundred bytes (for
+/// an RTMP handshake, a large request head): a connection that waits next
+/// (on an origin's answer, a keep-alive client's next request) does not hold
+/// it, and many setups in flight leave no heap mapped behind them.
+pub fn consume(buf: &mut Vec<u8>, consumed: usize) {
+    buf.drain(..consumed.min(buf.len()));
+    if buf.is_empty() && buf.capacity() > SETUP_KEEP {
+        *buf = Vec::new();
+    }
+}
+
 /// Pumps `r` into `w` through `filter` until one side ends. `initial` holds
 /// bytes already read from `r` before the relay began. `bytes` counts what was
 /// written (shared with the idle watch and the session's log line).
@@ -132,34 +151,58 @@ where
     W: AsyncWrite + Unpin,
     F: Filter,
 {
-    let mut st = PumpState::new();
-    // The bytes read before the relay: filtered from their own buffer, and
-    // spilled for the first poll to write.
-    let mut first = initial;
-    let early = st.step(&mut first, w, filter, bytes, None).err();
-    Pump { r, w, filter, max: max_buf.clamp(1, SCRATCH), bytes, st, early }
+    let dir = Dir::new(filter, initial, w, bytes);
+    Pump { r, w, dir, max: max_buf.clamp(1, SCRATCH), bytes }
 }
 
 /// See [`pump`].
 pub struct Pump<'a, R, W, F> {
     r: &'a mut R,
     w: &'a mut W,
-    filter: &'a mut F,
+    dir: Dir<'a, F>,
     max: usize,
     bytes: &'a Cell<u64>,
-    st: PumpState,
-    /// The initial bytes were refused: the pump ends at its first poll.
-    early: Option<PumpEnd>,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, F: Filter> std::future::Future for Pump<'_, R, W, F> {
     type Output = PumpEnd;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PumpEnd> {
         let this = self.get_mut();
-        if let Some(end) = this.early.take() {
+        this.dir.poll(cx, this.r, this.w, this.max, this.bytes)
+    }
+}
+
+/// One direction: its filter, its state, and what its bytes read before
+/// the relay began left to say. A [`Pump`] is one; a [`Relay`] is two.
+pub struct Dir<'f, F> {
+    filter: &'f mut F,
+    st: PumpState,
+    /// The initial bytes were refused: the direction ends at its first poll.
+    early: Option<PumpEnd>,
+}
+
+impl<'f, F: Filter> Dir<'f, F> {
+    /// Filters `initial` (bytes read before the relay) into a spill for the
+    /// first poll to write to `w`.
+    fn new<W: AsyncWrite + Unpin>(filter: &'f mut F, initial: Vec<u8>, w: &mut W, bytes: &Cell<u64>) -> Self {
+        let mut st = PumpState::new();
+        let mut first = initial;
+        let early = st.step(&mut first, w, filter, bytes, None).err();
+        Dir { filter, st, early }
+    }
+
+    fn poll<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: &mut R,
+        w: &mut W,
+        max: usize,
+        bytes: &Cell<u64>,
+    ) -> Poll<PumpEnd> {
+        if let Some(end) = self.early.take() {
             return Poll::Ready(end);
         }
-        this.st.poll(cx, this.r, this.w, this.filter, this.max, this.bytes)
+        self.st.poll(cx, r, w, self.filter, max, bytes)
     }
 }
 
@@ -293,14 +336,6 @@ impl fmt::Display for PairEnd {
     }
 }
 
-/// One direction of a [`Relay`]: its filter, its state, and what its
-/// bytes read before the relay began left to say.
-pub struct Dir<'f, F> {
-    filter: &'f mut F,
-    st: PumpState,
-    early: Option<PumpEnd>,
-}
-
 /// Both directions between two sockets under one idle watch: `up` reads `a`
 /// and writes `b`, `down` reads `b` and writes `a`. Each poll lends both
 /// sockets to one direction, then the other, so neither socket is shared
@@ -335,12 +370,8 @@ where
     F1: Filter,
     F2: Filter,
 {
-    let mut up = Dir { filter: up, st: PumpState::new(), early: None };
-    let mut first = a_first;
-    up.early = up.st.step(&mut first, b, up.filter, watch.bytes(0), None).err();
-    let mut down = Dir { filter: down, st: PumpState::new(), early: None };
-    let mut first = b_first;
-    down.early = down.st.step(&mut first, a, down.filter, watch.bytes(1), None).err();
+    let up = Dir::new(up, a_first, b, watch.bytes(0));
+    let down = Dir::new(down, b_first, a, watch.bytes(1));
     Relay { a, b, up, down, max: max_buf.clamp(1, SCRATCH), watch }
 }
 
@@ -354,18 +385,10 @@ where
     type Output = PairEnd;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PairEnd> {
         let this = self.get_mut();
-        if let Some(e) = this.up.early.take() {
+        if let Poll::Ready(e) = this.up.poll(cx, this.a, this.b, this.max, this.watch.bytes(0)) {
             return Poll::Ready(PairEnd::Upstream(e));
         }
-        if let Some(e) = this.down.early.take() {
-            return Poll::Ready(PairEnd::Downstream(e));
-        }
-        let up = &mut this.up;
-        if let Poll::Ready(e) = up.st.poll(cx, this.a, this.b, up.filter, this.max, this.watch.bytes(0)) {
-            return Poll::Ready(PairEnd::Upstream(e));
-        }
-        let down = &mut this.down;
-        if let Poll::Ready(e) = down.st.poll(cx, this.b, this.a, down.filter, this.max, this.watch.bytes(1)) {
+        if let Poll::Ready(e) = this.down.poll(cx, this.b, this.a, this.max, this.watch.bytes(1)) {
             return Poll::Ready(PairEnd::Downstream(e));
         }
         this.watch.poll_idle(cx).map(|()| PairEnd::Idle)
@@ -622,6 +645,24 @@ mod tests {
             let end = relay(&mut a, &mut b, &mut Plain, Vec::new(), &mut p, b"garbage".to_vec(), 1024, &w).await;
             assert!(matches!(&end, PairEnd::Downstream(PumpEnd::Filter(e)) if e == "peer sent garbage"), "{end:?}");
         });
+    }
+
+    #[test]
+    fn consume_frees_a_grown_buffer_once_used_up() {
+        // (what, bytes in it, capacity, bytes consumed, capacity kept?)
+        let table: &[(&str, usize, usize, usize, bool)] = &[
+            ("S0S1S2 sent", 3073, 4096, 3073, false),
+            ("a large request head served", 20_000, 32_768, 20_000, false),
+            ("a partial message left", 1600, 2048, 1500, true),
+            ("small buffer", 100, SETUP_KEEP, 100, true),
+        ];
+        for &(what, len, cap, consumed, kept) in table {
+            let mut buf = Vec::with_capacity(cap);
+            buf.resize(len, 7u8);
+            consume(&mut buf, consumed);
+            assert_eq!(buf.len(), len - consumed, "{what}");
+            assert_eq!(buf.capacity() >= cap, kept, "{what}: capacity {}", buf.capacity());
+        }
     }
 
     #[test]

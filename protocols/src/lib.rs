@@ -5,6 +5,9 @@
 //! sources (time and random bytes are injected), no async. Every parser
 //! returns an error instead of panicking, whatever the input.
 #![forbid(unsafe_code)]
+// Bad input gets an error, never a panic: no unwrap, expect or panic outside
+// tests (fuzzed too).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![warn(unreachable_pub)]
 
 pub mod hls;

@@ -81,9 +81,10 @@ pub const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
 
 /// A 24-bit timestamp field with this value means "see the extended timestamp".
 const EXT: u32 = 0xFF_FFFF;
-/// The per-cid tables index slots with `u16`.
 /// Output capacity a [`Relay`] keeps between batches.
 const KEEP_OUT: usize = 4096;
+/// Chunk streams per table at most, whatever [`Limits`] allows: tables are
+/// lists scanned in order.
 const MAX_SLOTS: usize = u16::MAX as usize - 1;
 
 /// A message's header, resolved (absolute timestamp).
