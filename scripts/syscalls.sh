@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# System calls srs-proxy makes per RTMP play session, counted by `strace -c`
+# while srs-load opens sessions at a steady rate through it (the bench's
+# session-setup load: handshake, connect, createStream, play, first media,
+# close) against an nginx-rtmp origin.
+#
+#   bash scripts/syscalls.sh                      # target/release/srs-proxy
+#   bash scripts/syscalls.sh /path/to/srs-proxy   # another build
+#   RATE=50 SECONDS_=8 WORKERS=2 bash scripts/syscalls.sh
+#
+# Prints one line per system call seen: calls in the window, and per session.
+# strace slows what it traces, so use the counts, not the time column.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${1:-$ROOT/target/release/srs-proxy}"
+RATE="${RATE:-50}"
+WINDOW="${SECONDS_:-8}"
+WORKERS="${WORKERS:-2}"
+LOAD="$ROOT/target/release/srs-load"
+command -v strace >/dev/null || { echo "syscalls.sh: strace is needed (apt-get install strace)" >&2; exit 2; }
+if [ $# -eq 0 ]; then
+    (cd "$ROOT" && cargo build --release -q -p srs-proxy -p srs-bench)
+else
+    (cd "$ROOT" && cargo build --release -q -p srs-bench)
+fi
+[ -x "$BIN" ] || { echo "syscalls.sh: $BIN is not an executable" >&2; exit 2; }
+
+WORK="$(mktemp -d /tmp/srs-syscalls.XXXXXX)"
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    sleep 0.3
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+read -r P_ORIGIN P_RTMP P_API P_HTTP P_HTTPAPI <<<"$(python3 -c '
+import socket
+s = [socket.socket() for _ in range(5)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')"
+
+wait_port() {
+    local i
+    for i in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "syscalls.sh: nothing listens on $1" >&2; exit 1
+}
+
+mkdir -p "$WORK/logs"
+cat >"$WORK/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off; master_process off; worker_processes 1;
+pid $WORK/nginx.pid; error_log $WORK/logs/error.log warn;
+events { worker_connections 4096; }
+rtmp { server { listen 127.0.0.1:$P_ORIGIN; chunk_size 4096; application live { live on; record off; } } }
+EOF
+nginx -p "$WORK" -e "$WORK/logs/error.log" -c "$WORK/nginx.conf" &
+PIDS+=($!)
+wait_port "$P_ORIGIN"
+
+env PROXY_RTMP_SERVER="127.0.0.1:$P_RTMP" PROXY_SYSTEM_API="127.0.0.1:$P_API" \
+    PROXY_HTTP_SERVER="127.0.0.1:$P_HTTP" PROXY_HTTP_API="127.0.0.1:$P_HTTPAPI" \
+    PROXY_WORKERS="$WORKERS" PROXY_ORIGIN_SERVER_TTL=3600s RUST_LOG=warn "$BIN" >"$WORK/proxy.log" 2>&1 &
+PX=$!
+PIDS+=("$PX")
+wait_port "$P_RTMP"
+wait_port "$P_API"
+curl -sf -m 5 -XPOST "127.0.0.1:$P_API/api/v1/srs/register" -H 'Content-Type: application/json' \
+    -d "{\"device_id\":\"o\",\"ip\":\"127.0.0.1\",\"server\":\"o1\",\"service\":\"s1\",\"pid\":\"1\",\"rtmp\":[\"$P_ORIGIN\"]}" >/dev/null
+
+"$LOAD" publish --url "rtmp://127.0.0.1:$P_ORIGIN/live/sess" --bitrate 8000k --fps 30 --gop 0.25 \
+    --seconds 3600 >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 2
+
+# The load runs two seconds longer than the window on each side.
+"$LOAD" sessions --url "rtmp://127.0.0.1:$P_RTMP/live/sess" --rate "$RATE" --seconds $(( WINDOW + 4 )) \
+    >"$WORK/sessions.json" 2>/dev/null &
+LP=$!
+PIDS+=("$LP")
+sleep 2
+timeout "$WINDOW" strace -c -f -p "$PX" -o "$WORK/strace.txt" >/dev/null 2>&1 || true
+wait "$LP" || true
+
+python3 - "$WORK/strace.txt" "$RATE" "$WINDOW" "$BIN" <<'EOF'
+import sys
+path, rate, window, binary = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+sessions = rate * window
+rows = []
+for line in open(path):
+    p = line.split()
+    if len(p) >= 5 and p[0][0].isdigit() and p[-1] not in ("total", "syscall"):
+        calls = int(p[3])
+        rows.append((p[-1], calls))
+print(f"# {binary}: {rate:.0f} sessions/s, {window:.0f} s under strace -c (about {sessions:.0f} sessions)")
+print(f"{'syscall':<16} {'calls':>8} {'per session':>12}")
+for name, calls in sorted(rows, key=lambda r: -r[1]):
+    print(f"{name:<16} {calls:>8} {calls / sessions:>12.1f}")
+EOF
