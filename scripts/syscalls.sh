@@ -10,6 +10,12 @@
 #
 # Prints one line per system call seen: calls in the window, and per session.
 # strace slows what it traces, so use the counts, not the time column.
+#
+#   COUNT_LIBC=1 bash scripts/syscalls.sh         # libc calls instead
+#
+# counts calls of malloc, realloc, free and clock_gettime (the clock reads
+# of Instant::now) with perf's uprobes on the proxy's libc (needs perf and
+# root), in the same window, instead of system calls.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +24,13 @@ RATE="${RATE:-50}"
 WINDOW="${SECONDS_:-8}"
 WORKERS="${WORKERS:-2}"
 LOAD="$ROOT/target/release/srs-load"
-command -v strace >/dev/null || { echo "syscalls.sh: strace is needed (apt-get install strace)" >&2; exit 2; }
+COUNT_LIBC="${COUNT_LIBC:-0}"
+LIBC_FUNCS="malloc realloc free clock_gettime"
+if [ "$COUNT_LIBC" = 1 ]; then
+    command -v perf >/dev/null || { echo "syscalls.sh: perf is needed (apt-get install linux-perf)" >&2; exit 2; }
+else
+    command -v strace >/dev/null || { echo "syscalls.sh: strace is needed (apt-get install strace)" >&2; exit 2; }
+fi
 if [ $# -eq 0 ]; then
     (cd "$ROOT" && cargo build --release -q -p srs-proxy -p srs-bench)
 else
@@ -84,12 +96,26 @@ sleep 2
 LP=$!
 PIDS+=("$LP")
 sleep 2
-timeout "$WINDOW" strace -c -f -p "$PX" -o "$WORK/strace.txt" >/dev/null 2>&1 || true
+if [ "$COUNT_LIBC" = 1 ]; then
+    LIBC="$(ldd "$BIN" | awk '/libc\.so\.6/ {print $3}')"
+    EVENTS=()
+    for f in $LIBC_FUNCS; do
+        perf probe -l 2>/dev/null | grep -q "probe_libc:$f " || perf probe -q -x "$LIBC" "$f" >/dev/null
+        EVENTS+=(-e "probe_libc:$f")
+    done
+    perf stat -x, "${EVENTS[@]}" -p "$PX" -o "$WORK/perf.txt" -- sleep "$WINDOW" >/dev/null 2>&1 || true
+    # The same layout as strace -c's table: calls in the fourth column.
+    awk -F, '$1 ~ /^[0-9]+$/ {split($3, e, ":"); print "0 0 0", $1, e[2]}' "$WORK/perf.txt" >"$WORK/strace.txt"
+    HOW="perf uprobes on $LIBC"
+else
+    timeout "$WINDOW" strace -c -f -p "$PX" -o "$WORK/strace.txt" >/dev/null 2>&1 || true
+    HOW="strace -c"
+fi
 wait "$LP" || true
 
-python3 - "$WORK/strace.txt" "$RATE" "$WINDOW" "$BIN" <<'EOF'
+python3 - "$WORK/strace.txt" "$RATE" "$WINDOW" "$BIN" "$HOW" <<'EOF'
 import sys
-path, rate, window, binary = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+path, rate, window, binary, how = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
 sessions = rate * window
 rows = []
 for line in open(path):
@@ -97,8 +123,8 @@ for line in open(path):
     if len(p) >= 5 and p[0][0].isdigit() and p[-1] not in ("total", "syscall"):
         calls = int(p[3])
         rows.append((p[-1], calls))
-print(f"# {binary}: {rate:.0f} sessions/s, {window:.0f} s under strace -c (about {sessions:.0f} sessions)")
-print(f"{'syscall':<16} {'calls':>8} {'per session':>12}")
+print(f"# {binary}: {rate:.0f} sessions/s, {window:.0f} s under {how} (about {sessions:.0f} sessions)")
+print(f"{'call':<16} {'calls':>8} {'per session':>12}")
 for name, calls in sorted(rows, key=lambda r: -r[1]):
     print(f"{name:<16} {calls:>8} {calls / sessions:>12.1f}")
 EOF
