@@ -10,10 +10,10 @@ use glommio::timer::Timer;
 use srs_io::idle::Watch;
 use srs_io::pump::{self, Filter, PairEnd, PumpEnd};
 use srs_lb::LoadBalancer;
-use srs_protocols::rtmp::chunk::{ChunkError, Forward, Limits, Relay, StreamIdMap};
+use srs_protocols::rtmp::chunk::{ChunkError, Decoder, Encoder, Forward, Limits, Relay, StreamIdMap};
 use srs_protocols::rtmp::client::{ClientProgress, ClientSession};
 use srs_protocols::rtmp::handshake::RANDOM_LEN;
-use srs_protocols::rtmp::server::{self, Identified, ServerInfo};
+use srs_protocols::rtmp::server::{self, Identified, ServerInfo, StreamRequest};
 use srs_protocols::rtmp::session::{Advance, SessionError};
 use srs_protocols::stream_url::{self, StreamUrl};
 use std::cell::Cell;
@@ -186,48 +186,53 @@ async fn send(s: &mut TcpStream, out: &mut Vec<u8>, counter: &Cell<u64>) -> std:
     Ok(())
 }
 
-/// Drives one typestate step to its next step, reading as needed.
-macro_rules! drive {
-    ($client:expr, $buf:expr, $out:expr, $deadline:expr, $facts:expr, $stage:expr, $state:expr, |$st:ident, $b:ident, $o:ident| $step:expr) => {{
-        let mut state = $state;
-        loop {
-            let adv = {
-                let $st = state;
-                let $b: &[u8] = &$buf;
-                let $o: &mut Vec<u8> = &mut $out;
-                $step
-            };
-            match adv {
-                Ok(Advance::Stay { consumed, state: s }) => {
-                    pump::consume(&mut $buf, consumed);
-                    state = s;
-                    if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
-                        return Err(End::Io(e));
-                    }
-                    if let Err(f) = read_more($client, &mut $buf, &mut $deadline, &$facts.bytes_in).await {
-                        return Err(client_read_fail(f, $stage, $facts.bytes_in.get()));
-                    }
-                }
-                Ok(Advance::Next { consumed, next }) => {
-                    pump::consume(&mut $buf, consumed);
-                    if let Err(e) = send($client, &mut $out, &$facts.bytes_out).await {
-                        return Err(End::Io(e));
-                    }
-                    break next;
-                }
-                Err(e) => {
-                    let _ = send($client, &mut $out, &$facts.bytes_out).await;
-                    return Err(End::Client(e));
+/// Drives one typestate step to its next step, reading as needed. Each step
+/// is its own future, awaited alone: the setup future then holds one step's
+/// state at a time, where inline steps each took their own place in it
+/// (its size was the sum of theirs).
+#[allow(clippy::too_many_arguments)]
+async fn step<S, N>(
+    c: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    deadline: &mut Timer,
+    facts: &Facts,
+    stage: &'static str,
+    mut state: S,
+    mut handle: impl FnMut(S, &[u8], &mut Vec<u8>) -> Result<Advance<S, N>, SessionError>,
+) -> Result<N, End> {
+    loop {
+        match handle(state, buf, out) {
+            Ok(Advance::Stay { consumed, state: s }) => {
+                pump::consume(buf, consumed);
+                state = s;
+                send(c, out, &facts.bytes_out).await.map_err(End::Io)?;
+                if let Err(f) = read_more(c, buf, deadline, &facts.bytes_in).await {
+                    return Err(client_read_fail(f, stage, facts.bytes_in.get()));
                 }
             }
+            Ok(Advance::Next { consumed, next }) => {
+                pump::consume(buf, consumed);
+                send(c, out, &facts.bytes_out).await.map_err(End::Io)?;
+                return Ok(next);
+            }
+            Err(e) => {
+                let _ = send(c, out, &facts.bytes_out).await;
+                return Err(End::Client(e));
+            }
         }
-    }};
+    }
 }
 
 /// Both sides ready to relay: the sockets, each direction's chunk relay, and
 /// the bytes already read from each side that the relay must handle first.
 struct Ready {
     client: TcpStream,
+    parts: Parts,
+}
+
+/// What the setup hands the relay besides the client's socket.
+struct Parts {
     origin: TcpStream,
     up: RelayFilter,
     down: RelayFilter,
@@ -238,83 +243,92 @@ struct Ready {
 /// The handshake and command phases, run boxed: their state is freed before
 /// the relay starts, so a long-lived relay holds only what it needs. Returns
 /// what the end line reports, whatever happened.
-async fn prepare(core: Rc<Core>, id: ConnId, client: TcpStream) -> (Facts, Result<Box<Ready>, End>) {
-    let mut facts = Facts::default();
-    let ready = setup(&core, id, client, &mut facts).await;
-    (facts, ready)
+///
+/// Not an `async fn`: an async fn's future keeps a `mut` argument twice (the
+/// argument and the local it is moved into: 2552 bytes against 2424 here, by
+/// `-Zprint-type-sizes`); this block captures the socket once, and the steps
+/// below borrow it.
+#[allow(clippy::manual_async_fn)]
+fn prepare(
+    core: Rc<Core>,
+    id: ConnId,
+    mut client: TcpStream,
+) -> impl Future<Output = (Facts, Result<Box<Ready>, End>)> {
+    async move {
+        let mut facts = Facts::default();
+        // The client's start status, or why it was refused.
+        let mut reply = Vec::new();
+        let ready = match setup(&core, id, &mut client, &mut facts, &mut reply).await {
+            Ok(parts) => match send(&mut client, &mut reply, &facts.bytes_out).await {
+                Ok(()) => Ok(Box::new(Ready { client, parts })),
+                Err(e) => Err(End::Io(e)),
+            },
+            Err(end) => {
+                let _ = send(&mut client, &mut reply, &facts.bytes_out).await;
+                Err(end)
+            }
+        };
+        (facts, ready)
+    }
 }
 
-async fn setup(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut Facts) -> Result<Box<Ready>, End> {
-    let limits = Limits::default();
+/// The client's handshake and commands, up to the stream it asks for.
+async fn identify(
+    c: &mut TcpStream,
+    id: ConnId,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    facts: &Facts,
+    limits: Limits,
+) -> Result<Identified, End> {
     let mut deadline = Timer::new(IDENTIFY_TIMEOUT);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut out: Vec<u8> = Vec::new();
     let info = ServerInfo { version: crate::VERSION.to_string(), conn_id: id.to_string() };
-    let c = &mut client;
-
     let st = server::ExpectC0C1::new(&random_block(), 0, info, limits);
-    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, o| s.handle(b, o));
-    let st = drive!(c, buf, out, deadline, facts, "handshake", st, |s, b, _o| s.handle(b));
-    let st = drive!(c, buf, out, deadline, facts, "connect", st, |s, b, o| s.handle(b, o));
-    let ident: Identified = drive!(c, buf, out, deadline, facts, "publish or play", st, |s, b, o| s.handle(b, o));
+    let st = step(c, buf, out, &mut deadline, facts, "handshake", st, |s, b, o| s.handle(b, o)).await?;
+    let st = step(c, buf, out, &mut deadline, facts, "handshake", st, |s, b, _o| s.handle(b)).await?;
+    let st = step(c, buf, out, &mut deadline, facts, "connect", st, |s, b, o| s.handle(b, o)).await?;
+    step(c, buf, out, &mut deadline, facts, "publish or play", st, |s, b, o| s.handle(b, o)).await
+}
 
-    let req = ident.request().clone();
-    facts.role = Some(req.role.as_str());
-    let key = match stream_url::from_rtmp(&req.tc_url, &req.stream) {
-        Ok(k) => k,
-        Err(e) => {
-            ident.reject(&format!("bad stream: {e}"), &mut out);
-            let _ = send(c, &mut out, &facts.bytes_out).await;
-            return Err(End::BadStream(format!("{e} (tcUrl={:?}, stream={:?})", req.tc_url, req.stream)));
-        }
-    };
-    facts.stream = Some(key.clone());
-    let origin = match core.lb.pick(&key).await {
-        Ok((o, outcome)) => {
-            if let srs_lb::PickOutcome::Repinned { from } = &outcome {
-                tracing::info!(stream = %key, from = %from, to = %o.id(), "stream re-pinned: its origin expired");
-            }
-            o
-        }
-        Err(e) => {
-            ident.reject(&e.to_string(), &mut out);
-            let _ = send(c, &mut out, &facts.bytes_out).await;
-            return Err(End::NoOrigin(e.to_string()));
-        }
-    };
-    facts.origin = Some(origin.id().to_string());
-    let addr = match origin.rtmp_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            ident.reject("origin has no usable rtmp endpoint", &mut out);
-            let _ = send(c, &mut out, &facts.bytes_out).await;
-            return Err(End::Origin(format!("rtmp endpoint {:?}: {e}", origin.rtmp)));
-        }
-    };
+/// Why the origin did not start the stream: what the client is told (if
+/// anything), and what the end line says.
+struct OriginFail {
+    tell_client: Option<String>,
+    detail: String,
+}
 
-    // Toward the origin, as a client would.
-    let origin_in = Cell::new(0u64);
-    let origin_out = Cell::new(0u64);
+impl OriginFail {
+    fn new(tell_client: impl Into<String>, detail: String) -> Self {
+        OriginFail { tell_client: Some(tell_client.into()), detail }
+    }
+}
+
+/// The relay's origin side once the origin has started the stream.
+struct OriginSide {
+    up: TcpStream,
+    /// Bytes after the start status, for the relay to handle first.
+    rest: Vec<u8>,
+    relay: (Decoder, Encoder, u32),
+}
+
+/// Toward the origin, as a client would: connect, handshake, commands, up
+/// to the origin's start status.
+async fn start_origin(addr: SocketAddr, req: &StreamRequest, limits: Limits) -> Result<OriginSide, OriginFail> {
+    let counter = Cell::new(0u64);
     let mut up = match TcpStream::connect_timeout(addr, ORIGIN_CONNECT_TIMEOUT).await {
         Ok(s) => s,
-        Err(e) => {
-            ident.reject("origin unreachable", &mut out);
-            let _ = send(c, &mut out, &facts.bytes_out).await;
-            return Err(End::Origin(format!("connect {addr}: {e}")));
-        }
+        Err(e) => return Err(OriginFail::new("origin unreachable", format!("connect {addr}: {e}"))),
     };
     let _ = up.set_nodelay(true);
-    let mut odeadline = Timer::new(ORIGIN_START_TIMEOUT);
+    let mut deadline = Timer::new(ORIGIN_START_TIMEOUT);
     let mut obuf: Vec<u8> = Vec::new();
     let mut oout: Vec<u8> = Vec::new();
-    let mut cs = ClientSession::start(&random_block(), 0, &req, limits, &mut oout);
+    let mut cs = ClientSession::start(&random_block(), 0, req, limits, &mut oout);
     loop {
-        if let Err(e) = send(&mut up, &mut oout, &origin_out).await {
-            ident.reject("origin write failed", &mut out);
-            let _ = send(c, &mut out, &facts.bytes_out).await;
-            return Err(End::Origin(format!("write to {addr}: {e}")));
+        if let Err(e) = send(&mut up, &mut oout, &counter).await {
+            return Err(OriginFail::new("origin write failed", format!("write to {addr}: {e}")));
         }
-        let fail = match read_more(&mut up, &mut obuf, &mut odeadline, &origin_in).await {
+        let fail = match read_more(&mut up, &mut obuf, &mut deadline, &counter).await {
             Ok(()) => None,
             Err(ReadFail::Timeout) => Some("timed out waiting for the start status".to_string()),
             Err(ReadFail::Closed) => Some("closed the connection".to_string()),
@@ -322,9 +336,7 @@ async fn setup(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut F
             Err(ReadFail::Io(e)) => Some(format!("read: {e}")),
         };
         if let Some(f) = fail {
-            ident.reject("origin did not start the stream", &mut out);
-            let _ = send(c, &mut out, &facts.bytes_out).await;
-            return Err(End::Origin(format!("{addr} {f}")));
+            return Err(OriginFail::new("origin did not start the stream", format!("{addr} {f}")));
         }
         match cs.handle(&obuf, &mut oout) {
             Ok(ClientProgress::NeedMore { consumed }) => {
@@ -332,46 +344,97 @@ async fn setup(core: &Rc<Core>, id: ConnId, mut client: TcpStream, facts: &mut F
             }
             Ok(ClientProgress::Ready { consumed }) => {
                 pump::consume(&mut obuf, consumed);
-                if let Err(e) = send(&mut up, &mut oout, &origin_out).await {
-                    return Err(End::Origin(format!("write to {addr}: {e}")));
+                if let Err(e) = send(&mut up, &mut oout, &counter).await {
+                    return Err(OriginFail { tell_client: None, detail: format!("write to {addr}: {e}") });
                 }
                 break;
             }
             Err(e) => {
-                ident.reject(&format!("origin: {e}"), &mut out);
-                let _ = send(c, &mut out, &facts.bytes_out).await;
-                return Err(End::Origin(format!("{addr}: {e}")));
+                return Err(OriginFail::new(format!("origin: {e}"), format!("{addr}: {e}")));
             }
         }
     }
-    let (odec, oenc, osid) = match cs.into_relay() {
-        Ok(v) => v,
-        Err(e) => return Err(End::Origin(e.to_string())),
-    };
-    let relaying = ident.start(&mut out);
-    if let Err(e) = send(c, &mut out, &facts.bytes_out).await {
-        return Err(End::Io(e));
+    match cs.into_relay() {
+        Ok(relay) => Ok(OriginSide { up, rest: obuf, relay }),
+        Err(e) => Err(OriginFail { tell_client: None, detail: e.to_string() }),
     }
-    tracing::info!(conn = %id, core = core.index, stream = %key, origin = %origin.id(), %addr, role = req.role.as_str(),
-        "rtmp session relaying");
-    drop((out, oout));
+}
 
-    let upf = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
-    let downf = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
-    Ok(Box::new(Ready { client, origin: up, up: upf, down: downf, client_rest: buf, origin_rest: obuf }))
+/// Everything up to the relay but the client's last reply, which it leaves
+/// in `out` for the caller to send: the start status, or why the stream was
+/// refused. Its only awaits are the three phases, each a future of its own,
+/// so little lives across them.
+async fn setup(
+    core: &Rc<Core>,
+    id: ConnId,
+    c: &mut TcpStream,
+    facts: &mut Facts,
+    out: &mut Vec<u8>,
+) -> Result<Parts, End> {
+    let limits = Limits::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let ident = identify(c, id, &mut buf, out, facts, limits).await?;
+
+    let req = ident.request();
+    facts.role = Some(req.role.as_str());
+    let key = match stream_url::from_rtmp(&req.tc_url, &req.stream) {
+        Ok(k) => k,
+        Err(e) => {
+            let detail = format!("{e} (tcUrl={:?}, stream={:?})", req.tc_url, req.stream);
+            ident.reject(&format!("bad stream: {e}"), out);
+            return Err(End::BadStream(detail));
+        }
+    };
+    facts.stream = Some(key.clone());
+    let (origin, outcome) = match core.lb.pick(&key).await {
+        Ok(picked) => picked,
+        Err(e) => {
+            ident.reject(&e.to_string(), out);
+            return Err(End::NoOrigin(e.to_string()));
+        }
+    };
+    let oid = origin.id();
+    if let srs_lb::PickOutcome::Repinned { from } = &outcome {
+        tracing::info!(stream = %key, from = %from, to = %oid, "stream re-pinned: its origin expired");
+    }
+    facts.origin = Some(oid.to_string());
+    let addr = match origin.rtmp_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            ident.reject("origin has no usable rtmp endpoint", out);
+            return Err(End::Origin(format!("rtmp endpoint {:?}: {e}", origin.rtmp)));
+        }
+    };
+    drop((key, origin, outcome, oid));
+
+    let side = match start_origin(addr, ident.request(), limits).await {
+        Ok(side) => side,
+        Err(f) => {
+            if let Some(m) = &f.tell_client {
+                ident.reject(m, out);
+            }
+            return Err(End::Origin(f.detail));
+        }
+    };
+    let (odec, oenc, osid) = side.relay;
+    let relaying = ident.start(out);
+    tracing::info!(conn = %id, core = core.index, stream = facts.stream.as_ref().map_or("-", |s| s.as_str()),
+        origin = facts.origin.as_deref().unwrap_or("-"), %addr, role = facts.role.unwrap_or("-"), "rtmp session relaying");
+    let up = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
+    let down = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
+    Ok(Parts { origin: side.up, up, down, client_rest: buf, origin_rest: side.rest })
 }
 
 async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End {
     // Everything stays in the box; the relay borrows it.
-    let r = &mut *ready;
-    let client_rest = std::mem::take(&mut r.client_rest);
-    let origin_rest = std::mem::take(&mut r.origin_rest);
+    let Ready { client, parts: p } = &mut *ready;
+    let client_rest = std::mem::take(&mut p.client_rest);
+    let origin_rest = std::mem::take(&mut p.origin_rest);
     let watch = Watch::new(core.cfg.idle_timeout);
     let end =
-        pump::relay(&mut r.client, &mut r.origin, &mut r.up, client_rest, &mut r.down, origin_rest, RELAY_BUF, &watch)
-            .await;
-    facts.messages = (r.up.0.messages(), r.down.0.messages());
-    facts.copied = (r.up.0.copied_batches(), r.down.0.copied_batches());
+        pump::relay(client, &mut p.origin, &mut p.up, client_rest, &mut p.down, origin_rest, RELAY_BUF, &watch).await;
+    facts.messages = (p.up.0.messages(), p.down.0.messages());
+    facts.copied = (p.up.0.copied_batches(), p.down.0.copied_batches());
     facts.bytes_in.set(facts.bytes_in.get() + watch.bytes(0).get());
     facts.bytes_out.set(facts.bytes_out.get() + watch.bytes(1).get());
     End::Relay(end)
