@@ -113,14 +113,24 @@ fn log_end(core: &Core, id: ConnId, peer: SocketAddr, started: Instant, facts: &
     let role = facts.role.unwrap_or("-");
     let (bin, bout) = (facts.bytes_in.get(), facts.bytes_out.get());
     let ms = started.elapsed().as_millis() as u64;
-    let msgs = format!("{}/{}", facts.messages.0, facts.messages.1);
-    let copied = format!("{}/{}", facts.copied.0, facts.copied.1);
+    // Formatted only if the line is written.
+    let msgs = Both(facts.messages);
+    let copied = Both(facts.copied);
     if end.is_failure() {
         tracing::warn!(conn = %id, core = core.index, %peer, stream, origin, role, bytes_in = bin, bytes_out = bout,
             messages = %msgs, copied = %copied, duration_ms = ms, reason = %end, "rtmp session ended");
     } else {
         tracing::info!(conn = %id, core = core.index, %peer, stream, origin, role, bytes_in = bin, bytes_out = bout,
             messages = %msgs, copied = %copied, duration_ms = ms, reason = %end, "rtmp session ended");
+    }
+}
+
+/// A count each way, shown as `a/b`.
+struct Both((u64, u64));
+
+impl fmt::Display for Both {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0 .0, self.0 .1)
     }
 }
 
