@@ -10,6 +10,10 @@
 #   BENCH_BASELINE=/path/to/srs-proxy bash scripts/bench.sh
 #                                    # adds a column: another srs-proxy build
 #                                    # (say, before a change), same load, same run
+#   BENCH_ROUNDS=3 bash scripts/bench.sh
+#                                    # each fan-out and setup phase 3 times,
+#                                    # interleaved; the table shows the median
+#                                    # round and the range of the CPU figure
 #
 # Scenarios (each run once direct, once through each proxy, in an order that
 # rotates from scenario to scenario so that drift spreads evenly):
@@ -34,7 +38,7 @@ QUICK=0
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $a (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -47,6 +51,8 @@ else
     IDLE_SMALL=1000; IDLE_BIG=10000; IDLE_HOLD=4
 fi
 BITRATE=8000k
+ROUNDS="${BENCH_ROUNDS:-1}"
+case "$ROUNDS" in ''|*[!0-9]*|0) echo "bench.sh: BENCH_ROUNDS=$ROUNDS is not a positive number" >&2; exit 2 ;; esac
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -418,6 +424,39 @@ start_publisher() { # URL GOP
     fi
 }
 
+# median PREFIX VARIANT... : of the rounds PREFIX_V.rN.json of each variant,
+# keeps the one with the median proxy CPU (per GiB the players got, or per
+# session) as PREFIX_V.json, with every round's figure under "rounds".
+median() {
+    local prefix="$1"; shift
+    python3 - "$prefix" "$ROUNDS" "$@" <<'EOF'
+import json, sys
+prefix, rounds, variants = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def figure(r):
+    try:
+        L, s = r["load"], r["cpu_ticks"] / r["hz"]
+        if "bytes" in L:
+            return s / (L["bytes"] / 1024 ** 3) if L["bytes"] else None
+        return s / L["ok"] * 1000 if L.get("ok") else None
+    except (KeyError, TypeError):
+        return None
+for v in variants:
+    rs = []
+    for i in range(1, rounds + 1):
+        try:
+            rs.append(json.load(open(f"{prefix}_{v}.r{i}.json")))
+        except (OSError, ValueError):
+            pass
+    if not rs:
+        continue
+    figs = [figure(r) for r in rs]
+    ok = sorted((f, i) for i, f in enumerate(figs) if f is not None)
+    pick = rs[ok[(len(ok) - 1) // 2][1]] if ok else rs[0]
+    pick["rounds"] = [round(f, 3) if f is not None else None for f in figs]
+    json.dump(pick, open(f"{prefix}_{v}.json", "w"))
+EOF
+}
+
 # ---------------------------------------------------------------- scenarios
 start_nginx_rtmp
 start_nms
@@ -430,16 +469,19 @@ fanout_rtmp() { # TAG WORKERS VARIANTS...
     start_proxies "$workers" "$P_NGX_RTMP"
     local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan" prev="start of $tag"
     start_publisher "$pub" 2
-    local v url
-    for v in $(rotate "$SCEN" $(with_base "$@")); do
+    local v url r
+    for r in $(seq 1 "$ROUNDS"); do
+    for v in $(rotate $(( SCEN + r - 1 )) $(with_base "$@")); do
         ensure_publisher "$pub" 2 "$prev"
         if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan"
         else url="rtmp://127.0.0.1:$(port_of "$v")/live/fan"; fi
-        log "  $v"
+        log "  $v (round $r of $ROUNDS)"
         prev="$tag $v"
-        measure "$RES/${tag}_$v.json" "$(pid_of "$v")" \
+        measure "$RES/${tag}_$v.r$r.json" "$(pid_of "$v")" \
             "$LOAD" play --url "$url" --clients "$FAN_CLIENTS" --seconds "$FAN_SECONDS"
     done
+    done
+    median "$RES/$tag" $(with_base "$@")
     stop_pid "$PUB_PID"
     stop_proxies
     SCEN=$(( SCEN + 1 ))
@@ -462,8 +504,9 @@ fanout_flv() {
         log "  srs-proxy: HTTP-FLV not implemented yet (GET /live/fan.flv gave no FLV)"
         echo '{"na":"not implemented"}' >"$RES/flv_srs.json"
     fi
-    local v url
-    for v in $(rotate "$SCEN" $variants); do
+    local v url r
+    for r in $(seq 1 "$ROUNDS"); do
+    for v in $(rotate $(( SCEN + r - 1 )) $variants); do
         case "$v" in
             direct) url="http://127.0.0.1:$P_NMS_HTTP/live/fan.flv" ;;
             srs) url="http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" ;;
@@ -471,11 +514,13 @@ fanout_flv() {
             *) url="http://127.0.0.1:$(port_of "$v")/live/fan.flv" ;;
         esac
         ensure_publisher "$pub" 2 "$prev"
-        log "  $v"
+        log "  $v (round $r of $ROUNDS)"
         prev="flv $v"
-        measure "$RES/flv_$v.json" "$(pid_of "$v")" \
+        measure "$RES/flv_$v.r$r.json" "$(pid_of "$v")" \
             "$LOAD" play --url "$url" --clients "$FAN_CLIENTS" --seconds "$FAN_SECONDS"
     done
+    done
+    median "$RES/flv" $variants
     stop_pid "$PUB_PID"
     stop_proxies
     SCEN=$(( SCEN + 1 ))
@@ -487,16 +532,19 @@ sessions() {
     # A short GOP, so that "first media" does not wait long for a keyframe.
     local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess" prev="start of sessions"
     start_publisher "$pub" 0.25
-    local v url
-    for v in $(rotate "$SCEN" $(with_base direct srs haproxy nginx glommio)); do
+    local v url r
+    for r in $(seq 1 "$ROUNDS"); do
+    for v in $(rotate $(( SCEN + r - 1 )) $(with_base direct srs haproxy nginx glommio)); do
         ensure_publisher "$pub" 0.25 "$prev"
         prev="sessions $v"
         if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess"
         else url="rtmp://127.0.0.1:$(port_of "$v")/live/sess"; fi
-        log "  $v"
-        measure "$RES/sess_$v.json" "$(pid_of "$v")" \
+        log "  $v (round $r of $ROUNDS)"
+        measure "$RES/sess_$v.r$r.json" "$(pid_of "$v")" \
             "$LOAD" sessions --url "$url" --rate "$SESS_RATE" --seconds "$SESS_SECONDS"
     done
+    done
+    median "$RES/sess" $(with_base direct srs haproxy nginx glommio)
     stop_pid "$PUB_PID"
     stop_proxies
     SCEN=$(( SCEN + 1 ))
@@ -567,7 +615,7 @@ T_END=$(date +%s)
 cat >"$RES/meta.json" <<EOF
 {"clients":$FAN_CLIENTS,"seconds":$FAN_SECONDS,"bitrate":"$BITRATE","rate":$SESS_RATE,
  "sess_seconds":$SESS_SECONDS,"idle_small":$IDLE_SMALL,"idle_big":$IDLE_BIG,"fdlimit":$FDLIM,
- "quick":$QUICK,"wall_seconds":$(( T_END - T_START )),"baseline":"$BASE_BIN"}
+ "quick":$QUICK,"wall_seconds":$(( T_END - T_START )),"baseline":"$BASE_BIN","rounds":$ROUNDS}
 EOF
 
 OUT_DIR="$ROOT/target/bench"
@@ -603,6 +651,11 @@ def cell_na(r):
         return "failed"
     return None
 
+def spread(r):
+    # With BENCH_ROUNDS > 1 a cell is the median round; the range follows.
+    f = [x for x in r.get("rounds") or [] if x is not None]
+    return f" ({min(f):.2f}–{max(f):.2f})" if len(f) > 1 else ""
+
 def errs(tag, v, r):
     if r and "load" in r and isinstance(r["load"], dict):
         L = r["load"]
@@ -631,7 +684,7 @@ def fan(tag, short, label, variants=cols):
             cpu.append("—")
         else:
             s = r["cpu_ticks"] / r["hz"]
-            cpu.append(f"{s / gib:.2f}" if gib > 0 else "n/a")
+            cpu.append(f"{s / gib:.2f}{spread(r)}" if gib > 0 else "n/a")
         thr.append(f"{L['throughput_mbit']:.0f}" + (f" ({L['errors']} players failed)" if L.get("errors") else ""))
         p50, p99 = L["delay_ms"]["p50"], L["delay_ms"]["p99"]
         if not L["delay_ms"]["n"]:
@@ -662,7 +715,7 @@ for v in cols:
     if v == "direct" or r.get("cpu_ticks") is None:
         cpu.append("—")
     else:
-        cpu.append(f"{r['cpu_ticks'] / r['hz'] / ok * 1000:.2f}" if ok else "n/a")
+        cpu.append(f"{r['cpu_ticks'] / r['hz'] / ok * 1000:.2f}{spread(r)}" if ok else "n/a")
     lat.append(f"{L['play_start_ms']['p50']:.1f} / {L['play_start_ms']['p99']:.1f}")
     st.append(f"{L['setup_ms']['p50']:.0f} / {L['setup_ms']['p99']:.0f} ({ok} ok, {L['failed']} failed)")
 label = f"RTMP session setup, {meta['rate']}/s for {meta['sess_seconds']} s"
@@ -702,7 +755,7 @@ for n, d in (("1 worker", one), ("2 workers", two)):
             cpu.append(na); dly.append(na); continue
         L = r["load"]
         gib = L["bytes"] / GIB
-        cpu.append(f"{r['cpu_ticks'] / r['hz'] / gib:.2f}" if gib > 0 else "n/a")
+        cpu.append(f"{r['cpu_ticks'] / r['hz'] / gib:.2f}{spread(r)}" if gib > 0 else "n/a")
         dly.append(f"{L['delay_ms']['p50']:.2f} / {L['delay_ms']['p99']:.2f}")
     rows.append((f"per-core: RTMP fan-out, {n}", "proxy CPU s per GiB; delay p50 / p99 ms",
                  [f"{a}; {b}" if a != "—" else "—" for a, b in zip(cpu, dly)]))
@@ -728,7 +781,7 @@ EOF
     echo "# srs-proxy benchmark"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- command: \`${BENCH_ONLY:+BENCH_ONLY=\"$BENCH_ONLY\" }${BASE_BIN:+BENCH_BASELINE=$BASE_BIN }bash scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')\`"
+    echo "- command: \`${BENCH_ONLY:+BENCH_ONLY=\"$BENCH_ONLY\" }${BASE_BIN:+BENCH_BASELINE=$BASE_BIN }$([ "$ROUNDS" = 1 ] || echo "BENCH_ROUNDS=$ROUNDS ")bash scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')\`"
     echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "- peers: $(nginx -v 2>&1 | sed 's/.*: //') (rtmp, stream), HAProxy $(haproxy -v | head -1 | awk '{print $3}'), node-media-server $(node -p "require('$ROOT/tests/peers/node_modules/node-media-server/package.json').version" 2>/dev/null || echo '?'), fd limit $FDLIM"
     echo "- wall time: $(( T_END - T_START )) s"
