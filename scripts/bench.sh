@@ -426,7 +426,10 @@ start_publisher() { # URL GOP
 
 # median PREFIX VARIANT... : of the rounds PREFIX_V.rN.json of each variant,
 # keeps the one with the median proxy CPU (per GiB the players got, or per
-# session) as PREFIX_V.json, with every round's figure under "rounds".
+# session) as PREFIX_V.json, with every round's figure under "rounds". For
+# the direct runs (no proxy CPU) the figure is the p99 delay of a fan-out or
+# of a session's setup, so the delays added by proxies are taken against a
+# typical direct round, not an outlier.
 median() {
     local prefix="$1"; shift
     python3 - "$prefix" "$ROUNDS" "$@" <<'EOF'
@@ -434,7 +437,11 @@ import json, sys
 prefix, rounds, variants = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 def figure(r):
     try:
-        L, s = r["load"], r["cpu_ticks"] / r["hz"]
+        L = r["load"]
+        if r.get("cpu_ticks") is None:
+            d = L["delay_ms"] if "delay_ms" in L else L["setup_ms"]
+            return d["p99"]
+        s = r["cpu_ticks"] / r["hz"]
         if "bytes" in L:
             return s / (L["bytes"] / 1024 ** 3) if L["bytes"] else None
         return s / L["ok"] * 1000 if L.get("ok") else None
