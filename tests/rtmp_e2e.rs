@@ -654,3 +654,54 @@ fn a_relay_silent_both_ways_is_closed_at_the_idle_timeout_and_a_busy_one_is_not(
     assert!((2000..10_000).contains(&ms), "closed after {ms} ms, the timeout is 2 s: {line}");
     assert!(took < secs(25), "the player waited {took:?}: the proxy never closed it");
 }
+
+/// The end line of the one RTMP session that played `name`.
+fn end_line(proxy: &Proxy, name: &str) -> String {
+    let key = live_key(name);
+    let mut line = None;
+    wait_until(secs(10), || {
+        line = proxy
+            .log()
+            .lines()
+            .map(strip_ansi)
+            .find(|l| l.contains("rtmp session ended") && log_field(l, "stream").as_deref() == Some(key.as_str()));
+        line.is_some()
+    });
+    line.unwrap_or_else(|| panic!("no end line for {key}; log:\n{}", proxy.log()))
+}
+
+#[test]
+fn a_player_the_proxy_cannot_serve_is_told_why_by_ffmpeg_and_the_end_line_says_who_failed() {
+    let proxy = Proxy::start(&[]);
+
+    // No origin registered: refused at play, with the balancer's reason.
+    let err = ffprobe(&proxy.rtmp_url("nobody"), secs(20)).expect_err("ffprobe played with no origin registered");
+    assert!(!err.contains("still running"), "ffprobe was not refused, it hung: {err}");
+    assert!(
+        err.contains("Server error: no origin available for __defaultVhost__/live/nobody"),
+        "ffprobe did not show the refusal: {err}"
+    );
+    let line = end_line(&proxy, "nobody");
+    assert!(line.contains("WARN"), "a refused session is a failure: {line}");
+    assert!(log_field(&line, "reason").is_some_and(|r| r.contains("no origin")), "{line}");
+
+    // An origin that registered but does not listen: refused once the
+    // connect fails, and the end line names that origin.
+    let dead = OriginInfo {
+        device_id: "dead".into(),
+        server: "vid-dead".into(),
+        service: "svc-dead".into(),
+        pid: "1".into(),
+        ip: "127.0.0.1".into(),
+        rtmp: free_port(),
+        http: None,
+    };
+    let _hb = Heartbeat::start(&proxy.sys_api(), dead.register_body());
+    assert!(wait_until(secs(10), || proxy.origins().iter().any(|o| o["alive"] == true)), "{:?}", proxy.origins());
+    let err = ffprobe(&proxy.rtmp_url("unreachable"), secs(20)).expect_err("ffprobe played from a dead origin");
+    assert!(!err.contains("still running"), "ffprobe was not refused, it hung: {err}");
+    assert!(err.contains("Server error: origin unreachable"), "ffprobe did not show the refusal: {err}");
+    let line = end_line(&proxy, "unreachable");
+    assert_eq!(log_field(&line, "origin").as_deref(), Some(dead.id().as_str()), "{line}");
+    assert!(log_field(&line, "reason").is_some_and(|r| r.contains("origin failed: connect")), "{line}");
+}
