@@ -40,9 +40,12 @@ fi
 
 WORK="$(mktemp -d /tmp/srs-syscalls.XXXXXX)"
 PIDS=()
+ADDED_PROBES=()
 cleanup() {
     local p
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    # Only the uprobes this run added; ones that were there stay.
+    for p in "${ADDED_PROBES[@]:-}"; do [ -n "$p" ] && perf probe -q -d "probe_libc:$p" 2>/dev/null || true; done
     sleep 0.3
     rm -rf "$WORK"
 }
@@ -100,7 +103,10 @@ if [ "$COUNT_LIBC" = 1 ]; then
     LIBC="$(ldd "$BIN" | awk '/libc\.so\.6/ {print $3}')"
     EVENTS=()
     for f in $LIBC_FUNCS; do
-        perf probe -l 2>/dev/null | grep -q "probe_libc:$f " || perf probe -q -x "$LIBC" "$f" >/dev/null
+        if ! perf probe -l 2>/dev/null | grep -q "probe_libc:$f "; then
+            perf probe -q -x "$LIBC" "$f" >/dev/null
+            ADDED_PROBES+=("$f")
+        fi
         EVENTS+=(-e "probe_libc:$f")
     done
     perf stat -x, "${EVENTS[@]}" -p "$PX" -o "$WORK/perf.txt" -- sleep "$WINDOW" >/dev/null 2>&1 || true
