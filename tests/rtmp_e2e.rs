@@ -658,16 +658,10 @@ fn a_relay_silent_both_ways_is_closed_at_the_idle_timeout_and_a_busy_one_is_not(
 /// The end line of the one RTMP session that played `name`.
 fn end_line(proxy: &Proxy, name: &str) -> String {
     let key = live_key(name);
-    let mut line = None;
-    wait_until(secs(10), || {
-        line = proxy
-            .log()
-            .lines()
-            .map(strip_ansi)
-            .find(|l| l.contains("rtmp session ended") && log_field(l, "stream").as_deref() == Some(key.as_str()));
-        line.is_some()
-    });
-    line.unwrap_or_else(|| panic!("no end line for {key}; log:\n{}", proxy.log()))
+    wait_until(secs(10), || !proxy.session_lines_for(&key).is_empty());
+    let lines = proxy.session_lines_for(&key);
+    assert_eq!(lines.len(), 1, "one session played {key}: {lines:?}");
+    lines.into_iter().next().unwrap_or_default()
 }
 
 #[test]
