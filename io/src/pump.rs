@@ -336,11 +336,44 @@ impl fmt::Display for PairEnd {
     }
 }
 
+/// A relay socket that can be told to acknowledge what it receives at once.
+///
+/// Linux TCP delays its ACKs on a socket that sends soon after it received
+/// ("pingpong" mode, for request/response traffic). A relay socket that
+/// mostly receives and now and then passes a few bytes back, such as the
+/// origin's side of an RTMP play when the player's acknowledgement goes
+/// up, then holds its ACKs for up to 40 ms; with a receive window of a video
+/// frame or two, the sender stalls and the next messages reach the player
+/// that late. The relay calls this after writing such a light direction.
+pub trait PromptAcks {
+    fn ack_promptly(&self);
+}
+
+impl PromptAcks for glommio::net::TcpStream {
+    fn ack_promptly(&self) {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid option value of its declared size on an open socket.
+        // Failure (the socket is closing) costs only the prompt ACKs.
+        unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
 /// Both directions between two sockets under one idle watch: `up` reads `a`
 /// and writes `b`, `down` reads `b` and writes `a`. Each poll lends both
 /// sockets to one direction, then the other, so neither socket is shared
 /// through a cell. The first direction to end, or the watch going idle,
-/// ends the relay. See [`relay`].
+/// ends the relay. A direction that writes to a socket which mostly
+/// receives (it has carried fewer bytes than the other) then asks that socket
+/// for [`PromptAcks`]. See [`relay`].
 pub struct Relay<'s, A, B, F1, F2> {
     a: &'s mut A,
     b: &'s mut B,
@@ -365,8 +398,8 @@ pub fn relay<'s, A, B, F1, F2>(
     watch: &'s Watch,
 ) -> Relay<'s, A, B, F1, F2>
 where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
+    A: AsyncRead + AsyncWrite + PromptAcks + Unpin,
+    B: AsyncRead + AsyncWrite + PromptAcks + Unpin,
     F1: Filter,
     F2: Filter,
 {
@@ -377,18 +410,29 @@ where
 
 impl<A, B, F1, F2> std::future::Future for Relay<'_, A, B, F1, F2>
 where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
+    A: AsyncRead + AsyncWrite + PromptAcks + Unpin,
+    B: AsyncRead + AsyncWrite + PromptAcks + Unpin,
     F1: Filter,
     F2: Filter,
 {
     type Output = PairEnd;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PairEnd> {
         let this = self.get_mut();
-        if let Poll::Ready(e) = this.up.poll(cx, this.a, this.b, this.max, this.watch.bytes(0)) {
+        let (up, down) = (this.watch.bytes(0), this.watch.bytes(1));
+        let before = up.get();
+        let up_end = this.up.poll(cx, this.a, this.b, this.max, up);
+        if up.get() > before && up.get() < down.get() {
+            this.b.ack_promptly();
+        }
+        if let Poll::Ready(e) = up_end {
             return Poll::Ready(PairEnd::Upstream(e));
         }
-        if let Poll::Ready(e) = this.down.poll(cx, this.b, this.a, this.max, this.watch.bytes(1)) {
+        let before = down.get();
+        let down_end = this.down.poll(cx, this.b, this.a, this.max, down);
+        if down.get() > before && down.get() < up.get() {
+            this.a.ack_promptly();
+        }
+        if let Poll::Ready(e) = down_end {
             return Poll::Ready(PairEnd::Downstream(e));
         }
         this.watch.poll_idle(cx).map(|()| PairEnd::Idle)
@@ -572,14 +616,16 @@ mod tests {
         says: Option<Vec<u8>>,
         ends: bool,
         got: Vec<u8>,
+        /// Times the relay asked this socket for prompt ACKs.
+        prompted: Cell<u32>,
     }
 
     impl Peer {
         fn quiet() -> Peer {
-            Peer { says: None, ends: false, got: Vec::new() }
+            Peer { says: None, ends: false, got: Vec::new(), prompted: Cell::new(0) }
         }
         fn once(says: &[u8]) -> Peer {
-            Peer { says: Some(says.to_vec()), ends: true, got: Vec::new() }
+            Peer { says: Some(says.to_vec()), ends: true, got: Vec::new(), prompted: Cell::new(0) }
         }
     }
 
@@ -593,6 +639,12 @@ mod tests {
                 None if self.ends => Poll::Ready(Ok(0)),
                 None => Poll::Pending,
             }
+        }
+    }
+
+    impl PromptAcks for Peer {
+        fn ack_promptly(&self) {
+            self.prompted.set(self.prompted.get() + 1);
         }
     }
 
@@ -633,6 +685,71 @@ mod tests {
             assert!(matches!(end, PairEnd::Downstream(PumpEnd::Eof)), "{end:?}");
             assert_eq!(a.got, b"bye");
         });
+    }
+
+    /// Whether a socket acknowledges at once (1) or has gone to delayed
+    /// ACKs (0), as the kernel reports it.
+    fn quick_ack(fd: std::os::fd::RawFd) -> libc::c_int {
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: out-pointers to a c_int and its length, on an open socket.
+        let r = unsafe {
+            libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, (&mut v as *mut libc::c_int).cast(), &mut len)
+        };
+        assert_eq!(r, 0, "getsockopt: {}", io::Error::last_os_error());
+        v
+    }
+
+    /// player or publisher <-> (a | relay | b) <-> origin, on loopback: the
+    /// heavy side sends 256 KiB through the relay, the other answers a few
+    /// bytes; returns whether the proxy's socket that received the media
+    /// still acknowledges at once.
+    fn light_answer_after_media(publish: bool) -> libc::c_int {
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        use glommio::net::{TcpListener, TcpStream};
+        use std::os::fd::AsRawFd;
+        run(async move {
+            let pair = |l: TcpListener| async move {
+                let addr = l.local_addr().unwrap();
+                let far = TcpStream::connect(addr).await.unwrap();
+                let near = l.accept().await.unwrap();
+                (near, far)
+            };
+            let (mut a, mut client) = pair(TcpListener::bind("127.0.0.1:0").unwrap()).await;
+            let (mut b, mut origin) = pair(TcpListener::bind("127.0.0.1:0").unwrap()).await;
+            let receiving_fd = if publish { a.as_raw_fd() } else { b.as_raw_fd() };
+            let w = Watch::new(std::time::Duration::from_secs(30));
+            let media = data(256 * 1024);
+            let session = async {
+                let (sender, receiver) = if publish { (&mut client, &mut origin) } else { (&mut origin, &mut client) };
+                sender.write_all(&media).await.unwrap();
+                let mut got = vec![0u8; media.len()];
+                receiver.read_exact(&mut got).await.unwrap();
+                assert_eq!(got, media);
+                // An acknowledgement: a few bytes the other way.
+                receiver.write_all(b"ack").await.unwrap();
+                let mut ack = [0u8; 3];
+                sender.read_exact(&mut ack).await.unwrap();
+                assert_eq!(&ack, b"ack");
+                let prompt = quick_ack(receiving_fd);
+                client.close().await.unwrap();
+                prompt
+            };
+            let (mut up, mut down) = (Plain, Plain);
+            let relay = relay(&mut a, &mut b, &mut up, Vec::new(), &mut down, Vec::new(), 64 * 1024, &w);
+            let (end, prompt) = futures_lite::future::zip(relay, session).await;
+            assert!(matches!(end, PairEnd::Upstream(PumpEnd::Eof)), "{end:?}");
+            prompt
+        })
+    }
+
+    /// Sending just after receiving puts a Linux socket into delayed ACKs;
+    /// the relay asks again for prompt ones after passing the few bytes.
+    #[test]
+    fn the_side_that_receives_the_media_keeps_acknowledging_at_once_after_a_light_answer() {
+        for (what, publish) in [("play: the origin's side", false), ("publish: the publisher's side", true)] {
+            assert_eq!(light_answer_after_media(publish), 1, "{what} delays its ACKs");
+        }
     }
 
     #[test]
