@@ -98,6 +98,9 @@ pub struct Config {
     pub api_auth: Option<String>,
     /// Executors (cores) to run, 1..=1024.
     pub workers: usize,
+    /// `PROXY_PIN_CORES` (ours): pin executor i to the i-th usable core. Off
+    /// where other programs (another proxy) would pin to the same cores.
+    pub pin_cores: bool,
     /// `GO_PPROF`: kept for compatibility; there is no Go pprof here.
     pub go_pprof: Option<String>,
 }
@@ -121,6 +124,7 @@ impl fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("api_auth", &self.api_auth.as_ref().map(|_| "***"))
             .field("workers", &self.workers)
+            .field("pin_cores", &self.pin_cores)
             .field("go_pprof", &self.go_pprof)
             .finish()
     }
@@ -171,6 +175,7 @@ const VARS: &[(&str, &str, &str, &str)] = &[
     ("Lifecycle", "PROXY_GRACE_QUIT_TIMEOUT", "20s", "on SIGTERM, how long live streams may drain (Go duration)"),
     ("Lifecycle", "PROXY_FORCE_QUIT_TIMEOUT", "30s", "after a quit signal, exit anyway after this long (Go duration)"),
     ("Runtime", "PROXY_WORKERS", "all usable cores", "executors (one per core), 1..=1024"),
+    ("Runtime", "PROXY_PIN_CORES", "on", "on: pin each executor to its own usable core; off: let the kernel place them (several proxies or other busy programs sharing these cores)"),
     ("Runtime", "PROXY_IDLE_TIMEOUT", "300s", "a relay with no bytes either way for this long is closed (Go duration)"),
     ("Runtime", "GO_PPROF", "", "accepted for compatibility with SRS Go; unused"),
 ];
@@ -263,6 +268,12 @@ impl Config {
             },
         };
 
+        let pin_cores = match r.value("PROXY_PIN_CORES").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => return Err(err("PROXY_PIN_CORES", v, "must be on or off")),
+        };
+
         Ok(Config {
             rtmp_server: listen("PROXY_RTMP_SERVER")?,
             http_server: listen("PROXY_HTTP_SERVER")?,
@@ -280,6 +291,7 @@ impl Config {
             idle_timeout: r.duration("PROXY_IDLE_TIMEOUT", Sign::Positive)?,
             api_auth,
             workers,
+            pin_cores,
             go_pprof: r.value("GO_PPROF"),
         })
     }
@@ -307,7 +319,7 @@ impl Config {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         let mut s = format!(
             "rtmp={}, http={}, api={}, webrtc={}, srt={}, system={}, static={}, lb={:?}, \
-             origin_ttl={:?}, grace={:?}, force={:?}, workers={}, auth={}",
+             origin_ttl={:?}, grace={:?}, force={:?}, workers={}, pin_cores={}, auth={}",
             self.rtmp_server,
             self.http_server,
             self.http_api,
@@ -320,6 +332,7 @@ impl Config {
             self.grace_quit_timeout,
             self.force_quit_timeout,
             self.workers,
+            if self.pin_cores { "on" } else { "off" },
             if self.api_auth.is_some() { "bearer" } else { "off" },
         );
         if self.load_balancer == LbType::Redis {
@@ -772,6 +785,9 @@ mod tests {
         auth_off_ignores_rest: [("PROXY_HTTP_API_AUTH_ENABLED", "off"), ("PROXY_HTTP_API_AUTH_TYPE", "basic")] => |c| c.api_auth.is_none();
         workers_set: [("PROXY_WORKERS", "2")] => |c| c.workers == 2;
         workers_max: [("PROXY_WORKERS", "1024")] => |c| c.workers == 1024;
+        pin_cores_default: [] => |c| c.pin_cores;
+        pin_cores_off: [("PROXY_PIN_CORES", "off")] => |c| !c.pin_cores;
+        pin_cores_on: [("PROXY_PIN_CORES", "on")] => |c| c.pin_cores;
         pprof_set: [("GO_PPROF", "localhost:6060")] => |c| c.go_pprof.as_deref() == Some("localhost:6060");
     }
 
@@ -822,6 +838,7 @@ mod tests {
         bad_workers_zero: [("PROXY_WORKERS", "0")] => ("PROXY_WORKERS", "1..=1024");
         bad_workers_big: [("PROXY_WORKERS", "1025")] => ("PROXY_WORKERS", "1..=1024");
         bad_workers_word: [("PROXY_WORKERS", "all")] => ("PROXY_WORKERS", "1..=1024");
+        bad_pin_cores: [("PROXY_PIN_CORES", "yes")] => ("PROXY_PIN_CORES", "on or off");
         bad_backend_ip: [("PROXY_DEFAULT_BACKEND_ENABLED", "on"), ("PROXY_DEFAULT_BACKEND_IP", "origin.local")] => ("PROXY_DEFAULT_BACKEND_IP", "not an IP address");
         bad_backend_rtmp: [("PROXY_DEFAULT_BACKEND_ENABLED", "on"), ("PROXY_DEFAULT_BACKEND_RTMP", "rtmp")] => ("PROXY_DEFAULT_BACKEND_RTMP", "not a number");
         bad_backend_http: [("PROXY_DEFAULT_BACKEND_ENABLED", "on"), ("PROXY_DEFAULT_BACKEND_HTTP", "80800")] => ("PROXY_DEFAULT_BACKEND_HTTP", "out of range");

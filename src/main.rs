@@ -134,7 +134,7 @@ fn run(cfg: Arc<Config>) -> i32 {
     let handles = {
         let cfg = cfg.clone();
         let shutdown = shutdown.clone();
-        srs_io::start(workers, move |info| {
+        srs_io::start(workers, cfg.pin_cores, move |info| {
             let cfg = cfg.clone();
             let shutdown = shutdown.clone();
             let builder = builder.clone();
@@ -229,6 +229,7 @@ fn run(cfg: Arc<Config>) -> i32 {
     }
     tracing::info!(
         version = VERSION, pid = std::process::id(), workers,
+        pin_cores = %if cfg.pin_cores { "on" } else { "off" },
         rtmp = %cfg.rtmp_server.0, http = %cfg.http_server.0, http_api = %cfg.http_api.0,
         system_api = %cfg.system_api.0,
         balancer = ?cfg.load_balancer, origin_ttl = ?cfg.origin_ttl,

@@ -46,6 +46,7 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("PROXY_HTTP_API_AUTH_TYPE", None),
     ("PROXY_HTTP_API_AUTH_TOKEN", None),
     ("PROXY_WORKERS", None),
+    ("PROXY_PIN_CORES", Some("on")),
     // In SPEC B§2.1 too; accepted for compatibility, unused.
     ("GO_PPROF", None),
 ];
@@ -127,6 +128,7 @@ fn bad_values_stop_startup_with_a_line_naming_the_variable() {
         ),
         (&[("PROXY_WORKERS", "0")], "PROXY_WORKERS"),
         (&[("PROXY_WORKERS", "many")], "PROXY_WORKERS"),
+        (&[("PROXY_PIN_CORES", "yes")], "PROXY_PIN_CORES"),
     ];
     for (env, var) in cases {
         let mut opts = ProxyOpts::new();
@@ -139,6 +141,61 @@ fn bad_values_stop_startup_with_a_line_naming_the_variable() {
         let st = st.unwrap_or_else(|| panic!("{env:?}: still running; it must refuse to start"));
         assert!(!st.success(), "{env:?}: exit status {st}, must be non-zero");
         assert!(log.lines().any(|l| l.contains(var)), "{env:?}: no stderr line names {var}:\n{log}");
+    }
+}
+
+/// The CPUs a thread of `pid` may run on, by thread name (`core0`, ...;
+/// the main thread under its own name), from /proc.
+fn allowed_cpus(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc task list") {
+        let dir = task.expect("task entry").path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().to_owned();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        if let Some(l) = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")) {
+            out.push((name, l.trim().to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn executors_are_pinned_one_per_core_unless_pin_cores_is_off() {
+    // The CPUs this test may use: the proxy inherits them.
+    let here = std::fs::read_to_string("/proc/self/status").unwrap();
+    let mine = here.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_owned();
+    let single = |l: &str| !l.contains([',', '-']);
+    for pin in ["on", "off"] {
+        let proxy = Proxy::start(&[("PROXY_WORKERS", "2"), ("PROXY_PIN_CORES", pin)]);
+        let threads = allowed_cpus(proxy.pid());
+        // Each executor's threads (it and its helper for blocking calls)
+        // share its name, `core<i>-<id>`.
+        let mut names: Vec<&String> = threads.iter().map(|(n, _)| n).filter(|n| n.starts_with("core")).collect();
+        names.dedup();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 2, "PROXY_PIN_CORES={pin}: executor threads {threads:?}");
+        let pinned_to: Vec<Option<&String>> = names
+            .iter()
+            .map(|name| {
+                threads.iter().find(|(n, c)| n == *name && single(c) && (*c != mine || single(&mine))).map(|(_, c)| c)
+            })
+            .collect();
+        if pin == "off" {
+            let restricted: Vec<_> = threads.iter().filter(|(n, c)| n.starts_with("core") && *c != mine).collect();
+            assert!(restricted.is_empty(), "unpinned executors must keep {mine}: {threads:?}");
+        } else if single(&mine) {
+            // One usable CPU: both executors run on it.
+            assert!(pinned_to.iter().all(|c| c == &Some(&mine)), "{threads:?}");
+        } else {
+            assert!(pinned_to.iter().all(Option::is_some), "each executor pinned to one CPU: {threads:?}");
+            assert_ne!(pinned_to[0], pinned_to[1], "two executors pinned to one CPU: {threads:?}");
+        }
+        let log = proxy.log();
+        assert!(
+            log.lines().any(|l| l.contains(&format!("pin_cores={pin}"))),
+            "the startup line must show pin_cores={pin}:\n{log}"
+        );
     }
 }
 

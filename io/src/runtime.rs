@@ -1,6 +1,6 @@
 //! Starts one glommio executor per worker, each pinned to its own core with
-//! core_affinity. Every executor runs the same future factory; what it binds
-//! and serves is the application's business.
+//! core_affinity (unless told not to). Every executor runs the same future
+//! factory; what it binds and serves is the application's business.
 
 use glommio::{LocalExecutorBuilder, Placement};
 use std::fmt;
@@ -25,13 +25,14 @@ impl fmt::Display for StartError {
     }
 }
 
-/// Spawns `workers` executors running `make(core)`; returns their join handles.
-pub fn start<G, F>(workers: usize, make: G) -> Result<Vec<glommio::ExecutorJoinHandle<()>>, StartError>
+/// Spawns `workers` executors running `make(core)`, each pinned to its own
+/// usable core when `pin` is set; returns their join handles.
+pub fn start<G, F>(workers: usize, pin: bool, make: G) -> Result<Vec<glommio::ExecutorJoinHandle<()>>, StartError>
 where
     G: Fn(CoreInfo) -> F + Send + Clone + 'static,
     F: Future<Output = ()> + 'static,
 {
-    let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    let cpus = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
         let make = make.clone();
@@ -43,7 +44,7 @@ where
             .ring_depth(1024)
             .spawn(move || async move {
                 let pinned = cpu.filter(|c| core_affinity::set_for_current(*c)).map(|c| c.id);
-                if pinned.is_none() {
+                if pin && pinned.is_none() {
                     tracing::warn!(core = index, "could not pin executor to a core");
                 }
                 make(CoreInfo { index, workers, cpu: pinned }).await
