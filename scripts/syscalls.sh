@@ -16,6 +16,20 @@
 # counts calls of malloc, realloc, free and clock_gettime (the clock reads
 # of Instant::now) with perf's uprobes on the proxy's libc (needs perf and
 # root), in the same window, instead of system calls.
+#
+#   SPLIT=1 bash scripts/syscalls.sh              # where the CPU goes
+#
+# samples the relay with `perf record -e cpu-clock` in the same window and
+# prints CPU ms per session in the kernel and in each user-space object,
+# then the hottest user-space symbols. perf's own cost inflates every
+# figure alike: compare relays, not absolute values.
+#
+#   PROXY=nginx bash scripts/syscalls.sh          # nginx's stream module,
+#   PROXY=copy  bash scripts/syscalls.sh          # or the bare glommio copy
+#                                                 # loop, in the proxy's place
+#
+# The L4 relays pass the same sessions to the same origin, so their counts
+# and profiles stand beside srs-proxy's (any mode but COUNT_LIBC).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,8 +39,11 @@ WINDOW="${SECONDS_:-8}"
 WORKERS="${WORKERS:-2}"
 LOAD="$ROOT/target/release/srs-load"
 COUNT_LIBC="${COUNT_LIBC:-0}"
+SPLIT="${SPLIT:-0}"
+PROXY="${PROXY:-srs}"
+case "$PROXY" in srs|nginx|copy) ;; *) echo "syscalls.sh: PROXY=$PROXY: srs, nginx or copy" >&2; exit 2 ;; esac
 LIBC_FUNCS="malloc realloc free clock_gettime"
-if [ "$COUNT_LIBC" = 1 ]; then
+if [ "$COUNT_LIBC" = 1 ] || [ "$SPLIT" = 1 ]; then
     command -v perf >/dev/null || { echo "syscalls.sh: perf is needed (apt-get install linux-perf)" >&2; exit 2; }
 else
     command -v strace >/dev/null || { echo "syscalls.sh: strace is needed (apt-get install strace)" >&2; exit 2; }
@@ -78,15 +95,42 @@ nginx -p "$WORK" -e "$WORK/logs/error.log" -c "$WORK/nginx.conf" &
 PIDS+=($!)
 wait_port "$P_ORIGIN"
 
-env PROXY_RTMP_SERVER="127.0.0.1:$P_RTMP" PROXY_SYSTEM_API="127.0.0.1:$P_API" \
-    PROXY_HTTP_SERVER="127.0.0.1:$P_HTTP" PROXY_HTTP_API="127.0.0.1:$P_HTTPAPI" \
-    PROXY_WORKERS="$WORKERS" PROXY_ORIGIN_SERVER_TTL=3600s RUST_LOG=warn "$BIN" >"$WORK/proxy.log" 2>&1 &
-PX=$!
-PIDS+=("$PX")
-wait_port "$P_RTMP"
-wait_port "$P_API"
-curl -sf -m 5 -XPOST "127.0.0.1:$P_API/api/v1/srs/register" -H 'Content-Type: application/json' \
-    -d "{\"device_id\":\"o\",\"ip\":\"127.0.0.1\",\"server\":\"o1\",\"service\":\"s1\",\"pid\":\"1\",\"rtmp\":[\"$P_ORIGIN\"]}" >/dev/null
+case "$PROXY" in
+srs)
+    env PROXY_RTMP_SERVER="127.0.0.1:$P_RTMP" PROXY_SYSTEM_API="127.0.0.1:$P_API" \
+        PROXY_HTTP_SERVER="127.0.0.1:$P_HTTP" PROXY_HTTP_API="127.0.0.1:$P_HTTPAPI" \
+        PROXY_WORKERS="$WORKERS" PROXY_ORIGIN_SERVER_TTL=3600s RUST_LOG=warn "$BIN" >"$WORK/proxy.log" 2>&1 &
+    PX=$!
+    PIDS+=("$PX")
+    wait_port "$P_RTMP"
+    wait_port "$P_API"
+    curl -sf -m 5 -XPOST "127.0.0.1:$P_API/api/v1/srs/register" -H 'Content-Type: application/json' \
+        -d "{\"device_id\":\"o\",\"ip\":\"127.0.0.1\",\"server\":\"o1\",\"service\":\"s1\",\"pid\":\"1\",\"rtmp\":[\"$P_ORIGIN\"]}" >/dev/null
+    SHOWN="$BIN" ;;
+nginx)
+    mkdir -p "$WORK/stream/logs"
+    cat >"$WORK/stream/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off; master_process on; worker_processes $WORKERS;
+pid $WORK/stream/nginx.pid; error_log $WORK/stream/logs/error.log warn;
+events { worker_connections 4096; }
+stream { server { listen 127.0.0.1:$P_RTMP reuseport; proxy_pass 127.0.0.1:$P_ORIGIN; } }
+EOF
+    nginx -p "$WORK/stream" -e "$WORK/stream/logs/error.log" -c "$WORK/stream/nginx.conf" &
+    PX=$!
+    PIDS+=("$PX")
+    wait_port "$P_RTMP"
+    SHOWN="nginx stream, $WORKERS workers" ;;
+copy)
+    "$LOAD" copy --listen "127.0.0.1:$P_RTMP" --to "127.0.0.1:$P_ORIGIN" --threads "$WORKERS" --pin >/dev/null 2>&1 &
+    PX=$!
+    PIDS+=("$PX")
+    wait_port "$P_RTMP"
+    SHOWN="glommio copy loop, $WORKERS executors" ;;
+esac
+# Every process of the relay under test (nginx: its master and workers).
+sleep 0.5
+PXS="$(echo "$PX" $(pgrep -P "$PX" || true) | tr ' ' ',')"
 
 "$LOAD" publish --url "rtmp://127.0.0.1:$P_ORIGIN/live/sess" --bitrate 8000k --fps 30 --gop 0.25 \
     --seconds 3600 >/dev/null 2>&1 &
@@ -99,7 +143,11 @@ sleep 2
 LP=$!
 PIDS+=("$LP")
 sleep 2
-if [ "$COUNT_LIBC" = 1 ]; then
+if [ "$SPLIT" = 1 ]; then
+    perf record -q -e cpu-clock -F 4000 -p "$PXS" -o "$WORK/perf.data" -- sleep "$WINDOW" >/dev/null 2>&1 || true
+    HOW="perf record -e cpu-clock -F 4000"
+elif [ "$COUNT_LIBC" = 1 ]; then
+    [ "$PROXY" = srs ] || { echo "syscalls.sh: COUNT_LIBC=1 counts srs-proxy only" >&2; exit 2; }
     LIBC="$(ldd "$BIN" | awk '/libc\.so\.6/ {print $3}')"
     EVENTS=()
     for f in $LIBC_FUNCS; do
@@ -114,12 +162,48 @@ if [ "$COUNT_LIBC" = 1 ]; then
     awk -F, '$1 ~ /^[0-9]+$/ {split($3, e, ":"); print "0 0 0", $1, e[2]}' "$WORK/perf.txt" >"$WORK/strace.txt"
     HOW="perf uprobes on $LIBC"
 else
-    timeout "$WINDOW" strace -c -f -p "$PX" -o "$WORK/strace.txt" >/dev/null 2>&1 || true
+    ARGS=()
+    for p in ${PXS//,/ }; do ARGS+=(-p "$p"); done
+    timeout "$WINDOW" strace -c -f "${ARGS[@]}" -o "$WORK/strace.txt" >/dev/null 2>&1 || true
     HOW="strace -c"
 fi
 wait "$LP" || true
 
-python3 - "$WORK/strace.txt" "$RATE" "$WINDOW" "$BIN" "$HOW" <<'EOF'
+if [ "$SPLIT" = 1 ]; then
+    perf report -i "$WORK/perf.data" --no-children --sort dso,sym -g none -q -F overhead,sample,dso,sym \
+        2>/dev/null >"$WORK/report.txt" || true
+    python3 - "$WORK/report.txt" "$RATE" "$WINDOW" "$SHOWN" "$HOW" <<'EOF'
+import sys
+from collections import defaultdict
+path, rate, window, shown, how = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+sessions = rate * window
+MS = 1000.0 / 4000  # one sample: 0.25 ms of CPU
+by_dso, syms, total = defaultdict(int), [], 0
+for line in open(path):
+    p = line.split(None, 3)
+    if len(p) < 4 or not p[0].endswith("%"):
+        continue
+    n, dso, sym = int(p[1]), p[2], p[3].strip()
+    total += n
+    kernel = sym.startswith("[k]")
+    by_dso["kernel" if kernel else dso] += n
+    if not kernel:
+        syms.append((n, dso, sym[4:] if sym.startswith("[.]") else sym))
+print(f"# {shown}: {rate:.0f} sessions/s, {window:.0f} s under {how} (about {sessions:.0f} sessions)")
+print(f"{'where':<28} {'ms/session':>10} {'share':>7}")
+user = total - by_dso.get("kernel", 0)
+for dso, n in sorted(by_dso.items(), key=lambda kv: -kv[1]):
+    print(f"{dso:<28} {n * MS / sessions:>10.3f} {100 * n / max(total, 1):>6.1f}%")
+print(f"{'all user space':<28} {user * MS / sessions:>10.3f} {100 * user / max(total, 1):>6.1f}%")
+print(f"{'total':<28} {total * MS / sessions:>10.3f}")
+print("# hottest user-space symbols, % of all samples")
+for n, dso, sym in sorted(syms, key=lambda r: -r[0])[:12]:
+    print(f"{100 * n / max(total, 1):>6.2f}%  {dso:<16} {sym[:90]}")
+EOF
+    exit 0
+fi
+
+python3 - "$WORK/strace.txt" "$RATE" "$WINDOW" "$SHOWN" "$HOW" <<'EOF'
 import sys
 path, rate, window, binary, how = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
 sessions = rate * window
