@@ -352,18 +352,29 @@ pub trait PromptAcks {
 impl PromptAcks for glommio::net::TcpStream {
     fn ack_promptly(&self) {
         use std::os::fd::AsRawFd;
-        let on: libc::c_int = 1;
-        // SAFETY: a valid option value of its declared size on an open socket.
         // Failure (the socket is closing) costs only the prompt ACKs.
-        unsafe {
-            libc::setsockopt(
-                self.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_QUICKACK,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        let _ = set_quick_ack(self.as_raw_fd(), true);
+    }
+}
+
+/// `TCP_QUICKACK` on (leave delayed ACKs now) or off (delay them).
+fn set_quick_ack(fd: std::os::fd::RawFd, on: bool) -> io::Result<()> {
+    let v = libc::c_int::from(on);
+    // SAFETY: a c_int option value of its declared size; a closed or
+    // foreign descriptor only makes the call fail.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -723,6 +734,10 @@ mod tests {
                 let mut got = vec![0u8; media.len()];
                 receiver.read_exact(&mut got).await.unwrap();
                 assert_eq!(got, media);
+                // Delayed ACKs from here, whatever this kernel's pingpong
+                // threshold (1 on 6.x: the relay's own write would do it).
+                set_quick_ack(receiving_fd, false).expect("TCP_QUICKACK off");
+                assert_eq!(quick_ack(receiving_fd), 0, "the test could not turn prompt ACKs off");
                 // An acknowledgement: a few bytes the other way.
                 receiver.write_all(b"ack").await.unwrap();
                 let mut ack = [0u8; 3];
