@@ -464,31 +464,59 @@ for v in variants:
 EOF
 }
 
+# in_rounds TAG PUB GOP URL_OF LOAD VARIANTS...: each variant once a round
+# (BENCH_ROUNDS), in an order that rotates from round to round, the
+# publisher to PUB kept up; `URL_OF VARIANT` (word-split, so it may carry
+# arguments) prints the URL the load goes to; LOAD is play (fan-out) or
+# sessions. Each variant's median round becomes TAG_VARIANT.json.
+in_rounds() {
+    local tag="$1" pub="$2" gop="$3" url_of="$4" load="$5"; shift 5
+    local prev="start of $tag" v r url
+    for r in $(seq 1 "$ROUNDS"); do
+        for v in $(rotate $(( SCEN + r - 1 )) "$@"); do
+            ensure_publisher "$pub" "$gop" "$prev"
+            prev="$tag $v"
+            url="$($url_of "$v")"
+            log "  $v (round $r of $ROUNDS)"
+            case "$load" in
+                play) measure "$RES/${tag}_$v.r$r.json" "$(pid_of "$v")" \
+                    "$LOAD" play --url "$url" --clients "$FAN_CLIENTS" --seconds "$FAN_SECONDS" ;;
+                sessions) measure "$RES/${tag}_$v.r$r.json" "$(pid_of "$v")" \
+                    "$LOAD" sessions --url "$url" --rate "$SESS_RATE" --seconds "$SESS_SECONDS" ;;
+            esac
+        done
+    done
+    median "$RES/$tag" "$@"
+}
+
+# rtmp_url STREAM VARIANT: the origin itself for direct, else the relay.
+rtmp_url() {
+    if [ "$2" = direct ]; then echo "rtmp://127.0.0.1:$P_NGX_RTMP/live/$1"
+    else echo "rtmp://127.0.0.1:$(port_of "$2")/live/$1"; fi
+}
+
+# flv_url VARIANT
+flv_url() {
+    case "$1" in
+        direct) echo "http://127.0.0.1:$P_NMS_HTTP/live/fan.flv" ;;
+        srs) echo "http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" ;;
+        base) echo "http://127.0.0.1:$P_BASE_HTTP/live/fan.flv" ;;
+        *) echo "http://127.0.0.1:$(port_of "$1")/live/fan.flv" ;;
+    esac
+}
+
 # ---------------------------------------------------------------- scenarios
 start_nginx_rtmp
 start_nms
 SCEN=0
 
-# fanout TAG URL_SCHEME ORIGIN_PORT WORKERS VARIANTS...
 fanout_rtmp() { # TAG WORKERS VARIANTS...
     local tag="$1" workers="$2"; shift 2
     log "RTMP fan-out ($tag): $FAN_CLIENTS players x ${FAN_SECONDS}s, workers=$workers"
     start_proxies "$workers" "$P_NGX_RTMP"
-    local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan" prev="start of $tag"
+    local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan"
     start_publisher "$pub" 2
-    local v url r
-    for r in $(seq 1 "$ROUNDS"); do
-    for v in $(rotate $(( SCEN + r - 1 )) $(with_base "$@")); do
-        ensure_publisher "$pub" 2 "$prev"
-        if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/fan"
-        else url="rtmp://127.0.0.1:$(port_of "$v")/live/fan"; fi
-        log "  $v (round $r of $ROUNDS)"
-        prev="$tag $v"
-        measure "$RES/${tag}_$v.r$r.json" "$(pid_of "$v")" \
-            "$LOAD" play --url "$url" --clients "$FAN_CLIENTS" --seconds "$FAN_SECONDS"
-    done
-    done
-    median "$RES/$tag" $(with_base "$@")
+    in_rounds "$tag" "$pub" 2 "rtmp_url fan" play $(with_base "$@")
     stop_pid "$PUB_PID"
     stop_proxies
     SCEN=$(( SCEN + 1 ))
@@ -501,7 +529,7 @@ fanout_flv() {
     start_haproxy 2 "$P_NMS_HTTP"
     start_nginx_stream 2 "$P_NMS_HTTP"
     start_glommio 2 "$P_NMS_HTTP"
-    local pub="rtmp://127.0.0.1:$P_NMS_RTMP/live/fan" prev="start of flv"
+    local pub="rtmp://127.0.0.1:$P_NMS_RTMP/live/fan"
     start_publisher "$pub" 2
     local variants="direct haproxy nginx glommio"
     curl -s -m 2 -o "$WORK/flv-probe" "http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" >/dev/null 2>&1 || true
@@ -511,23 +539,7 @@ fanout_flv() {
         log "  srs-proxy: HTTP-FLV not implemented yet (GET /live/fan.flv gave no FLV)"
         echo '{"na":"not implemented"}' >"$RES/flv_srs.json"
     fi
-    local v url r
-    for r in $(seq 1 "$ROUNDS"); do
-    for v in $(rotate $(( SCEN + r - 1 )) $variants); do
-        case "$v" in
-            direct) url="http://127.0.0.1:$P_NMS_HTTP/live/fan.flv" ;;
-            srs) url="http://127.0.0.1:$P_SRS_HTTP/live/fan.flv" ;;
-            base) url="http://127.0.0.1:$P_BASE_HTTP/live/fan.flv" ;;
-            *) url="http://127.0.0.1:$(port_of "$v")/live/fan.flv" ;;
-        esac
-        ensure_publisher "$pub" 2 "$prev"
-        log "  $v (round $r of $ROUNDS)"
-        prev="flv $v"
-        measure "$RES/flv_$v.r$r.json" "$(pid_of "$v")" \
-            "$LOAD" play --url "$url" --clients "$FAN_CLIENTS" --seconds "$FAN_SECONDS"
-    done
-    done
-    median "$RES/flv" $variants
+    in_rounds flv "$pub" 2 flv_url play $variants
     stop_pid "$PUB_PID"
     stop_proxies
     SCEN=$(( SCEN + 1 ))
@@ -537,21 +549,9 @@ sessions() {
     log "RTMP session setup: $SESS_RATE/s x ${SESS_SECONDS}s"
     start_proxies 2 "$P_NGX_RTMP"
     # A short GOP, so that "first media" does not wait long for a keyframe.
-    local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess" prev="start of sessions"
+    local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess"
     start_publisher "$pub" 0.25
-    local v url r
-    for r in $(seq 1 "$ROUNDS"); do
-    for v in $(rotate $(( SCEN + r - 1 )) $(with_base direct srs haproxy nginx glommio)); do
-        ensure_publisher "$pub" 0.25 "$prev"
-        prev="sessions $v"
-        if [ "$v" = direct ]; then url="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess"
-        else url="rtmp://127.0.0.1:$(port_of "$v")/live/sess"; fi
-        log "  $v (round $r of $ROUNDS)"
-        measure "$RES/sess_$v.r$r.json" "$(pid_of "$v")" \
-            "$LOAD" sessions --url "$url" --rate "$SESS_RATE" --seconds "$SESS_SECONDS"
-    done
-    done
-    median "$RES/sess" $(with_base direct srs haproxy nginx glommio)
+    in_rounds sess "$pub" 0.25 "rtmp_url sess" sessions $(with_base direct srs haproxy nginx glommio)
     stop_pid "$PUB_PID"
     stop_proxies
     SCEN=$(( SCEN + 1 ))
