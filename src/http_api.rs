@@ -84,7 +84,7 @@ async fn forward_api(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Reque
             Some(f.keep_alive)
         }
         Err(ProxyError::Client(_)) => None,
-        Err(e @ ProxyError::MidBody(_)) => {
+        Err(e @ (ProxyError::MidBody(_) | ProxyError::Local(_))) => {
             tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward cut short");
             None
         }

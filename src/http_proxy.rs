@@ -8,7 +8,8 @@ use crate::http::Request;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use srs_io::idle::{until_idle, Watch};
-use srs_io::pump::{self, Discard, Filter, PairEnd, PumpEnd};
+use srs_io::pump::{self, Dir, Discard, Filter, PairEnd, PumpEnd};
+use srs_io::splice::Spliced;
 use srs_protocols::http::{self as h, BodyFraming, ChunkedScanner, ResponseHead};
 use srs_protocols::Status;
 use std::fmt;
@@ -45,6 +46,8 @@ pub enum ProxyError {
     /// The origin failed after the response head went to the client: the
     /// only honest answer left is to close the connection.
     MidBody(String),
+    /// The proxy itself ran short mid-body (no descriptor for a pipe).
+    Local(String),
 }
 
 impl ProxyError {
@@ -65,6 +68,7 @@ impl fmt::Display for ProxyError {
             ProxyError::Origin(e) => write!(f, "origin answered badly: {e}"),
             ProxyError::Client(e) => write!(f, "client i/o: {e}"),
             ProxyError::MidBody(e) => write!(f, "origin failed mid-body: {e}"),
+            ProxyError::Local(e) => write!(f, "proxy failed mid-body: {e}"),
         }
     }
 }
@@ -248,12 +252,38 @@ pub async fn forward(
         // A player that leaves ends the relay at once: its side is read too,
         // and whatever it sends is dropped.
         Some(mut f) if live => {
-            let end = pump::relay(&mut *client, &mut o, &mut Discard, Vec::new(), &mut f, rest, BUF, &watch).await;
+            // A live body goes to one player untouched and ends with the
+            // connection, so it is spliced (never copied through the proxy)
+            // unless this core cannot have a pipe. Chunked framing is then
+            // not followed: the player reads it, and the end line says the
+            // origin closed rather than whether its last chunk came.
+            let mut discard = Discard;
+            let known = match head.framing {
+                BodyFraming::Length(n) => Some(n),
+                _ => None,
+            };
+            let (spliced, end) = match Spliced::new(&o, client, known) {
+                Ok(down) => {
+                    let up = Dir::new(&mut discard, Vec::new(), &mut o, watch.bytes(0));
+                    (true, pump::relay_with(&mut *client, &mut o, up, down.first(rest), BUF, &watch).await)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "splice unavailable; copying the live body");
+                    (
+                        false,
+                        pump::relay(&mut *client, &mut o, &mut discard, Vec::new(), &mut f, rest, BUF, &watch).await,
+                    )
+                }
+            };
+            let framing = match head.framing {
+                BodyFraming::Chunked if spliced => BodyFraming::UntilClose,
+                other => other,
+            };
             let total = watch.bytes(1).get();
             match end {
                 PairEnd::Upstream(_) => (total, "client closed"),
-                PairEnd::Downstream(e) => body_end(e, head.framing, total).map_err(after_head)?,
-                PairEnd::Idle => body_end(PumpEnd::Idle, head.framing, total).map_err(after_head)?,
+                PairEnd::Downstream(e) => body_end(e, framing, total).map_err(after_head)?,
+                PairEnd::Idle => body_end(PumpEnd::Idle, framing, total).map_err(after_head)?,
             }
         }
         Some(mut f) => {
@@ -363,5 +393,6 @@ fn body_end(end: PumpEnd, framing: BodyFraming, total: u64) -> Result<(u64, &'st
         PumpEnd::Write(e) => Err(ProxyError::Client(e)),
         PumpEnd::Read(e) => Err(ProxyError::Origin(format!("read: {e}"))),
         PumpEnd::Filter(e) => Err(ProxyError::Origin(e)),
+        PumpEnd::Local(e) => Err(ProxyError::Local(e.to_string())),
     }
 }

@@ -134,7 +134,7 @@ async fn proxied(
                 duration_ms = ms, reason = %e, "http stream ended: client gone");
             None
         }
-        Err(e @ ProxyError::MidBody(_)) => {
+        Err(e @ (ProxyError::MidBody(_) | ProxyError::Local(_))) => {
             tracing::warn!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
                 duration_ms = ms, reason = %e, "http stream failed; closing the response");
             None

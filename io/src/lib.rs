@@ -8,6 +8,7 @@ pub mod pump;
 pub mod runtime;
 pub mod shutdown;
 pub mod signal;
+pub mod splice;
 
 pub use runtime::{start, CoreInfo, StartError};
 pub use shutdown::Shutdown;

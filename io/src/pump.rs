@@ -61,6 +61,9 @@ pub enum PumpEnd {
     Filter(String),
     /// Both directions were silent for the idle timeout.
     Idle,
+    /// The proxy itself ran short (no descriptor for a pipe): neither peer
+    /// is to blame.
+    Local(io::Error),
 }
 
 impl fmt::Display for PumpEnd {
@@ -72,6 +75,7 @@ impl fmt::Display for PumpEnd {
             PumpEnd::Write(e) => write!(f, "write failed: {e}"),
             PumpEnd::Filter(e) => write!(f, "{e}"),
             PumpEnd::Idle => f.write_str("idle timeout"),
+            PumpEnd::Local(e) => write!(f, "proxy: {e}"),
         }
     }
 }
@@ -181,24 +185,26 @@ pub struct Dir<'f, F> {
     early: Option<PumpEnd>,
 }
 
+/// One direction of a [`Relay`]: moves bytes from `r` to `w`, counting what
+/// it wrote into `bytes`, until it ends. A [`Dir`] reads through the core's
+/// buffer and a filter; `splice::Spliced` moves bytes in the kernel.
+pub trait Direction<R, W> {
+    fn poll(&mut self, cx: &mut Context<'_>, r: &mut R, w: &mut W, max: usize, bytes: &Cell<u64>) -> Poll<PumpEnd>;
+}
+
 impl<'f, F: Filter> Dir<'f, F> {
     /// Filters `initial` (bytes read before the relay) into a spill for the
     /// first poll to write to `w`.
-    fn new<W: AsyncWrite + Unpin>(filter: &'f mut F, initial: Vec<u8>, w: &mut W, bytes: &Cell<u64>) -> Self {
+    pub fn new<W: AsyncWrite + Unpin>(filter: &'f mut F, initial: Vec<u8>, w: &mut W, bytes: &Cell<u64>) -> Self {
         let mut st = PumpState::new();
         let mut first = initial;
         let early = st.step(&mut first, w, filter, bytes, None).err();
         Dir { filter, st, early }
     }
+}
 
-    fn poll<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-        &mut self,
-        cx: &mut Context<'_>,
-        r: &mut R,
-        w: &mut W,
-        max: usize,
-        bytes: &Cell<u64>,
-    ) -> Poll<PumpEnd> {
+impl<F: Filter, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Direction<R, W> for Dir<'_, F> {
+    fn poll(&mut self, cx: &mut Context<'_>, r: &mut R, w: &mut W, max: usize, bytes: &Cell<u64>) -> Poll<PumpEnd> {
         if let Some(end) = self.early.take() {
             return Poll::Ready(end);
         }
@@ -385,11 +391,11 @@ fn set_quick_ack(fd: std::os::fd::RawFd, on: bool) -> io::Result<()> {
 /// ends the relay. A direction that writes to a socket which mostly
 /// receives (it has carried fewer bytes than the other) then asks that socket
 /// for [`PromptAcks`]. See [`relay`].
-pub struct Relay<'s, A, B, F1, F2> {
+pub struct Relay<'s, A, B, D1, D2> {
     a: &'s mut A,
     b: &'s mut B,
-    up: Dir<'s, F1>,
-    down: Dir<'s, F2>,
+    up: D1,
+    down: D2,
     max: usize,
     watch: &'s Watch,
 }
@@ -407,7 +413,7 @@ pub fn relay<'s, A, B, F1, F2>(
     b_first: Vec<u8>,
     max_buf: usize,
     watch: &'s Watch,
-) -> Relay<'s, A, B, F1, F2>
+) -> Relay<'s, A, B, Dir<'s, F1>, Dir<'s, F2>>
 where
     A: AsyncRead + AsyncWrite + PromptAcks + Unpin,
     B: AsyncRead + AsyncWrite + PromptAcks + Unpin,
@@ -416,15 +422,34 @@ where
 {
     let up = Dir::new(up, a_first, b, watch.bytes(0));
     let down = Dir::new(down, b_first, a, watch.bytes(1));
+    relay_with(a, b, up, down, max_buf, watch)
+}
+
+/// [`relay`] with directions of the caller's making (a [`Dir`] each way, or
+/// one that moves bytes in the kernel).
+pub fn relay_with<'s, A, B, D1, D2>(
+    a: &'s mut A,
+    b: &'s mut B,
+    up: D1,
+    down: D2,
+    max_buf: usize,
+    watch: &'s Watch,
+) -> Relay<'s, A, B, D1, D2>
+where
+    A: PromptAcks + Unpin,
+    B: PromptAcks + Unpin,
+    D1: Direction<A, B> + Unpin,
+    D2: Direction<B, A> + Unpin,
+{
     Relay { a, b, up, down, max: max_buf.clamp(1, SCRATCH), watch }
 }
 
-impl<A, B, F1, F2> std::future::Future for Relay<'_, A, B, F1, F2>
+impl<A, B, D1, D2> std::future::Future for Relay<'_, A, B, D1, D2>
 where
-    A: AsyncRead + AsyncWrite + PromptAcks + Unpin,
-    B: AsyncRead + AsyncWrite + PromptAcks + Unpin,
-    F1: Filter,
-    F2: Filter,
+    A: PromptAcks + Unpin,
+    B: PromptAcks + Unpin,
+    D1: Direction<A, B> + Unpin,
+    D2: Direction<B, A> + Unpin,
 {
     type Output = PairEnd;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PairEnd> {

@@ -258,6 +258,21 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        let want = buf.len();
+        self.poll_read_with(cx, want, |fd| super::yolo_recv(fd, buf))
+    }
+
+    // srs-proxy patch: the readiness logic of `poll_read` around any
+    // non-blocking read-like call (`op` returns `None` when it would block),
+    // so that a caller can move bytes with `splice(2)`. `want` is what `op`
+    // asked for: a shorter result arms the early readiness poll, as a short
+    // `recv` does.
+    pub(crate) fn poll_read_with(
+        &mut self,
+        cx: &Context<'_>,
+        want: usize,
+        op: impl FnOnce(RawFd) -> Option<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
@@ -268,14 +283,14 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             .unwrap_or(true);
 
         if no_pending_poll {
-            if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
+            if let Some(result) = op(self.stream.as_raw_fd()) {
                 self.source_rx.take();
                 self.read_timeout.cancel_timer(reactor);
                 let result = poll_err!(result);
                 // Start an early poll if the buffer is not fully filled. So when
                 // the next time `poll_read` is called, it will be known immediately
                 // whether the underlying stream is ready for reading.
-                if result > 0 && result < buf.len() {
+                if result > 0 && result < want {
                     self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
                     // The `rush_dispatch`s here and after could be removed to
                     // improve performance if #458 is handled appropriately.
@@ -299,11 +314,21 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     }
 
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |fd| super::yolo_send(fd, buf))
+    }
+
+    // srs-proxy patch: the readiness logic of `poll_write` around any
+    // non-blocking write-like call (see `poll_read_with`).
+    pub(crate) fn poll_write_with(
+        &mut self,
+        cx: &Context<'_>,
+        op: impl FnOnce(RawFd) -> Option<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
         // On the write path, we always start with calling `yolo_send`, because
         // it is very likely to success. It could be a waste if it already timed
         // out since the last `poll_write`, but it would not cost much more to
         // give it one last chance in this case.
-        if let Some(result) = super::yolo_send(self.stream.as_raw_fd(), buf) {
+        if let Some(result) = op(self.stream.as_raw_fd()) {
             let reactor = self.reactor.upgrade().unwrap();
             self.write_timeout.cancel_timer(reactor.as_ref());
             self.source_tx.take();
@@ -391,6 +416,27 @@ where
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
         GlommioStream::from(socket)
+    }
+}
+
+impl<S: AsRawFd> GlommioStream<S, NonBuffered> {
+    // srs-proxy patch: see `NonBufferedStream::poll_read_with`.
+    pub(crate) fn poll_read_with(
+        &mut self,
+        cx: &Context<'_>,
+        want: usize,
+        op: impl FnOnce(RawFd) -> Option<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_read_with(cx, want, op)
+    }
+
+    // srs-proxy patch: see `NonBufferedStream::poll_write_with`.
+    pub(crate) fn poll_write_with(
+        &mut self,
+        cx: &Context<'_>,
+        op: impl FnOnce(RawFd) -> Option<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_with(cx, op)
     }
 }
 

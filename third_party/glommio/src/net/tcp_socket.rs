@@ -404,6 +404,33 @@ fn make_tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
 }
 
 impl TcpStream {
+    /// srs-proxy patch: runs `op` on the socket's descriptor once it may be
+    /// readable, with the same readiness polls as [`AsyncRead::poll_read`]
+    /// (`op` returns `None` when the call would block; `want` is what it
+    /// asked for, and a shorter result arms the next readiness poll early).
+    /// For moving bytes with calls other than `recv`, such as `splice(2)`.
+    /// `op` must not block: the socket should be non-blocking for calls that
+    /// take no `MSG_DONTWAIT`.
+    ///
+    /// [`AsyncRead::poll_read`]: https://docs.rs/futures-io/0.3.8/futures_io/trait.AsyncRead.html
+    pub fn poll_read_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        want: usize,
+        op: impl FnOnce(RawFd) -> Option<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_read_with(cx, want, op)
+    }
+
+    /// srs-proxy patch: as [`TcpStream::poll_read_with`], for writing.
+    pub fn poll_write_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(RawFd) -> Option<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_with(cx, op)
+    }
+
     /// Creates a TCP connection to the specified address.
     ///
     /// # Examples
