@@ -9,6 +9,8 @@ pub mod runtime;
 pub mod shutdown;
 pub mod signal;
 pub mod splice;
+#[cfg(test)]
+mod testing;
 
 pub use runtime::{start, CoreInfo, StartError};
 pub use shutdown::Shutdown;

@@ -212,18 +212,51 @@ impl<F: Filter, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Direction<R, W> for
     }
 }
 
+/// Bytes a writer has not taken yet, written before anything else.
+#[derive(Default)]
+pub(crate) struct Spill {
+    pub(crate) buf: Vec<u8>,
+    at: usize,
+}
+
+impl Spill {
+    /// Writes what is left to `w`, counting into `bytes`; once all is
+    /// written, gives the memory back.
+    pub(crate) fn poll_drain<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        w: &mut W,
+        bytes: &Cell<u64>,
+    ) -> Poll<Result<(), PumpEnd>> {
+        while self.at < self.buf.len() {
+            match Pin::new(&mut *w).poll_write(cx, &self.buf[self.at..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(PumpEnd::Write(io::ErrorKind::WriteZero.into()))),
+                Poll::Ready(Ok(n)) => {
+                    self.at += n;
+                    bytes.set(bytes.get() + n as u64);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(PumpEnd::Write(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if !self.buf.is_empty() {
+            *self = Spill::default();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 struct PumpState {
     /// Unconsumed bytes (an incomplete header) to put in front of the next read.
     tail: Vec<u8>,
     /// Output the writer has not taken yet.
-    spill: Vec<u8>,
-    spill_at: usize,
+    spill: Spill,
     finished: bool,
 }
 
 impl PumpState {
     fn new() -> Self {
-        PumpState { tail: Vec::new(), spill: Vec::new(), spill_at: 0, finished: false }
+        PumpState { tail: Vec::new(), spill: Spill::default(), finished: false }
     }
 
     /// Filters `buf[..]`, writes what it can now (when `cx` is given) or
@@ -249,7 +282,7 @@ impl PumpState {
             }
         }
         bytes.set(bytes.get() + written as u64);
-        self.spill.extend_from_slice(&out[written..]);
+        self.spill.buf.extend_from_slice(&out[written..]);
         self.finished = filter.finished();
         self.tail.clear();
         if !self.finished {
@@ -272,20 +305,8 @@ impl PumpState {
         let mut budget = 32;
         loop {
             // What the writer could not take comes first.
-            while self.spill_at < self.spill.len() {
-                match Pin::new(&mut *w).poll_write(cx, &self.spill[self.spill_at..]) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(PumpEnd::Write(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => {
-                        self.spill_at += n;
-                        bytes.set(bytes.get() + n as u64);
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(PumpEnd::Write(e)),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            if !self.spill.is_empty() {
-                self.spill = Vec::new(); // give the memory back
-                self.spill_at = 0;
+            if let Err(end) = std::task::ready!(self.spill.poll_drain(cx, w, bytes)) {
+                return Poll::Ready(end);
             }
             if self.finished {
                 return Poll::Ready(PumpEnd::Finished);
@@ -478,15 +499,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{data, pair, run};
     use futures_lite::io::Cursor;
-
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        glommio::LocalExecutor::default().run(f)
-    }
-
-    fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 7 % 251) as u8).collect()
-    }
 
     /// Records the buffer sizes it is shown; can stop after `limit` bytes or fail.
     struct Probe {
@@ -739,17 +753,10 @@ mod tests {
     /// still acknowledges at once.
     fn light_answer_after_media(publish: bool) -> libc::c_int {
         use futures_lite::{AsyncReadExt, AsyncWriteExt};
-        use glommio::net::{TcpListener, TcpStream};
         use std::os::fd::AsRawFd;
         run(async move {
-            let pair = |l: TcpListener| async move {
-                let addr = l.local_addr().unwrap();
-                let far = TcpStream::connect(addr).await.unwrap();
-                let near = l.accept().await.unwrap();
-                (near, far)
-            };
-            let (mut a, mut client) = pair(TcpListener::bind("127.0.0.1:0").unwrap()).await;
-            let (mut b, mut origin) = pair(TcpListener::bind("127.0.0.1:0").unwrap()).await;
+            let (mut a, mut client) = pair().await;
+            let (mut b, mut origin) = pair().await;
             let receiving_fd = if publish { a.as_raw_fd() } else { b.as_raw_fd() };
             let w = Watch::new(std::time::Duration::from_secs(30));
             let media = data(256 * 1024);

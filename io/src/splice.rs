@@ -9,13 +9,11 @@
 //! pipes a core has open are those of relays whose player is slower than
 //! their origin right now, plus a few kept for reuse.
 
-use crate::pump::{Direction, PumpEnd};
-use futures_lite::AsyncWrite;
+use crate::pump::{Direction, PumpEnd, Spill};
 use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// What an empty pipe takes in one splice (Linux's default pipe holds 16
@@ -111,8 +109,8 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 /// length, it ends ([`PumpEnd::Finished`]) after that many bytes in all,
 /// else at the origin's close ([`PumpEnd::Eof`]).
 pub struct Spliced {
-    first: Vec<u8>,
-    first_at: usize,
+    /// Bytes read before the relay began, written first.
+    first: Spill,
     /// The borrowed pipe and how many bytes sit in it.
     pipe: Option<Pipe>,
     held: usize,
@@ -130,7 +128,7 @@ impl Spliced {
         set_nonblocking(from.as_raw_fd())?;
         set_nonblocking(to.as_raw_fd())?;
         ACTIVE.with(|a| a.set(a.get() + 1));
-        Ok(Spliced { first: Vec::new(), first_at: 0, pipe: Some(pipe), held: 0, left: len })
+        Ok(Spliced { first: Spill::default(), pipe: Some(pipe), held: 0, left: len })
     }
 
     /// Bytes read from `from` before the relay began, to be written first
@@ -140,7 +138,7 @@ impl Spliced {
             bytes.truncate(usize::try_from(*l).unwrap_or(usize::MAX));
             *l -= bytes.len() as u64;
         }
-        self.first = bytes;
+        self.first.buf = bytes;
         self
     }
 }
@@ -172,20 +170,8 @@ impl Direction<TcpStream, TcpStream> for Spliced {
         // the other connections on the core get their turn.
         let mut budget = 32;
         loop {
-            while self.first_at < self.first.len() {
-                match Pin::new(&mut *w).poll_write(cx, &self.first[self.first_at..]) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(PumpEnd::Write(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => {
-                        self.first_at += n;
-                        bytes.set(bytes.get() + n as u64);
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(PumpEnd::Write(e)),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            if !self.first.is_empty() {
-                self.first = Vec::new();
-                self.first_at = 0;
+            if let Err(end) = std::task::ready!(self.first.poll_drain(cx, w, bytes)) {
+                return Poll::Ready(end);
             }
             if let Some(pipe) = &self.pipe {
                 let from = pipe.r.as_raw_fd();
@@ -252,24 +238,9 @@ impl Direction<TcpStream, TcpStream> for Spliced {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{data, pair, run};
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
-    use glommio::net::TcpListener;
     use std::time::Duration;
-
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        glommio::LocalExecutor::default().run(f)
-    }
-
-    fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 7 % 251) as u8).collect()
-    }
-
-    /// Two connected loopback sockets: (the far end, the proxy's end).
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let far = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        (far, l.accept().await.unwrap())
-    }
 
     /// An origin that sends `body` and then closes (or, with `hold`, keeps
     /// the connection open a while), a player that starts reading after
@@ -293,8 +264,8 @@ mod tests {
 
         fn run(self) -> (PumpEnd, u64, Vec<u8>, usize) {
             run(async move {
-                let (mut origin, mut o) = pair().await;
-                let (mut player, mut client) = pair().await;
+                let (mut o, mut origin) = pair().await;
+                let (mut client, mut player) = pair().await;
                 let body = data(self.body);
                 let hold = self.hold;
                 let sender = glommio::spawn_local(async move {
@@ -410,8 +381,8 @@ mod tests {
     #[test]
     fn the_pool_keeps_at_most_its_bound_and_only_while_relays_live() {
         run(async {
-            let (_origin, o) = pair().await;
-            let (_player, client) = pair().await;
+            let (o, _origin) = pair().await;
+            let (client, _player) = pair().await;
             let relays: Vec<Spliced> = (0..POOL_KEEP + 8).map(|_| Spliced::new(&o, &client, None).unwrap()).collect();
             // Each holds the pipe it was given until its first poll: give
             // them all back as a poll would.
