@@ -370,6 +370,8 @@ fn http_flv_plays_from_the_origin_that_holds_the_rtmp_publish() {
     let proxy = Proxy::start(&[]);
     let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
     let _hb = heartbeats(&proxy, &infos.iter().map(|o| o.register_body()).collect::<Vec<_>>());
+    let pipes = |p: &Proxy| list_fds(p.pid()).iter().filter(|f| f.contains("->pipe:")).count();
+    let pipes_before = pipes(&proxy);
 
     // A user publishes over RTMP to the proxy.
     let _publisher = ffmpeg_publish(&proxy.rtmp_url("flvstream"));
@@ -430,6 +432,17 @@ fn http_flv_plays_from_the_origin_that_holds_the_rtmp_publish() {
     assert!(head.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close")), "{:?}", head.headers);
     let body = read_media(&mut s, &head, rest, 64 * 1024).expect("the live FLV body");
     assert!(body.starts_with(b"FLV"), "the body through the proxy is not FLV");
+
+    // The body goes through the kernel (spliced): the proxy holds a pipe
+    // while the player is there, and none once the last one has left.
+    let during = pipes(&proxy);
+    assert!(during >= pipes_before + 2, "no pipe while a live FLV body is relayed ({during}, {pipes_before} before)");
+    drop(s);
+    assert!(
+        wait_until(secs(10), || pipes(&proxy) == pipes_before),
+        "pipes left after the player left: {} ({pipes_before} before)",
+        pipes(&proxy)
+    );
 }
 
 // ---------------------------------------------------------------------------
