@@ -143,6 +143,15 @@ impl Spliced {
     }
 }
 
+impl Spliced {
+    /// Gives the (empty) pipe back to the core's pool.
+    fn release(&mut self) {
+        if let Some(p) = self.pipe.take() {
+            give_back(p);
+        }
+    }
+}
+
 impl Drop for Spliced {
     fn drop(&mut self) {
         // `try_with`: a relay dropped while its thread is being torn down
@@ -174,6 +183,7 @@ impl Direction<TcpStream, TcpStream> for Spliced {
                 return Poll::Ready(end);
             }
             if let Some(pipe) = &self.pipe {
+                // What the player could not take yet comes first.
                 let from = pipe.r.as_raw_fd();
                 while self.held > 0 {
                     let held = self.held;
@@ -187,19 +197,20 @@ impl Direction<TcpStream, TcpStream> for Spliced {
                         Poll::Pending => return Poll::Pending,
                     }
                 }
-                if let Some(p) = self.pipe.take() {
-                    give_back(p);
-                }
             }
+            // The pipe is empty here; it goes back to the pool whenever
+            // this poll stops, and is kept across the loop's turns.
             if self.left == Some(0) {
+                self.release();
                 return Poll::Ready(PumpEnd::Finished);
             }
             if budget == 0 {
+                self.release();
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
             budget -= 1;
-            let pipe = match take_pipe() {
+            let pipe = match self.pipe.take().map_or_else(take_pipe, Ok) {
                 Ok(p) => p,
                 Err(e) => {
                     return Poll::Ready(PumpEnd::Local(io::Error::new(
