@@ -141,9 +141,7 @@ impl Spliced {
         self.first.buf = bytes;
         self
     }
-}
 
-impl Spliced {
     /// Gives the (empty) pipe back to the core's pool.
     fn release(&mut self) {
         if let Some(p) = self.pipe.take() {
