@@ -4,7 +4,7 @@
 //! origin's start status. Messages the origin sends before that status are
 //! consumed here; everything after it belongs to the relay.
 
-use super::amf0::Value;
+use super::amf0::{EncodedValue, Value};
 use super::chunk::{Assembler, Decoder, Encoder, Limits};
 use super::command::Command;
 use super::handshake::{self, Step, RANDOM_LEN};
@@ -40,7 +40,7 @@ pub struct ClientSession {
     stream: String,
     app: String,
     tc_url: String,
-    connect: Value<'static>,
+    connect: EncodedValue,
 }
 
 /// What one `handle` call did.
@@ -74,33 +74,6 @@ impl ClientSession {
         }
     }
 
-    fn connect_object(&self) -> Value<'static> {
-        // The client's own object, with app and tcUrl guaranteed present.
-        let mut props: Vec<(std::borrow::Cow<'static, str>, Value<'static>)> = match &self.connect {
-            Value::Object(p) | Value::EcmaArray(p) => p.clone(),
-            _ => Vec::new(),
-        };
-        let mut ensure = |k: &'static str, v: Value<'static>| {
-            if !props.iter().any(|(n, _)| n == k) {
-                props.push((k.into(), v));
-            }
-        };
-        ensure("app", Value::String(self.app.clone().into()));
-        ensure("tcUrl", Value::String(self.tc_url.clone().into()));
-        ensure("type", Value::String("nonprivate".into()));
-        ensure(
-            "flashVer",
-            Value::String(
-                match self.role {
-                    Role::Publish => "FMLE/3.0 (compatible; srs-proxy)",
-                    Role::Play => "LNX 9,0,124,2",
-                }
-                .into(),
-            ),
-        );
-        Value::Object(props)
-    }
-
     pub fn handle(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<ClientProgress, SessionError> {
         let mut pos = 0;
         if let Phase::Handshake(_) = self.phase {
@@ -115,7 +88,7 @@ impl ClientSession {
                 }
                 Step::Complete { consumed, .. } => {
                     pos = consumed;
-                    let obj = self.connect_object();
+                    let obj = connect_object(&self.connect, &self.app, &self.tc_url, self.role);
                     let c = Command::new("connect", TID_CONNECT).with_object(obj);
                     write_command(&mut self.enc, CID_COMMAND, 0, &c, out);
                     // Servers answer commands in order, so the stream can be
@@ -146,10 +119,9 @@ impl ClientSession {
             let Some(cmd) = decode_command(msg.header.type_id, msg.payload)? else {
                 continue; // window size, bandwidth, chunk size (decoder applies it), user control
             };
-            let name = cmd.name.to_string();
             let tid = cmd.transaction_id;
-            let first_arg = cmd.args.first().map(|v| v.clone().into_owned());
-            match (&self.phase, name.as_str()) {
+            let first_arg = cmd.args.first();
+            match (&self.phase, cmd.name.as_ref()) {
                 (Phase::CreatingStream { tid: want, connected: false }, "_result") if tid == TID_CONNECT => {
                     write_window_ack_size(&mut self.enc, super::server::ACK_WINDOW, out);
                     self.phase = Phase::CreatingStream { tid: *want, connected: true };
@@ -212,8 +184,27 @@ impl ClientSession {
     }
 }
 
-fn rejected(info: Option<Value<'static>>, what: &str) -> SessionError {
-    let get = |k: &str| info.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+/// The client's own `connect` object, with app and tcUrl guaranteed present.
+fn connect_object<'a>(connect: &'a EncodedValue, app: &'a str, tc_url: &'a str, role: Role) -> Value<'a> {
+    let mut props = match connect.value() {
+        Value::Object(p) | Value::EcmaArray(p) => p,
+        _ => Vec::new(),
+    };
+    let flash_ver = match role {
+        Role::Publish => "FMLE/3.0 (compatible; srs-proxy)",
+        Role::Play => "LNX 9,0,124,2",
+    };
+    let wanted = [("app", app), ("tcUrl", tc_url), ("type", "nonprivate"), ("flashVer", flash_ver)];
+    for (k, v) in wanted {
+        if !props.iter().any(|(n, _)| n == k) {
+            props.push((k.into(), Value::str(v)));
+        }
+    }
+    Value::Object(props)
+}
+
+fn rejected(info: Option<&Value<'_>>, what: &str) -> SessionError {
+    let get = |k: &str| info.and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_string);
     SessionError::Rejected {
         code: get("code").unwrap_or_else(|| format!("{what} refused")),
         description: get("description").unwrap_or_default(),
@@ -273,7 +264,7 @@ mod tests {
             app: "live".into(),
             stream: "cam1?token=abc".into(),
             stream_id: 1,
-            connect: Value::object([("app", Value::str("live")), ("swfUrl", Value::str("x.swf"))]).into_owned(),
+            connect: EncodedValue::new(&Value::object([("app", Value::str("live")), ("swfUrl", Value::str("x.swf"))])),
         }
     }
 
@@ -317,7 +308,7 @@ mod tests {
         assert_eq!(req.tc_url, "rtmp://127.0.0.1:1935/live");
         // The client mirrored its own connect object, with what strict servers need.
         for k in ["app", "tcUrl", "swfUrl", "type", "flashVer"] {
-            assert!(req.connect.get(k).is_some(), "connect lacks {k}: {:?}", req.connect);
+            assert!(req.connect.value().get(k).is_some(), "connect lacks {k}: {:?}", req.connect);
         }
         id.start(&mut to_cli);
         let mut out = Vec::new();

@@ -6,7 +6,7 @@
 //! `ExpectC0C1 -> ExpectC2 -> ExpectConnect -> ExpectPublishOrPlay -> Identified`
 //! then `Identified::start` (or `reject`) hands the chunk state to the relay.
 
-use super::amf0::Value;
+use super::amf0::{EncodedValue, Value};
 use super::chunk::{Assembler, Decoder, Encoder, Limits};
 use super::command::Command;
 use super::handshake::{self, Step, RANDOM_LEN};
@@ -95,9 +95,9 @@ impl ExpectConnect {
                 return Err(SessionError::Misbehaved(format!("`{}` before `connect`", cmd.name)));
             }
             let tid = cmd.transaction_id;
-            let object = cmd.object.into_owned();
-            let tc_url = object.get("tcUrl").and_then(|v| v.as_str()).unwrap_or("").to_string();
-            let app = object.get("app").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let tc_url = cmd.object.get("tcUrl").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let app = cmd.object.get("app").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let object = EncodedValue::new(&cmd.object);
             let mut enc = self.enc;
             write_window_ack_size(&mut enc, ACK_WINDOW, out);
             write_peer_bandwidth(&mut enc, ACK_WINDOW, out);
@@ -136,7 +136,7 @@ pub struct ExpectPublishOrPlay {
     enc: Encoder,
     tc_url: String,
     app: String,
-    connect: Value<'static>,
+    connect: EncodedValue,
     /// The message stream the client's commands now go on (1 after createStream).
     stream_id: u32,
 }
@@ -152,7 +152,7 @@ pub struct StreamRequest {
     /// The client's message stream id for media.
     pub stream_id: u32,
     /// The client's `connect` command object, to mirror toward the origin.
-    pub connect: Value<'static>,
+    pub connect: EncodedValue,
 }
 
 enum Action {
