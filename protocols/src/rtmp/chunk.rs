@@ -582,7 +582,7 @@ impl Assembler {
     /// completed; returns (consumed, that message). (consumed, None) when buf
     /// ran out first (consumed may be > 0: partial messages are kept inside;
     /// `buf[consumed..]` is an incomplete chunk header to present again).
-    pub fn read(&mut self, buf: &[u8]) -> Result<(usize, Option<Message<'_>>), ChunkError> {
+    pub fn read<'a>(&'a mut self, buf: &'a [u8]) -> Result<(usize, Option<Message<'a>>), ChunkError> {
         let mut pos = 0;
         let done = loop {
             let rest = buf.get(pos..).unwrap_or_default();
@@ -618,7 +618,14 @@ impl Assembler {
                     let Some(p) = self.partial.iter_mut().find(|p| p.cid == cid) else {
                         continue;
                     };
-                    p.buf.extend_from_slice(rest.get(..len).unwrap_or_default());
+                    let piece = rest.get(..len).unwrap_or_default();
+                    if end_of_message && p.buf.is_empty() {
+                        // The whole message in one piece of the caller's
+                        // buffer (most commands): lent from there, not copied.
+                        let header = p.header;
+                        return Ok((pos, Some(Message { cid, header, payload: piece })));
+                    }
+                    p.buf.extend_from_slice(piece);
                     if end_of_message {
                         std::mem::swap(&mut p.buf, &mut self.done);
                         break Some((cid, p.header));
@@ -2041,6 +2048,8 @@ mod tests {
         assert_eq!(n, 12 + 128 + 12 + 3);
         let m = m.unwrap();
         assert_eq!((m.cid, m.header, m.payload), (5, mh(3, 3, 8, 1), &[7, 7, 7][..]));
+        // A message in one piece is lent from the caller's buffer, not copied.
+        assert!(std::ptr::eq(m.payload.as_ptr(), bytes[12 + 128 + 12..].as_ptr()));
         let (n2, m) = asm.read(&bytes[n..]).unwrap();
         assert_eq!(n2, 3);
         let m = m.unwrap();

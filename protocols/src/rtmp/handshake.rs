@@ -313,10 +313,19 @@ fn put_digest(packet: &mut [u8; PACKET_LEN], at: usize, digest: &[u8; DIGEST_LEN
 
 /// HMAC-SHA256 with the key and the data each given in pieces.
 fn hmac_sha256(key: &[&[u8]], data: &[&[u8]]) -> [u8; DIGEST_LEN] {
-    let key = key.concat();
+    // The keys here are at most 68 bytes: joined on the stack.
+    let mut joined = [0u8; 128];
+    let mut len = 0;
+    for part in key {
+        let Some(dst) = joined.get_mut(len..len + part.len()) else {
+            return [0; DIGEST_LEN]; // no caller passes a longer key
+        };
+        dst.copy_from_slice(part);
+        len += part.len();
+    }
     // HMAC takes keys of any length, so this cannot fail; a zero digest
     // would merely make a complex handshake fall back to simple.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(joined.get(..len).unwrap_or_default()) else {
         return [0; DIGEST_LEN];
     };
     for d in data {
