@@ -26,8 +26,9 @@
 #   * idle scale: K idle RTMP play sessions (a stream nobody publishes); the
 #     proxy's resident memory over its idle baseline, per connection. Each
 #     proxy is started fresh for each size.
-#   * per-core scaling: the RTMP fan-out with one worker (PROXY_WORKERS=1,
-#     HAProxy nbthread 1, nginx worker_processes 1) beside the two-worker run.
+#   * per-core scaling: the RTMP fan-out and the session setup with one
+#     worker (PROXY_WORKERS=1, HAProxy nbthread 1, nginx worker_processes 1,
+#     one copy-loop executor) beside the two-worker runs.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -38,7 +39,7 @@ QUICK=0
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $a (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -545,13 +546,14 @@ fanout_flv() {
     SCEN=$(( SCEN + 1 ))
 }
 
-sessions() {
-    log "RTMP session setup: $SESS_RATE/s x ${SESS_SECONDS}s"
-    start_proxies 2 "$P_NGX_RTMP"
+sessions() { # TAG WORKERS VARIANTS...
+    local tag="$1" workers="$2"; shift 2
+    log "RTMP session setup ($tag): $SESS_RATE/s x ${SESS_SECONDS}s, workers=$workers"
+    start_proxies "$workers" "$P_NGX_RTMP"
     # A short GOP, so that "first media" does not wait long for a keyframe.
     local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess"
     start_publisher "$pub" 0.25
-    in_rounds sess "$pub" 0.25 "rtmp_url sess" sessions $(with_base direct srs haproxy nginx glommio)
+    in_rounds "$tag" "$pub" 0.25 "rtmp_url sess" sessions $(with_base "$@")
     stop_pid "$PUB_PID"
     stop_proxies
     SCEN=$(( SCEN + 1 ))
@@ -607,15 +609,17 @@ idle() {
     SCEN=$(( SCEN + 1 ))
 }
 
-# BENCH_ONLY="fan flv sessions idle scale1" (the default: all) picks scenarios.
-ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1} "
+# BENCH_ONLY="fan flv sessions idle scale1 sessions1" (the default: all)
+# picks scenarios.
+ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1} "
 T_START=$(date +%s)
 [[ "$ONLY" == *" fan "* ]] && fanout_rtmp fan 2 direct srs haproxy nginx glommio
 [[ "$ONLY" == *" flv "* ]] && fanout_flv
-[[ "$ONLY" == *" sessions "* ]] && sessions
+[[ "$ONLY" == *" sessions "* ]] && sessions sess 2 direct srs haproxy nginx glommio
 [[ "$ONLY" == *" idle "* ]] && idle small "$IDLE_SMALL"
 [[ "$ONLY" == *" idle "* ]] && idle big "$IDLE_BIG"
 [[ "$ONLY" == *" scale1 "* ]] && fanout_rtmp scale1 1 srs haproxy nginx glommio
+[[ "$ONLY" == *" sessions1 "* ]] && sessions sess1 1 srs haproxy nginx glommio
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -768,6 +772,22 @@ for n, d in (("1 worker", one), ("2 workers", two)):
                  [f"{a}; {b}" if a != "—" else "—" for a, b in zip(cpu, dly)]))
 for v in cols[1:]:
     errs("per-core (1 worker)", v, one[v])
+
+# The session setup the same way.
+one = {v: load(f"sess1_{v}") for v in cols[1:]}
+two = {v: load(f"sess_{v}") for v in cols[1:]}
+for n, d in (("1 worker", one), ("2 workers", two)):
+    cpu = ["—"]
+    for v in cols[1:]:
+        r = d[v]
+        na = cell_na(r)
+        if na:
+            cpu.append(na); continue
+        ok = r["load"]["ok"]
+        cpu.append(f"{r['cpu_ticks'] / r['hz'] / ok * 1000:.2f}{spread(r)}" if ok and r.get("cpu_ticks") is not None else "n/a")
+    rows.append((f"per-core: RTMP session setup, {n}", "proxy CPU ms per session", cpu))
+for v in cols[1:]:
+    errs("per-core sessions (1 worker)", v, one[v])
 
 out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
        "|---|---|" + "---|" * len(cols)]
