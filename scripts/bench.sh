@@ -667,6 +667,16 @@ def spread(r):
     f = [x for x in r.get("rounds") or [] if x is not None]
     return f" ({min(f):.2f}–{max(f):.2f})" if len(f) > 1 else ""
 
+def cpu_per_gib(r):
+    # Proxy CPU seconds per GiB the players received.
+    gib = r["load"]["bytes"] / GIB
+    return f"{r['cpu_ticks'] / r['hz'] / gib:.2f}{spread(r)}" if gib > 0 else "n/a"
+
+def cpu_per_session(r):
+    # Proxy CPU milliseconds per session that reached first media.
+    ok = r["load"]["ok"]
+    return f"{r['cpu_ticks'] / r['hz'] / ok * 1000:.2f}{spread(r)}" if ok else "n/a"
+
 def errs(tag, v, r):
     if r and "load" in r and isinstance(r["load"], dict):
         L = r["load"]
@@ -690,12 +700,10 @@ def fan(tag, short, label, variants=cols):
         L = r["load"]
         if not L.get("connected") or L.get("errors", 0) >= L.get("clients", 1):
             cpu.append("failed"); thr.append("failed"); dly.append("failed"); continue
-        gib = L["bytes"] / GIB
         if v == "direct" or r.get("cpu_ticks") is None:
             cpu.append("—")
         else:
-            s = r["cpu_ticks"] / r["hz"]
-            cpu.append(f"{s / gib:.2f}{spread(r)}" if gib > 0 else "n/a")
+            cpu.append(cpu_per_gib(r))
         thr.append(f"{L['throughput_mbit']:.0f}" + (f" ({L['errors']} players failed)" if L.get("errors") else ""))
         p50, p99 = L["delay_ms"]["p50"], L["delay_ms"]["p99"]
         if not L["delay_ms"]["n"]:
@@ -726,7 +734,7 @@ for v in cols:
     if v == "direct" or r.get("cpu_ticks") is None:
         cpu.append("—")
     else:
-        cpu.append(f"{r['cpu_ticks'] / r['hz'] / ok * 1000:.2f}{spread(r)}" if ok else "n/a")
+        cpu.append(cpu_per_session(r))
     lat.append(f"{L['play_start_ms']['p50']:.1f} / {L['play_start_ms']['p99']:.1f}")
     st.append(f"{L['setup_ms']['p50']:.0f} / {L['setup_ms']['p99']:.0f} ({ok} ok, {L['failed']} failed)")
 label = f"RTMP session setup, {meta['rate']}/s for {meta['sess_seconds']} s"
@@ -754,40 +762,25 @@ for tag, k in (("small", meta["idle_small"]), ("big", meta["idle_big"])):
         vals.append(f"{kib:.1f}{extra}")
     rows.append((f"idle scale: {k} idle RTMP play connections", "proxy RSS KiB per connection (over idle baseline)", vals))
 
-# Per-core scaling: the fan-out with one worker beside the two-worker run.
-one = {v: load(f"scale1_{v}") for v in cols[1:]}
-two = {v: load(f"fan_{v}") for v in cols[1:]}
-for n, d in (("1 worker", one), ("2 workers", two)):
-    cpu, dly = ["—"], ["—"]
+# Per-core scaling: each load with one worker beside the two-worker run.
+def per_core(what, one_tag, two_tag, metric, cell):
+    one = {v: load(f"{one_tag}_{v}") for v in cols[1:]}
+    two = {v: load(f"{two_tag}_{v}") for v in cols[1:]}
+    for n, d in (("1 worker", one), ("2 workers", two)):
+        vals = ["—"]
+        for v in cols[1:]:
+            r = d[v]
+            vals.append(cell_na(r) or cell(r))
+        rows.append((f"per-core: {what}, {n}", metric, vals))
     for v in cols[1:]:
-        r = d[v]
-        na = cell_na(r)
-        if na:
-            cpu.append(na); dly.append(na); continue
-        L = r["load"]
-        gib = L["bytes"] / GIB
-        cpu.append(f"{r['cpu_ticks'] / r['hz'] / gib:.2f}{spread(r)}" if gib > 0 else "n/a")
-        dly.append(f"{L['delay_ms']['p50']:.2f} / {L['delay_ms']['p99']:.2f}")
-    rows.append((f"per-core: RTMP fan-out, {n}", "proxy CPU s per GiB; delay p50 / p99 ms",
-                 [f"{a}; {b}" if a != "—" else "—" for a, b in zip(cpu, dly)]))
-for v in cols[1:]:
-    errs("per-core (1 worker)", v, one[v])
+        errs(f"per-core {what} (1 worker)", v, one[v])
 
-# The session setup the same way.
-one = {v: load(f"sess1_{v}") for v in cols[1:]}
-two = {v: load(f"sess_{v}") for v in cols[1:]}
-for n, d in (("1 worker", one), ("2 workers", two)):
-    cpu = ["—"]
-    for v in cols[1:]:
-        r = d[v]
-        na = cell_na(r)
-        if na:
-            cpu.append(na); continue
-        ok = r["load"]["ok"]
-        cpu.append(f"{r['cpu_ticks'] / r['hz'] / ok * 1000:.2f}{spread(r)}" if ok and r.get("cpu_ticks") is not None else "n/a")
-    rows.append((f"per-core: RTMP session setup, {n}", "proxy CPU ms per session", cpu))
-for v in cols[1:]:
-    errs("per-core sessions (1 worker)", v, one[v])
+def fan_cell(r):
+    d = r["load"]["delay_ms"]
+    return f"{cpu_per_gib(r)}; {d['p50']:.2f} / {d['p99']:.2f}"
+
+per_core("RTMP fan-out", "scale1", "fan", "proxy CPU s per GiB; delay p50 / p99 ms", fan_cell)
+per_core("RTMP session setup", "sess1", "sess", "proxy CPU ms per session", cpu_per_session)
 
 out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
        "|---|---|" + "---|" * len(cols)]

@@ -313,19 +313,26 @@ fn put_digest(packet: &mut [u8; PACKET_LEN], at: usize, digest: &[u8; DIGEST_LEN
 
 /// HMAC-SHA256 with the key and the data each given in pieces.
 fn hmac_sha256(key: &[&[u8]], data: &[&[u8]]) -> [u8; DIGEST_LEN] {
-    // The keys here are at most 68 bytes: joined on the stack.
-    let mut joined = [0u8; 128];
-    let mut len = 0;
-    for part in key {
-        let Some(dst) = joined.get_mut(len..len + part.len()) else {
-            return [0; DIGEST_LEN]; // no caller passes a longer key
-        };
-        dst.copy_from_slice(part);
-        len += part.len();
-    }
+    // The handshake's keys are at most 68 bytes: joined on the stack.
+    let mut stack = [0u8; 128];
+    let heap;
+    let total: usize = key.iter().map(|k| k.len()).sum();
+    let joined: &[u8] = if total <= stack.len() {
+        let mut at = 0;
+        for part in key {
+            if let Some(dst) = stack.get_mut(at..at + part.len()) {
+                dst.copy_from_slice(part);
+            }
+            at += part.len();
+        }
+        stack.get(..total).unwrap_or_default()
+    } else {
+        heap = key.concat();
+        &heap
+    };
     // HMAC takes keys of any length, so this cannot fail; a zero digest
     // would merely make a complex handshake fall back to simple.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(joined.get(..len).unwrap_or_default()) else {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(joined) else {
         return [0; DIGEST_LEN];
     };
     for d in data {
@@ -356,6 +363,16 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
         mac.update(data);
         mac.finalize().into_bytes().into()
+    }
+
+    #[test]
+    fn hmac_in_pieces_matches_the_whole_key_on_the_stack_and_beyond_it() {
+        // 68 bytes (the handshake's longest) fit the stack buffer; 200 do not.
+        for len in [0, 32, 68, 128, 129, 200] {
+            let key: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let (a, b) = key.split_at(len / 3);
+            assert_eq!(hmac_sha256(&[a, b], &[b"da", b"ta"]), hmac(&key, b"data"), "key of {len} bytes");
+        }
     }
 
     /// Digest position the way clients compute it: sum of the 4 bytes at
