@@ -14,12 +14,13 @@ use srs_protocols::rtmp::chunk::{ChunkError, Decoder, Encoder, Forward, Limits, 
 use srs_protocols::rtmp::client::{ClientProgress, ClientSession};
 use srs_protocols::rtmp::handshake::RANDOM_LEN;
 use srs_protocols::rtmp::server::{self, Identified, ServerInfo, StreamRequest};
-use srs_protocols::rtmp::session::{Advance, SessionError};
+use srs_protocols::rtmp::session::{Advance, Role, SessionError};
 use srs_protocols::stream_url::{self, StreamUrl};
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -81,7 +82,7 @@ impl fmt::Display for End {
 struct Facts {
     stream: Option<StreamUrl>,
     origin: Option<String>,
-    role: Option<&'static str>,
+    role: Option<Role>,
     bytes_in: Cell<u64>,
     bytes_out: Cell<u64>,
     /// Messages relayed each way (client → origin, origin → client).
@@ -110,7 +111,7 @@ pub fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) ->
 fn log_end(core: &Core, id: ConnId, peer: SocketAddr, started: Instant, facts: &Facts, end: &End) {
     let stream = facts.stream.as_ref().map(|s| s.as_str()).unwrap_or("-");
     let origin = facts.origin.as_deref().unwrap_or("-");
-    let role = facts.role.unwrap_or("-");
+    let role = facts.role.map_or("-", Role::as_str);
     let (bin, bout) = (facts.bytes_in.get(), facts.bytes_out.get());
     let ms = started.elapsed().as_millis() as u64;
     // Formatted only if the line is written.
@@ -386,7 +387,7 @@ async fn setup(
     let ident = identify(c, id, &mut buf, out, facts, limits).await?;
 
     let req = ident.request();
-    facts.role = Some(req.role.as_str());
+    facts.role = Some(req.role);
     let key = match stream_url::from_rtmp(&req.tc_url, &req.stream) {
         Ok(k) => k,
         Err(e) => {
@@ -429,7 +430,7 @@ async fn setup(
     let (odec, oenc, osid) = side.relay;
     let relaying = ident.start(out);
     tracing::info!(conn = %id, core = core.index, stream = facts.stream.as_ref().map_or("-", |s| s.as_str()),
-        origin = facts.origin.as_deref().unwrap_or("-"), %addr, role = facts.role.unwrap_or("-"), "rtmp session relaying");
+        origin = facts.origin.as_deref().unwrap_or("-"), %addr, role = facts.role.map_or("-", Role::as_str), "rtmp session relaying");
     let up = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
     let down = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
     Ok(Parts { origin: side.up, up, down, client_rest: buf, origin_rest: side.rest })
@@ -443,6 +444,11 @@ async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End
     let watch = Watch::new(core.cfg.idle_timeout);
     let end =
         pump::relay(client, &mut p.origin, &mut p.up, client_rest, &mut p.down, origin_rest, RELAY_BUF, &watch).await;
+    if facts.role == Some(Role::Play) && matches!(end, PairEnd::Upstream(_)) {
+        // The player left: nothing more from the origin is wanted, and
+        // nothing owed to it matters (acknowledgements, a deleteStream).
+        let _ = pump::reset_on_close(p.origin.as_raw_fd());
+    }
     facts.messages = (p.up.0.messages(), p.down.0.messages());
     facts.copied = (p.up.0.copied_batches(), p.down.0.copied_batches());
     facts.bytes_in.set(facts.bytes_in.get() + watch.bytes(0).get());

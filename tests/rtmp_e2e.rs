@@ -699,3 +699,42 @@ fn a_player_the_proxy_cannot_serve_is_told_why_by_ffmpeg_and_the_end_line_says_w
     assert_eq!(log_field(&line, "origin").as_deref(), Some(dead.id().as_str()), "{line}");
     assert!(log_field(&line, "reason").is_some_and(|r| r.contains("origin failed: connect")), "{line}");
 }
+
+#[test]
+fn players_that_leave_are_cut_off_at_the_origin_at_once_and_hold_no_port_toward_it() {
+    let origin = NginxRtmp::start();
+    let proxy = Proxy::start(&[]);
+    let _hb = heartbeats(&proxy, &[origin.origin()]);
+    let _publisher = ffmpeg_publish(&proxy.rtmp_url("live1"));
+    wait_holders(std::slice::from_ref(&origin), "live1");
+    let before = time_waits_to(origin.rtmp_port);
+
+    // Two viewers of a live stream look and leave; two more wait for a
+    // stream that has not started and give up.
+    for _ in 0..2 {
+        probe_clip(&proxy.rtmp_url("live1"), secs(20));
+    }
+    for _ in 0..2 {
+        let r = ffprobe(&proxy.rtmp_url("not_yet"), secs(2));
+        assert!(r.is_err(), "nobody publishes not_yet, yet ffprobe read {r:?}");
+    }
+
+    // The origin lets go of each of them (only the publisher is left)...
+    assert!(
+        wait_until(secs(10), || {
+            let xml = origin.stat();
+            stat_xml_players(&xml, "live1") + stat_xml_players(&xml, "not_yet") == 0
+        }),
+        "nginx still lists players after they left: {}",
+        origin.stat()
+    );
+    assert!(origin.has_stream("live1"), "the publisher must be untouched");
+    // ... and the proxy reset its connections to it rather than closing
+    // them with a FIN. The side that sends the first FIN ends in TIME_WAIT,
+    // which holds one port toward the origin for a minute per viewer (the
+    // waiting viewers' connections were quiet, so a FIN would be answered
+    // with a FIN).
+    let after = time_waits_to(origin.rtmp_port);
+    let left: Vec<_> = after.difference(&before).collect();
+    assert!(left.is_empty(), "connections toward the origin in TIME_WAIT (local, origin port): {left:?}");
+}

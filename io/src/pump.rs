@@ -386,17 +386,25 @@ impl PromptAcks for glommio::net::TcpStream {
 
 /// `TCP_QUICKACK` on (leave delayed ACKs now) or off (delay them).
 fn set_quick_ack(fd: std::os::fd::RawFd, on: bool) -> io::Result<()> {
-    let v = libc::c_int::from(on);
-    // SAFETY: a c_int option value of its declared size; a closed or
-    // foreign descriptor only makes the call fail.
+    set_option(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, &libc::c_int::from(on))
+}
+
+/// Makes closing the socket abortive (`SO_LINGER` on, zero seconds): the
+/// kernel drops what is unsent and answers with a reset instead of a FIN.
+/// For a relay's origin side once nobody wants its remaining bytes (the
+/// player has left): the origin learns at once that its reader is gone, and
+/// the proxy's end of the connection leaves no TIME_WAIT, which would hold
+/// one of the ephemeral ports toward that origin for a minute per session.
+/// Never for a side that still has bytes to deliver (a publisher's).
+pub fn reset_on_close(fd: std::os::fd::RawFd) -> io::Result<()> {
+    set_option(fd, libc::SOL_SOCKET, libc::SO_LINGER, &libc::linger { l_onoff: 1, l_linger: 0 })
+}
+
+fn set_option<T>(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a live option value of its type's size; a closed
+    // or foreign descriptor only makes the call fail.
     let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
+        libc::setsockopt(fd, level, name, (value as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
     };
     if r == 0 {
         Ok(())
@@ -794,6 +802,33 @@ mod tests {
         for (what, publish) in [("play: the origin's side", false), ("publish: the publisher's side", true)] {
             assert_eq!(light_answer_after_media(publish), 1, "{what} delays its ACKs");
         }
+    }
+
+    /// What the far end reads once `near`, having written a few bytes, is
+    /// dropped: the bytes and then EOF (a FIN), or a reset (abortive).
+    fn far_end_after_close(reset: bool) -> (usize, io::Result<usize>) {
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        use std::os::fd::AsRawFd;
+        run(async move {
+            let (mut near, mut far) = pair().await;
+            near.write_all(b"last words").await.unwrap();
+            if reset {
+                reset_on_close(near.as_raw_fd()).expect("SO_LINGER");
+            }
+            drop(near);
+            let mut got = Vec::new();
+            let r = far.read_to_end(&mut got).await;
+            (got.len(), r)
+        })
+    }
+
+    #[test]
+    fn a_socket_reset_on_close_ends_with_a_reset_and_owes_nothing_and_otherwise_with_a_fin() {
+        let (n, r) = far_end_after_close(false);
+        assert_eq!((n, r.ok()), (10, Some(10)), "a plain close delivers the bytes, then EOF");
+        let (n, r) = far_end_after_close(true);
+        let kind = r.as_ref().map_err(|e| e.kind());
+        assert_eq!(kind, Err(io::ErrorKind::ConnectionReset), "read {n} bytes, then {r:?}");
     }
 
     #[test]

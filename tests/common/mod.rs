@@ -560,6 +560,19 @@ pub fn stat_xml_has_stream(xml: &str, name: &str) -> bool {
     false
 }
 
+/// How many players (clients not publishing) `/stat` lists on stream `name`
+/// of the `live` application.
+pub fn stat_xml_players(xml: &str, name: &str) -> usize {
+    blocks(xml, "<application>", "</application>")
+        .into_iter()
+        .filter(|app| first_between(app, "<name>", "</name>") == Some("live"))
+        .flat_map(|app| blocks(app, "<stream>", "</stream>"))
+        .filter(|stream| first_between(stream, "<name>", "</name>") == Some(name))
+        .flat_map(|stream| blocks(stream, "<client>", "</client>"))
+        .filter(|client| !client.contains("<publishing/>"))
+        .count()
+}
+
 fn blocks<'a>(s: &'a str, open: &str, close: &str) -> Vec<&'a str> {
     let mut out = Vec::new();
     let mut rest = s;
@@ -580,6 +593,26 @@ fn first_between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let i = s.find(open)? + open.len();
     let j = s[i..].find(close)?;
     Some(&s[i..i + j])
+}
+
+/// The (local, far) ports of this machine's IPv4 TCP connections in
+/// TIME_WAIT whose far end is `port`, from `/proc/net/tcp`.
+pub fn time_waits_to(port: u16) -> BTreeSet<(u16, u16)> {
+    let table = fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st ...; 06 is TIME_WAIT.
+            if f.len() < 4 || f[3] != "06" {
+                return None;
+            }
+            Some((port_of(f[1])?, port_of(f[2])?))
+        })
+        .filter(|&(_, far)| far == port)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
