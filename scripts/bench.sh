@@ -29,6 +29,12 @@
 #   * per-core scaling: the RTMP fan-out and the session setup with one
 #     worker (PROXY_WORKERS=1, HAProxy nbthread 1, nginx worker_processes 1,
 #     one copy-loop executor) beside the two-worker runs.
+#   * paired setup (with BENCH_BASELINE only): srs-proxy and the baseline
+#     at the same time, each under its own session load, in windows whose
+#     start order alternates; the ratio of their CPU per session. Whatever
+#     else this shared machine does moves both alike and cancels in the
+#     ratio, so it shows differences of a few percent that the rounds above
+#     (each build alone, one after the other) cannot.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -39,16 +45,16 @@ QUICK=0
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option $a (try --help)" >&2; exit 2 ;;
     esac
 done
 
 if [ "$QUICK" = 1 ]; then
-    FAN_CLIENTS=20; FAN_SECONDS=6; SESS_RATE=50; SESS_SECONDS=5
+    FAN_CLIENTS=20; FAN_SECONDS=6; SESS_RATE=50; SESS_SECONDS=5; PAIR_WINDOWS=2
     IDLE_SMALL=200; IDLE_BIG=1000; IDLE_HOLD=3
 else
-    FAN_CLIENTS=40; FAN_SECONDS=20; SESS_RATE=50; SESS_SECONDS=20
+    FAN_CLIENTS=40; FAN_SECONDS=20; SESS_RATE=50; SESS_SECONDS=20; PAIR_WINDOWS=8
     IDLE_SMALL=1000; IDLE_BIG=10000; IDLE_HOLD=4
 fi
 BITRATE=8000k
@@ -144,8 +150,13 @@ stop_pid() {
     done
     kill -KILL "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
+    forget_pid "$p"
+}
+
+# forget_pid PID: no longer stopped on exit (it has ended).
+forget_pid() {
     local keep=() q
-    for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    for q in "${PIDS[@]}"; do [ "$q" = "$1" ] || keep+=("$q"); done
     PIDS=("${keep[@]:-}")
 }
 
@@ -590,9 +601,7 @@ idle() {
         local r1; r1=$(rss_kb "$pid")
         local st=0
         wait "$lp" || st=$?
-        local keep=() q
-        for q in "${PIDS[@]}"; do [ "$q" = "$lp" ] || keep+=("$q"); done
-        PIDS=("${keep[@]:-}")
+        forget_pid "$lp"
         local load='null'
         [ "$st" = 0 ] && load=$(cat "$WORK/idle-$tag-$v.log" | tail -n 1)
         [ -s "$ready" ] || echo '{"open":0}' >"$ready"
@@ -609,9 +618,43 @@ idle() {
     SCEN=$(( SCEN + 1 ))
 }
 
-# BENCH_ONLY="fan flv sessions idle scale1 sessions1" (the default: all)
-# picks scenarios.
-ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1} "
+# pair: srs-proxy and the baseline at once, each with its own session load
+# at the setup rate, for PAIR_WINDOWS windows; which load starts first
+# alternates (it made a difference of about 3% by hand, srs-proxy against
+# itself). Each window's two results are pair_srs.wN.json, pair_base.wN.json.
+pair() {
+    if [ -z "$BASE_BIN" ]; then
+        log "paired setup: skipped (it compares against BENCH_BASELINE)"
+        return 0
+    fi
+    log "RTMP session setup, srs-proxy and the baseline at once: $PAIR_WINDOWS windows of ${SESS_SECONDS}s, $SESS_RATE/s each"
+    check_origins "start of the paired setup"
+    start_srs 2 "$P_NGX_RTMP"
+    start_base 2 "$P_NGX_RTMP"
+    local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess" w lp
+    start_publisher "$pub" 0.25
+    for w in $(seq 1 "$PAIR_WINDOWS"); do
+        ensure_publisher "$pub" 0.25 "paired window $(( w - 1 ))"
+        set -- $(rotate $(( w - 1 )) srs base)
+        log "  window $w of $PAIR_WINDOWS ($1 first)"
+        measure "$RES/pair_$1.w$w.json" "$(pid_of "$1")" \
+            "$LOAD" sessions --url "$(rtmp_url sess "$1")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS" &
+        lp=$!
+        PIDS+=("$lp")
+        measure "$RES/pair_$2.w$w.json" "$(pid_of "$2")" \
+            "$LOAD" sessions --url "$(rtmp_url sess "$2")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS"
+        wait "$lp" || true
+        forget_pid "$lp"
+    done
+    stop_pid "$PUB_PID"
+    stop_srs
+    stop_base
+    SCEN=$(( SCEN + 1 ))
+}
+
+# BENCH_ONLY="fan flv sessions idle scale1 sessions1 pair" (the default:
+# all) picks scenarios.
+ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 pair} "
 T_START=$(date +%s)
 [[ "$ONLY" == *" fan "* ]] && fanout_rtmp fan 2 direct srs haproxy nginx glommio
 [[ "$ONLY" == *" flv "* ]] && fanout_flv
@@ -620,13 +663,15 @@ T_START=$(date +%s)
 [[ "$ONLY" == *" idle "* ]] && idle big "$IDLE_BIG"
 [[ "$ONLY" == *" scale1 "* ]] && fanout_rtmp scale1 1 srs haproxy nginx glommio
 [[ "$ONLY" == *" sessions1 "* ]] && sessions sess1 1 srs haproxy nginx glommio
+[[ "$ONLY" == *" pair "* ]] && pair
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
 cat >"$RES/meta.json" <<EOF
 {"clients":$FAN_CLIENTS,"seconds":$FAN_SECONDS,"bitrate":"$BITRATE","rate":$SESS_RATE,
  "sess_seconds":$SESS_SECONDS,"idle_small":$IDLE_SMALL,"idle_big":$IDLE_BIG,"fdlimit":$FDLIM,
- "quick":$QUICK,"wall_seconds":$(( T_END - T_START )),"baseline":"$BASE_BIN","rounds":$ROUNDS}
+ "quick":$QUICK,"wall_seconds":$(( T_END - T_START )),"baseline":"$BASE_BIN","rounds":$ROUNDS,
+ "pair_windows":$PAIR_WINDOWS}
 EOF
 
 OUT_DIR="$ROOT/target/bench"
@@ -782,11 +827,36 @@ def fan_cell(r):
 per_core("RTMP fan-out", "scale1", "fan", "proxy CPU s per GiB; delay p50 / p99 ms", fan_cell)
 per_core("RTMP session setup", "sess1", "sess", "proxy CPU ms per session", cpu_per_session)
 
+# Paired setup: per window, srs-proxy's CPU per session over the baseline's.
+paired = []
+for w in range(1, meta.get("pair_windows", 0) + 1):
+    a, b = load(f"pair_srs.w{w}"), load(f"pair_base.w{w}")
+    for v, r in (("srs", a), ("base", b)):
+        errs(f"paired setup window {w}", v, r)
+    try:
+        ms = [r["cpu_ticks"] / r["hz"] / r["load"]["ok"] * 1000 for r in (a, b)]
+    except (TypeError, KeyError, ZeroDivisionError):
+        continue
+    if ms[1] > 0:
+        paired.append((ms[0] / ms[1], ms[0], ms[1]))
+pair_line = None
+if paired:
+    import math, statistics
+    ratios = [p[0] for p in paired]
+    gm = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if min(ratios) > 0 else float("nan")
+    pair_line = (f"Paired setup ({len(paired)} windows of {meta['sess_seconds']} s, {meta['rate']} sessions/s to each, "
+                 f"both builds at once): srs-proxy's CPU per session is {gm:.3f}x the baseline's (geometric mean; "
+                 f"windows {min(ratios):.3f}–{max(ratios):.3f}); medians {statistics.median(p[1] for p in paired):.2f} "
+                 f"and {statistics.median(p[2] for p in paired):.2f} ms per session.")
+
 out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
        "|---|---|" + "---|" * len(cols)]
 for label, metric, vals in rows:
     out.append(f"| {label} | {metric} | " + " | ".join(vals) + " |")
 print("\n".join(out))
+if pair_line:
+    print()
+    print(pair_line)
 np = os.path.join(res, "notes.txt")
 if os.path.exists(np):
     notes.extend(l.strip() for l in open(np) if l.strip())
