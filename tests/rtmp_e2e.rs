@@ -715,7 +715,14 @@ fn players_that_leave_are_cut_off_at_the_origin_at_once_and_hold_no_port_toward_
         probe_clip(&proxy.rtmp_url("live1"), secs(20));
     }
     for _ in 0..2 {
-        let r = ffprobe(&proxy.rtmp_url("not_yet"), secs(2));
+        let url = proxy.rtmp_url("not_yet");
+        let viewer = thread::spawn(move || ffprobe(&url, secs(3)));
+        assert!(
+            wait_until(secs(3), || stat_xml_players(&origin.stat(), "not_yet") == 1),
+            "nginx never listed the waiting viewer: {}",
+            origin.stat()
+        );
+        let r = viewer.join().expect("the viewer's thread");
         assert!(r.is_err(), "nobody publishes not_yet, yet ffprobe read {r:?}");
     }
 
