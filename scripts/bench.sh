@@ -620,8 +620,8 @@ idle() {
 
 # pair: srs-proxy and the baseline at once, each with its own session load
 # at the setup rate, for PAIR_WINDOWS windows; which load starts first
-# alternates (it made a difference of about 3% by hand, srs-proxy against
-# itself). Each window's two results are pair_srs.wN.json, pair_base.wN.json.
+# alternates (by hand, srs-proxy against itself, the load started second
+# showed about 3% more CPU in both windows). Each window's two results are pair_srs.wN.json, pair_base.wN.json.
 pair() {
     if [ -z "$BASE_BIN" ]; then
         log "paired setup: skipped (it compares against BENCH_BASELINE)"
@@ -717,10 +717,14 @@ def cpu_per_gib(r):
     gib = r["load"]["bytes"] / GIB
     return f"{r['cpu_ticks'] / r['hz'] / gib:.2f}{spread(r)}" if gib > 0 else "n/a"
 
-def cpu_per_session(r):
-    # Proxy CPU milliseconds per session that reached first media.
+def ms_per_session(r):
+    # Proxy CPU milliseconds per session that reached first media (None: none did).
     ok = r["load"]["ok"]
-    return f"{r['cpu_ticks'] / r['hz'] / ok * 1000:.2f}{spread(r)}" if ok else "n/a"
+    return r["cpu_ticks"] / r["hz"] / ok * 1000 if ok else None
+
+def cpu_per_session(r):
+    ms = ms_per_session(r)
+    return f"{ms:.2f}{spread(r)}" if ms is not None else "n/a"
 
 def errs(tag, v, r):
     if r and "load" in r and isinstance(r["load"], dict):
@@ -834,10 +838,10 @@ for w in range(1, meta.get("pair_windows", 0) + 1):
     for v, r in (("srs", a), ("base", b)):
         errs(f"paired setup window {w}", v, r)
     try:
-        ms = [r["cpu_ticks"] / r["hz"] / r["load"]["ok"] * 1000 for r in (a, b)]
-    except (TypeError, KeyError, ZeroDivisionError):
-        continue
-    if ms[1] > 0:
+        ms = [ms_per_session(r) for r in (a, b)]
+    except (TypeError, KeyError):
+        continue  # a window whose loader failed
+    if None not in ms and ms[1] > 0:
         paired.append((ms[0] / ms[1], ms[0], ms[1]))
 pair_line = None
 if paired:
