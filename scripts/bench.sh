@@ -35,6 +35,9 @@
 #     else this shared machine does moves both alike and cancels in the
 #     ratio, so it shows differences of a few percent that the rounds above
 #     (each build alone, one after the other) cannot.
+#   * paired fan-out: the same for the RTMP fan-out, srs-proxy against
+#     HAProxy and against nginx stream, half the players through each; the
+#     ratio of their CPU per GiB.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -477,15 +480,20 @@ EOF
 }
 
 # in_rounds TAG PUB GOP URL_OF LOAD VARIANTS...: each variant once a round
-# (BENCH_ROUNDS), in an order that rotates from round to round, the
+# (BENCH_ROUNDS), in an order that rotates from round to round and is
+# reversed in every second round, the
 # publisher to PUB kept up; `URL_OF VARIANT` (word-split, so it may carry
 # arguments) prints the URL the load goes to; LOAD is play (fan-out) or
 # sessions. Each variant's median round becomes TAG_VARIANT.json.
 in_rounds() {
     local tag="$1" pub="$2" gop="$3" url_of="$4" load="$5"; shift 5
-    local prev="start of $tag" v r url
+    local prev="start of $tag" v r url order
     for r in $(seq 1 "$ROUNDS"); do
-        for v in $(rotate $(( SCEN + r - 1 )) "$@"); do
+        # Even rounds take the variants in reverse, so that no variant
+        # always runs right after the same other one.
+        order="$*"
+        [ $(( r % 2 )) = 0 ] && order="$(printf '%s\n' "$@" | tac | tr '\n' ' ')"
+        for v in $(rotate $(( SCEN + r - 1 )) $order); do
             ensure_publisher "$pub" "$gop" "$prev"
             prev="$tag $v"
             url="$($url_of "$v")"
@@ -576,13 +584,7 @@ idle() {
     log "idle scale: $k connections"
     for v in $(rotate "$SCEN" $(with_base srs haproxy nginx glommio)); do
         check_origins "before idle $tag $v"
-        case "$v" in
-            srs) start_srs 2 "$P_NGX_RTMP" ;;
-            base) start_base 2 "$P_NGX_RTMP" ;;
-            haproxy) start_haproxy 2 "$P_NGX_RTMP" ;;
-            nginx) start_nginx_stream 2 "$P_NGX_RTMP" ;;
-            glommio) start_glommio 2 "$P_NGX_RTMP" ;;
-        esac
+        start_variant "$v" 2 "$P_NGX_RTMP"
         sleep 1
         local pid; pid=$(pid_of "$v")
         local r0; r0=$(rss_kb "$pid")
@@ -607,54 +609,93 @@ idle() {
         [ -s "$ready" ] || echo '{"open":0}' >"$ready"
         printf '{"rss0_kb":%s,"rss1_kb":%s,"ready":%s,"load":%s}\n' "$r0" "$r1" "$(cat "$ready")" "$load" \
             >"$RES/idle${tag}_$v.json"
-        case "$v" in
-            srs) stop_srs ;;
-            base) stop_base ;;
-            haproxy) stop_haproxy ;;
-            nginx) stop_nginx_stream ;;
-            glommio) stop_glommio ;;
-        esac
+        stop_variant "$v"
     done
     SCEN=$(( SCEN + 1 ))
 }
 
-# pair: srs-proxy and the baseline at once, each with its own session load
-# at the setup rate, for PAIR_WINDOWS windows; which load starts first
-# alternates (by hand, srs-proxy against itself, the load started second
-# showed about 3% more CPU in both windows). Each window's two results are pair_srs.wN.json, pair_base.wN.json.
+# start_variant V WORKERS ORIGIN_PORT / stop_variant V: one relay of the table.
+start_variant() {
+    case "$1" in
+        srs) start_srs "$2" "$3" ;;
+        base) start_base "$2" "$3" ;;
+        haproxy) start_haproxy "$2" "$3" ;;
+        nginx) start_nginx_stream "$2" "$3" ;;
+        glommio) start_glommio "$2" "$3" ;;
+    esac
+}
+stop_variant() {
+    case "$1" in
+        srs) stop_srs ;;
+        base) stop_base ;;
+        haproxy) stop_haproxy ;;
+        nginx) stop_nginx_stream ;;
+        glommio) stop_glommio ;;
+    esac
+}
+
+# paired TAG LOAD A B: relays A and B (two workers each) at once, each under
+# its own load (LOAD: sessions, at the setup rate, or play, half the
+# fan-out's players each, so that the machine carries the fan-out's load),
+# for PAIR_WINDOWS windows; which load starts first alternates (by hand,
+# srs-proxy against itself, the load started second showed about 3% more
+# CPU in both windows). Each window's two results are TAG_A.wN.json and
+# TAG_B.wN.json.
+paired() {
+    local tag="$1" load="$2" a="$3" b="$4" w lp pub gop stream
+    case "$load" in
+        sessions) stream=sess; gop=0.25
+            log "RTMP session setup, $a and $b at once: $PAIR_WINDOWS windows of ${SESS_SECONDS}s, $SESS_RATE/s each" ;;
+        play) stream=fan; gop=2
+            log "RTMP fan-out, $a and $b at once: $PAIR_WINDOWS windows of ${FAN_SECONDS}s, $(( FAN_CLIENTS / 2 )) players each" ;;
+    esac
+    check_origins "start of $tag"
+    start_variant "$a" 2 "$P_NGX_RTMP"
+    start_variant "$b" 2 "$P_NGX_RTMP"
+    sleep 0.5
+    pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/$stream"
+    start_publisher "$pub" "$gop"
+    for w in $(seq 1 "$PAIR_WINDOWS"); do
+        ensure_publisher "$pub" "$gop" "$tag window $(( w - 1 ))"
+        set -- $(rotate $(( w - 1 )) "$a" "$b")
+        log "  window $w of $PAIR_WINDOWS ($1 first)"
+        case "$load" in
+            sessions)
+                measure "$RES/${tag}_$1.w$w.json" "$(pid_of "$1")" \
+                    "$LOAD" sessions --url "$(rtmp_url sess "$1")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS" &
+                lp=$!
+                PIDS+=("$lp")
+                measure "$RES/${tag}_$2.w$w.json" "$(pid_of "$2")" \
+                    "$LOAD" sessions --url "$(rtmp_url sess "$2")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS" ;;
+            play)
+                measure "$RES/${tag}_$1.w$w.json" "$(pid_of "$1")" \
+                    "$LOAD" play --url "$(rtmp_url fan "$1")" --clients $(( FAN_CLIENTS / 2 )) --seconds "$FAN_SECONDS" &
+                lp=$!
+                PIDS+=("$lp")
+                measure "$RES/${tag}_$2.w$w.json" "$(pid_of "$2")" \
+                    "$LOAD" play --url "$(rtmp_url fan "$2")" --clients $(( FAN_CLIENTS / 2 )) --seconds "$FAN_SECONDS" ;;
+        esac
+        wait "$lp" || true
+        forget_pid "$lp"
+    done
+    stop_pid "$PUB_PID"
+    stop_variant "$a"
+    stop_variant "$b"
+    SCEN=$(( SCEN + 1 ))
+}
+
+# pair: the setup paired against the baseline (with BENCH_BASELINE only).
 pair() {
     if [ -z "$BASE_BIN" ]; then
         log "paired setup: skipped (it compares against BENCH_BASELINE)"
         return 0
     fi
-    log "RTMP session setup, srs-proxy and the baseline at once: $PAIR_WINDOWS windows of ${SESS_SECONDS}s, $SESS_RATE/s each"
-    check_origins "start of the paired setup"
-    start_srs 2 "$P_NGX_RTMP"
-    start_base 2 "$P_NGX_RTMP"
-    local pub="rtmp://127.0.0.1:$P_NGX_RTMP/live/sess" w lp
-    start_publisher "$pub" 0.25
-    for w in $(seq 1 "$PAIR_WINDOWS"); do
-        ensure_publisher "$pub" 0.25 "paired window $(( w - 1 ))"
-        set -- $(rotate $(( w - 1 )) srs base)
-        log "  window $w of $PAIR_WINDOWS ($1 first)"
-        measure "$RES/pair_$1.w$w.json" "$(pid_of "$1")" \
-            "$LOAD" sessions --url "$(rtmp_url sess "$1")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS" &
-        lp=$!
-        PIDS+=("$lp")
-        measure "$RES/pair_$2.w$w.json" "$(pid_of "$2")" \
-            "$LOAD" sessions --url "$(rtmp_url sess "$2")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS"
-        wait "$lp" || true
-        forget_pid "$lp"
-    done
-    stop_pid "$PUB_PID"
-    stop_srs
-    stop_base
-    SCEN=$(( SCEN + 1 ))
+    paired pair sessions srs base
 }
 
-# BENCH_ONLY="fan flv sessions idle scale1 sessions1 pair" (the default:
-# all) picks scenarios.
-ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 pair} "
+# BENCH_ONLY="fan flv sessions idle scale1 sessions1 pair pairfan" (the
+# default: all) picks scenarios.
+ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 pair pairfan} "
 T_START=$(date +%s)
 [[ "$ONLY" == *" fan "* ]] && fanout_rtmp fan 2 direct srs haproxy nginx glommio
 [[ "$ONLY" == *" flv "* ]] && fanout_flv
@@ -664,6 +705,8 @@ T_START=$(date +%s)
 [[ "$ONLY" == *" scale1 "* ]] && fanout_rtmp scale1 1 srs haproxy nginx glommio
 [[ "$ONLY" == *" sessions1 "* ]] && sessions sess1 1 srs haproxy nginx glommio
 [[ "$ONLY" == *" pair "* ]] && pair
+[[ "$ONLY" == *" pairfan "* ]] && paired pfhaproxy play srs haproxy
+[[ "$ONLY" == *" pairfan "* ]] && paired pfnginx play srs nginx
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -831,36 +874,53 @@ def fan_cell(r):
 per_core("RTMP fan-out", "scale1", "fan", "proxy CPU s per GiB; delay p50 / p99 ms", fan_cell)
 per_core("RTMP session setup", "sess1", "sess", "proxy CPU ms per session", cpu_per_session)
 
-# Paired setup: per window, srs-proxy's CPU per session over the baseline's.
-paired = []
-for w in range(1, meta.get("pair_windows", 0) + 1):
-    a, b = load(f"pair_srs.w{w}"), load(f"pair_base.w{w}")
-    for v, r in (("srs", a), ("base", b)):
-        errs(f"paired setup window {w}", v, r)
-    try:
-        ms = [ms_per_session(r) for r in (a, b)]
-    except (TypeError, KeyError):
-        continue  # a window whose loader failed
-    if None not in ms and ms[1] > 0:
-        paired.append((ms[0] / ms[1], ms[0], ms[1]))
-pair_line = None
-if paired:
+def cpu_s_per_gib(r):
+    gib = r["load"]["bytes"] / GIB
+    return r["cpu_ticks"] / r["hz"] / gib if gib > 0 else None
+
+# Paired runs: per window, A's CPU (per session or per GiB) over B's; the
+# geometric mean over the windows, and the range.
+def paired_line(tag, a, b, b_name, what, figure, unit):
+    ws = []
+    for w in range(1, meta.get("pair_windows", 0) + 1):
+        ra, rb = load(f"{tag}_{a}.w{w}"), load(f"{tag}_{b}.w{w}")
+        for v, r in ((a, ra), (b, rb)):
+            errs(f"{what} window {w}", v, r)
+        try:
+            f = [figure(r) for r in (ra, rb)]
+        except (TypeError, KeyError):
+            continue  # a window whose loader failed
+        if None not in f and f[1] > 0:
+            ws.append((f[0] / f[1], f[0], f[1]))
+    if not ws:
+        return None
     import math, statistics
-    ratios = [p[0] for p in paired]
+    ratios = [x[0] for x in ws]
     gm = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if min(ratios) > 0 else float("nan")
-    pair_line = (f"Paired setup ({len(paired)} windows of {meta['sess_seconds']} s, {meta['rate']} sessions/s to each, "
-                 f"both builds at once): srs-proxy's CPU per session is {gm:.3f}x the baseline's (geometric mean; "
-                 f"windows {min(ratios):.3f}–{max(ratios):.3f}); medians {statistics.median(p[1] for p in paired):.2f} "
-                 f"and {statistics.median(p[2] for p in paired):.2f} ms per session.")
+    return (f"{what}: {names[a]}'s CPU per {unit} is {gm:.3f}x {b_name}'s (geometric mean; "
+            f"windows {min(ratios):.3f}–{max(ratios):.3f}); medians {statistics.median(x[1] for x in ws):.2f} "
+            f"and {statistics.median(x[2] for x in ws):.2f} {'ms per session' if unit == 'session' else 's per GiB'}.")
+
+pair_lines = [l for l in (
+    paired_line("pair", "srs", "base", "the baseline",
+                f"Paired setup ({meta.get('pair_windows', 0)} windows of {meta['sess_seconds']} s, {meta['rate']} sessions/s "
+                "to each, both builds at once)", ms_per_session, "session"),
+    paired_line("pfhaproxy", "srs", "haproxy", "HAProxy",
+                f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, {meta['clients'] // 2} "
+                "players through each, both at once)", cpu_s_per_gib, "GiB"),
+    paired_line("pfnginx", "srs", "nginx", "nginx stream",
+                f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, {meta['clients'] // 2} "
+                "players through each, both at once)", cpu_s_per_gib, "GiB"),
+) if l]
 
 out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
        "|---|---|" + "---|" * len(cols)]
 for label, metric, vals in rows:
     out.append(f"| {label} | {metric} | " + " | ".join(vals) + " |")
 print("\n".join(out))
-if pair_line:
+if pair_lines:
     print()
-    print(pair_line)
+    print("\n\n".join(pair_lines))
 np = os.path.join(res, "notes.txt")
 if os.path.exists(np):
     notes.extend(l.strip() for l in open(np) if l.strip())
