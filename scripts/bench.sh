@@ -37,7 +37,8 @@
 #     (each build alone, one after the other) cannot.
 #   * paired fan-out: the same for the RTMP fan-out, srs-proxy against
 #     HAProxy and against nginx stream, half the players through each; the
-#     ratio of their CPU per GiB.
+#     ratio of their CPU per GiB. BENCH_ONLY=pairfanbase (not in the
+#     default set) pairs it against the baseline.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -707,6 +708,8 @@ T_START=$(date +%s)
 [[ "$ONLY" == *" pair "* ]] && pair
 [[ "$ONLY" == *" pairfan "* ]] && paired pfhaproxy play srs haproxy
 [[ "$ONLY" == *" pairfan "* ]] && paired pfnginx play srs nginx
+# Not in the default set: the fan-out paired against the baseline.
+[[ "$ONLY" == *" pairfanbase "* ]] && [ -n "$BASE_BIN" ] && paired pfbase play srs base
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -911,6 +914,9 @@ pair_lines = [l for l in (
     paired_line("pfnginx", "srs", "nginx", "nginx stream",
                 f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, {meta['clients'] // 2} "
                 "players through each, both at once)", cpu_s_per_gib, "GiB"),
+    paired_line("pfbase", "srs", "base", "the baseline",
+                f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, {meta['clients'] // 2} "
+                "players through each, both builds at once)", cpu_s_per_gib, "GiB"),
 ) if l]
 
 out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
