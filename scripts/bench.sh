@@ -904,19 +904,18 @@ def paired_line(tag, a, b, b_name, what, figure, unit):
             f"windows {min(ratios):.3f}–{max(ratios):.3f}); medians {statistics.median(x[1] for x in ws):.2f} "
             f"and {statistics.median(x[2] for x in ws):.2f} {'ms per session' if unit == 'session' else 's per GiB'}.")
 
+def fan_pair(tag, b, b_name, who="both at once"):
+    return paired_line(tag, "srs", b, b_name,
+                       f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, "
+                       f"{meta['clients'] // 2} players through each, {who})", cpu_s_per_gib, "GiB")
+
 pair_lines = [l for l in (
     paired_line("pair", "srs", "base", "the baseline",
                 f"Paired setup ({meta.get('pair_windows', 0)} windows of {meta['sess_seconds']} s, {meta['rate']} sessions/s "
                 "to each, both builds at once)", ms_per_session, "session"),
-    paired_line("pfhaproxy", "srs", "haproxy", "HAProxy",
-                f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, {meta['clients'] // 2} "
-                "players through each, both at once)", cpu_s_per_gib, "GiB"),
-    paired_line("pfnginx", "srs", "nginx", "nginx stream",
-                f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, {meta['clients'] // 2} "
-                "players through each, both at once)", cpu_s_per_gib, "GiB"),
-    paired_line("pfbase", "srs", "base", "the baseline",
-                f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, {meta['clients'] // 2} "
-                "players through each, both builds at once)", cpu_s_per_gib, "GiB"),
+    fan_pair("pfhaproxy", "haproxy", "HAProxy"),
+    fan_pair("pfnginx", "nginx", "nginx stream"),
+    fan_pair("pfbase", "base", "the baseline", "both builds at once"),
 ) if l]
 
 out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
