@@ -635,6 +635,14 @@ stop_variant() {
     esac
 }
 
+# pair_load LOAD V: one side's loader in a paired run.
+pair_load() {
+    case "$1" in
+        sessions) "$LOAD" sessions --url "$(rtmp_url sess "$2")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS" ;;
+        play) "$LOAD" play --url "$(rtmp_url fan "$2")" --clients $(( FAN_CLIENTS / 2 )) --seconds "$FAN_SECONDS" ;;
+    esac
+}
+
 # paired TAG LOAD A B: relays A and B (two workers each) at once, each under
 # its own load (LOAD: sessions, at the setup rate, or play, half the
 # fan-out's players each, so that the machine carries the fan-out's load),
@@ -660,22 +668,10 @@ paired() {
         ensure_publisher "$pub" "$gop" "$tag window $(( w - 1 ))"
         set -- $(rotate $(( w - 1 )) "$a" "$b")
         log "  window $w of $PAIR_WINDOWS ($1 first)"
-        case "$load" in
-            sessions)
-                measure "$RES/${tag}_$1.w$w.json" "$(pid_of "$1")" \
-                    "$LOAD" sessions --url "$(rtmp_url sess "$1")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS" &
-                lp=$!
-                PIDS+=("$lp")
-                measure "$RES/${tag}_$2.w$w.json" "$(pid_of "$2")" \
-                    "$LOAD" sessions --url "$(rtmp_url sess "$2")" --rate "$SESS_RATE" --seconds "$SESS_SECONDS" ;;
-            play)
-                measure "$RES/${tag}_$1.w$w.json" "$(pid_of "$1")" \
-                    "$LOAD" play --url "$(rtmp_url fan "$1")" --clients $(( FAN_CLIENTS / 2 )) --seconds "$FAN_SECONDS" &
-                lp=$!
-                PIDS+=("$lp")
-                measure "$RES/${tag}_$2.w$w.json" "$(pid_of "$2")" \
-                    "$LOAD" play --url "$(rtmp_url fan "$2")" --clients $(( FAN_CLIENTS / 2 )) --seconds "$FAN_SECONDS" ;;
-        esac
+        measure "$RES/${tag}_$1.w$w.json" "$(pid_of "$1")" pair_load "$load" "$1" &
+        lp=$!
+        PIDS+=("$lp")
+        measure "$RES/${tag}_$2.w$w.json" "$(pid_of "$2")" pair_load "$load" "$2"
         wait "$lp" || true
         forget_pid "$lp"
     done
