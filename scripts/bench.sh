@@ -37,8 +37,9 @@
 #     (each build alone, one after the other) cannot.
 #   * paired fan-out: the same for the RTMP fan-out, srs-proxy against
 #     HAProxy and against nginx stream, half the players through each; the
-#     ratio of their CPU per GiB. BENCH_ONLY=pairfanbase (not in the
-#     default set) pairs it against the baseline.
+#     ratio of their CPU per GiB. BENCH_ONLY=pairfanbase and pairfancopy
+#     (not in the default set) pair it against the baseline and against
+#     the copy loop.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -704,8 +705,10 @@ T_START=$(date +%s)
 [[ "$ONLY" == *" pair "* ]] && pair
 [[ "$ONLY" == *" pairfan "* ]] && paired pfhaproxy play srs haproxy
 [[ "$ONLY" == *" pairfan "* ]] && paired pfnginx play srs nginx
-# Not in the default set: the fan-out paired against the baseline.
+# Not in the default set: the fan-out paired against the baseline, and
+# against the copy loop.
 [[ "$ONLY" == *" pairfanbase "* ]] && [ -n "$BASE_BIN" ] && paired pfbase play srs base
+[[ "$ONLY" == *" pairfancopy "* ]] && paired pfglommio play srs glommio
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -912,6 +915,7 @@ pair_lines = [l for l in (
     fan_pair("pfhaproxy", "haproxy", "HAProxy"),
     fan_pair("pfnginx", "nginx", "nginx stream"),
     fan_pair("pfbase", "base", "the baseline", "both builds at once"),
+    fan_pair("pfglommio", "glommio", "the copy loop"),
 ) if l]
 
 out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
