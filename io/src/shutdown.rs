@@ -43,11 +43,11 @@ impl Shutdown {
         self.0.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Resolves once shutdown was triggered. Call from inside an executor;
-    /// one task per executor should, and fire a [`LocalSignal`] for the
-    /// rest (see [`Shutdown::watch`]). A wait that is dropped early leaves
-    /// its far end open until the trigger.
-    pub async fn wait(&self) {
+    /// Resolves once shutdown was triggered. Each wait holds a socket pair
+    /// until then (a wait dropped early too), so only [`Shutdown::watch`]
+    /// waits, once per executor, and the rest of the core waits on its
+    /// [`LocalSignal`].
+    async fn wait(&self) {
         let near = match self.register() {
             Ok(Some(near)) => near,
             Ok(None) => return,
