@@ -48,25 +48,23 @@ impl Shutdown {
     /// waits, once per executor, and the rest of the core waits on its
     /// [`LocalSignal`].
     async fn wait(&self) {
-        let near = match self.register() {
-            Ok(Some(near)) => near,
+        match self.register() {
             Ok(None) => return,
+            Ok(Some(near)) => {
+                // SAFETY: `into_raw_fd` hands over sole ownership of an open socket.
+                let mut near = unsafe { glommio::net::UnixStream::from_raw_fd(near.into_raw_fd()) };
+                let mut byte = [0u8; 1];
+                // Nobody writes: the read ends with EOF when the trigger
+                // closes the far end (or with an error: it is gone too).
+                while let Ok(1..) = futures_lite::AsyncReadExt::read(&mut near, &mut byte).await {}
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "no socket pair for the shutdown watcher; polling the flag instead");
-                while !self.is_triggered() {
-                    glommio::timer::sleep(FALLBACK_POLL).await;
-                }
-                return;
             }
-        };
-        // SAFETY: `into_raw_fd` hands over sole ownership of an open socket.
-        let mut near = unsafe { glommio::net::UnixStream::from_raw_fd(near.into_raw_fd()) };
-        let mut byte = [0u8; 1];
-        // Nobody writes: the read ends with EOF when the trigger closes the
-        // far end (or with an error, which also means it is gone).
-        while let Ok(1..) = futures_lite::AsyncReadExt::read(&mut near, &mut byte).await {}
+        }
+        // The flag decides: after the far end closed it is set already; the
+        // poll runs only when no pair could be had.
         while !self.is_triggered() {
-            // Unreachable unless the far end vanished another way.
             glommio::timer::sleep(FALLBACK_POLL).await;
         }
     }
