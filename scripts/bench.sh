@@ -757,10 +757,14 @@ def spread(r):
     f = [x for x in r.get("rounds") or [] if x is not None]
     return f" ({min(f):.2f}–{max(f):.2f})" if len(f) > 1 else ""
 
-def cpu_per_gib(r):
-    # Proxy CPU seconds per GiB the players received.
+def cpu_s_per_gib(r):
+    # Proxy CPU seconds per GiB the players received (None: nothing received).
     gib = r["load"]["bytes"] / GIB
-    return f"{r['cpu_ticks'] / r['hz'] / gib:.2f}{spread(r)}" if gib > 0 else "n/a"
+    return r["cpu_ticks"] / r["hz"] / gib if gib > 0 else None
+
+def cpu_per_gib(r):
+    s = cpu_s_per_gib(r)
+    return f"{s:.2f}{spread(r)}" if s is not None else "n/a"
 
 def ms_per_session(r):
     # Proxy CPU milliseconds per session that reached first media (None: none did).
@@ -875,10 +879,6 @@ def fan_cell(r):
 
 per_core("RTMP fan-out", "scale1", "fan", "proxy CPU s per GiB; delay p50 / p99 ms", fan_cell)
 per_core("RTMP session setup", "sess1", "sess", "proxy CPU ms per session", cpu_per_session)
-
-def cpu_s_per_gib(r):
-    gib = r["load"]["bytes"] / GIB
-    return r["cpu_ticks"] / r["hz"] / gib if gib > 0 else None
 
 # Paired runs: per window, A's CPU (per session or per GiB) over B's; the
 # geometric mean over the windows, and the range.
