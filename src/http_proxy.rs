@@ -14,6 +14,7 @@ use srs_protocols::http::{self as h, BodyFraming, ChunkedScanner, ResponseHead};
 use srs_protocols::Status;
 use std::fmt;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -281,7 +282,13 @@ pub async fn forward(
             };
             let total = watch.bytes(1).get();
             match end {
-                PairEnd::Upstream(_) => (total, "client closed"),
+                PairEnd::Upstream(_) => {
+                    // The player left: the rest of the body is nobody's, so
+                    // the origin is reset (as the RTMP relay does for a
+                    // player) and no TIME_WAIT holds a port toward it.
+                    let _ = pump::reset_on_close(o.as_raw_fd());
+                    (total, "client closed")
+                }
                 PairEnd::Downstream(e) => body_end(e, framing, total).map_err(after_head)?,
                 PairEnd::Idle => body_end(PumpEnd::Idle, framing, total).map_err(after_head)?,
             }

@@ -379,6 +379,7 @@ fn http_flv_plays_from_the_origin_that_holds_the_rtmp_publish() {
     let pinned = proxy.wait_pinned(&key, secs(20));
     let holder = infos.iter().position(|o| o.id() == pinned).unwrap_or_else(|| panic!("pinned to {pinned}?"));
     let other = 1 - holder;
+    let time_waits_before = time_waits_to(origins[holder].http_port);
     assert!(
         wait_until(secs(20), || origins[holder].guard.stdout().contains("start push /live/flvstream")),
         "node-media-server {} never logged the publish",
@@ -443,6 +444,13 @@ fn http_flv_plays_from_the_origin_that_holds_the_rtmp_publish() {
         "pipes left after the player left: {} ({pipes_before} before)",
         pipes(&proxy)
     );
+
+    // Each player that left was let go at the origin with a reset, not a
+    // FIN: the side that sends the first FIN ends in TIME_WAIT, which
+    // holds a port toward the origin for a minute per player. (The test's
+    // own direct connection is still open.)
+    let left: Vec<_> = time_waits_to(origins[holder].http_port).difference(&time_waits_before).copied().collect();
+    assert!(left.is_empty(), "connections toward the origin in TIME_WAIT (local, origin port): {left:?}");
 }
 
 // ---------------------------------------------------------------------------
