@@ -112,6 +112,12 @@ impl HlsSessions {
         before - self.map.len()
     }
 
+    /// When [`expire`](Self::expire) next has something to drop: the
+    /// earliest end among the sessions held, and at most a TTL from `now`.
+    pub fn next_expiry(&self, now: Duration) -> Duration {
+        self.map.values().map(|s| s.last_seen + self.ttl).fold(now + self.ttl, Duration::min)
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -142,6 +148,21 @@ mod tests {
         assert!(h.touch(S(219), "abc").is_some());
         assert!(h.touch(S(339), "abc").is_none());
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn next_expiry_is_the_first_time_expire_drops_something() {
+        let mut h = HlsSessions::new(S(120), 10);
+        assert_eq!(h.next_expiry(S(1)), S(121), "empty: a TTL from now");
+        h.store(S(0), "a", key("a"), oid("o"), None).unwrap();
+        h.store(S(10), "b", key("b"), oid("o"), None).unwrap();
+        assert!(h.touch(S(20), "a").is_some()); // "b" is now the oldest
+        let first = h.next_expiry(S(30));
+        assert_eq!(first, S(130));
+        assert_eq!(h.expire(first - Duration::from_millis(1)), 0, "dropped before its time");
+        assert_eq!(h.expire(first), 1);
+        assert!(h.touch(first, "b").is_none());
+        assert_eq!(h.next_expiry(first), S(140));
     }
 
     #[test]

@@ -183,6 +183,14 @@ impl MemoryState {
         dropped
     }
 
+    /// When [`expire`](Self::expire) next has something to drop: the
+    /// earliest death among the origins held, and at most a TTL from `now`
+    /// (an origin registered later dies later than that).
+    pub fn next_expiry(&self, now: Duration) -> Duration {
+        let ttl = self.cfg.origin_ttl;
+        self.origins.values().map(|e| e.last_seen + ttl).fold(now + ttl, Duration::min)
+    }
+
     /// Every origin held, sorted by id: (origin, alive, time since its last
     /// heartbeat).
     pub fn origins(&self, now: Duration) -> impl Iterator<Item = (&Origin, bool, Duration)> + '_ {
@@ -274,6 +282,26 @@ mod tests {
         for &n in ns {
             st.update(now, origin(n)).unwrap();
         }
+    }
+
+    /// The expiry sweep sleeps until `next_expiry`: at that time `expire`
+    /// drops something, before it nothing, and with no origin it waits a
+    /// TTL (anything registered later dies later).
+    #[test]
+    fn next_expiry_is_the_first_time_expire_drops_something() {
+        let mut st = state();
+        assert_eq!(st.next_expiry(secs(5)), secs(5) + TTL, "empty: a TTL from now");
+        register(&mut st, secs(10), &[1]);
+        register(&mut st, secs(40), &[2]);
+        register(&mut st, secs(70), &[1]); // 1's heartbeat: 2 dies first now
+        let first = st.next_expiry(secs(80));
+        assert_eq!(first, secs(40) + TTL);
+        assert!(st.expire(first - Duration::from_millis(1)).is_empty(), "dropped before its time");
+        assert_eq!(st.expire(first), vec![origin(2).id()]);
+        assert_eq!(st.next_expiry(first), secs(70) + TTL);
+        assert_eq!(st.expire(secs(70) + TTL), vec![origin(1).id()]);
+        let now = secs(70) + TTL;
+        assert_eq!(st.next_expiry(now), now + TTL, "empty again");
     }
 
     /// What another core may answer from a pin it learnt: only while the
