@@ -41,9 +41,10 @@ pub enum LbResp {
 const MAX_HLS_SESSIONS: usize = 200_000;
 /// Bound on the pins a core remembers from other cores; cleared when full.
 const MAX_LEARNT_PINS: usize = 100_000;
-/// The expiry sweep never sleeps less: a timer that fires a little early
-/// finds nothing due and must not spin.
-const MIN_EXPIRY_SLEEP: Duration = Duration::from_millis(10);
+/// The expiry sweep never sleeps less. Each sweep walks every origin and
+/// HLS session of the core, so deaths close together (players leaving HLS
+/// streams one after another) are taken in one sweep, not one each.
+const MIN_EXPIRY_SLEEP: Duration = Duration::from_millis(500);
 
 pub type LbMesh = Mesh<LbReq, LbResp>;
 pub type LbBuilder = mesh::Builder<LbReq, LbResp>;
@@ -124,8 +125,8 @@ impl Balancer {
             loop {
                 // Asleep until something can expire, not on a fixed tick: an
                 // idle core does not wake for nothing. Liveness is checked
-                // against the clock wherever an origin is used, so this only
-                // frees memory and says which origin died.
+                // against the clock wherever an origin is used, so a late
+                // sweep only frees memory and says which origin died later.
                 let now = epoch.elapsed();
                 let next = state.borrow().next_expiry(now).min(hls.borrow().next_expiry(now));
                 glommio::timer::sleep(next.saturating_sub(now).max(MIN_EXPIRY_SLEEP)).await;
