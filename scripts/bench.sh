@@ -35,6 +35,9 @@
 #     else this shared machine does moves both alike and cancels in the
 #     ratio, so it shows differences of a few percent that the rounds above
 #     (each build alone, one after the other) cannot.
+#   * paired setup against the L4 relays: the same, srs-proxy against
+#     HAProxy and against nginx stream (pairsess; pairsesscopy, not in the
+#     default set, against the copy loop).
 #   * paired fan-out: the same for the RTMP fan-out, srs-proxy against
 #     HAProxy and against nginx stream, half the players through each; the
 #     ratio of their CPU per GiB. BENCH_ONLY=pairfanbase and pairfancopy
@@ -691,9 +694,9 @@ pair() {
     paired pair sessions srs base
 }
 
-# BENCH_ONLY="fan flv sessions idle scale1 sessions1 pair pairfan" (the
-# default: all) picks scenarios.
-ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 pair pairfan} "
+# BENCH_ONLY="fan flv sessions idle scale1 sessions1 pair pairsess pairfan"
+# (the default: all) picks scenarios.
+ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 pair pairsess pairfan} "
 T_START=$(date +%s)
 [[ "$ONLY" == *" fan "* ]] && fanout_rtmp fan 2 direct srs haproxy nginx glommio
 [[ "$ONLY" == *" flv "* ]] && fanout_flv
@@ -703,12 +706,15 @@ T_START=$(date +%s)
 [[ "$ONLY" == *" scale1 "* ]] && fanout_rtmp scale1 1 srs haproxy nginx glommio
 [[ "$ONLY" == *" sessions1 "* ]] && sessions sess1 1 srs haproxy nginx glommio
 [[ "$ONLY" == *" pair "* ]] && pair
+[[ "$ONLY" == *" pairsess "* ]] && paired pshaproxy sessions srs haproxy
+[[ "$ONLY" == *" pairsess "* ]] && paired psnginx sessions srs nginx
 [[ "$ONLY" == *" pairfan "* ]] && paired pfhaproxy play srs haproxy
 [[ "$ONLY" == *" pairfan "* ]] && paired pfnginx play srs nginx
 # Not in the default set: the fan-out paired against the baseline, and
-# against the copy loop.
+# the fan-out and the setup against the copy loop.
 [[ "$ONLY" == *" pairfanbase "* ]] && [ -n "$BASE_BIN" ] && paired pfbase play srs base
 [[ "$ONLY" == *" pairfancopy "* ]] && paired pfglommio play srs glommio
+[[ "$ONLY" == *" pairsesscopy "* ]] && paired psglommio sessions srs glommio
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -720,6 +726,9 @@ cat >"$RES/meta.json" <<EOF
 EOF
 
 OUT_DIR="$ROOT/target/bench"
+# Only this run's results: an earlier run's files left beside them would
+# enter a report rebuilt from the raw directory.
+rm -rf "$OUT_DIR/raw"
 mkdir -p "$OUT_DIR/raw"
 cp "$RES"/*.json "$OUT_DIR/raw/"
 TABLE="$(python3 - "$RES" <<'EOF'
@@ -903,15 +912,21 @@ def paired_line(tag, a, b, b_name, what, figure, unit):
             f"windows {min(ratios):.3f}–{max(ratios):.3f}); medians {statistics.median(x[1] for x in ws):.2f} "
             f"and {statistics.median(x[2] for x in ws):.2f} {'ms per session' if unit == 'session' else 's per GiB'}.")
 
+def sess_pair(tag, b, b_name, who="both at once"):
+    return paired_line(tag, "srs", b, b_name,
+                       f"Paired setup ({meta.get('pair_windows', 0)} windows of {meta['sess_seconds']} s, "
+                       f"{meta['rate']} sessions/s to each, {who})", ms_per_session, "session")
+
 def fan_pair(tag, b, b_name, who="both at once"):
     return paired_line(tag, "srs", b, b_name,
                        f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, "
                        f"{meta['clients'] // 2} players through each, {who})", cpu_s_per_gib, "GiB")
 
 pair_lines = [l for l in (
-    paired_line("pair", "srs", "base", "the baseline",
-                f"Paired setup ({meta.get('pair_windows', 0)} windows of {meta['sess_seconds']} s, {meta['rate']} sessions/s "
-                "to each, both builds at once)", ms_per_session, "session"),
+    sess_pair("pair", "base", "the baseline", "both builds at once"),
+    sess_pair("pshaproxy", "haproxy", "HAProxy"),
+    sess_pair("psnginx", "nginx", "nginx stream"),
+    sess_pair("psglommio", "glommio", "the copy loop"),
     fan_pair("pfhaproxy", "haproxy", "HAProxy"),
     fan_pair("pfnginx", "nginx", "nginx stream"),
     fan_pair("pfbase", "base", "the baseline", "both builds at once"),
