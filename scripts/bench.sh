@@ -891,12 +891,16 @@ per_core("RTMP session setup", "sess1", "sess", "proxy CPU ms per session", cpu_
 
 # Paired runs: per window, A's CPU (per session or per GiB) over B's; the
 # geometric mean over the windows, and the range.
-def paired_line(tag, a, b, b_name, what, figure, unit):
+def paired_line(tag, a, b, b_name, title, secs, detail, figure, unit):
+    runs = [(w, load(f"{tag}_{a}.w{w}"), load(f"{tag}_{b}.w{w}")) for w in range(1, meta.get("pair_windows", 0) + 1)]
+    if all(ra is None and rb is None for _, ra, rb in runs):
+        return None  # this pairing was not run
     ws = []
-    for w in range(1, meta.get("pair_windows", 0) + 1):
-        ra, rb = load(f"{tag}_{a}.w{w}"), load(f"{tag}_{b}.w{w}")
+    for w, ra, rb in runs:
         for v, r in ((a, ra), (b, rb)):
-            errs(f"{what} window {w}", v, r)
+            errs(f"{title} window {w}", v, r)
+            if r is None:
+                notes.append(f"{title} window {w} {names[v]}: no result")
         try:
             f = [figure(r) for r in (ra, rb)]
         except (TypeError, KeyError):
@@ -908,19 +912,20 @@ def paired_line(tag, a, b, b_name, what, figure, unit):
     import math, statistics
     ratios = [x[0] for x in ws]
     gm = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if min(ratios) > 0 else float("nan")
+    # The windows counted, not the windows run: one whose loader failed is
+    # left out (and reported among the notes).
+    what = f"{title} ({len(ws)} windows of {secs} s, {detail})"
     return (f"{what}: {names[a]}'s CPU per {unit} is {gm:.3f}x {b_name}'s (geometric mean; "
             f"windows {min(ratios):.3f}–{max(ratios):.3f}); medians {statistics.median(x[1] for x in ws):.2f} "
             f"and {statistics.median(x[2] for x in ws):.2f} {'ms per session' if unit == 'session' else 's per GiB'}.")
 
 def sess_pair(tag, b, b_name, who="both at once"):
-    return paired_line(tag, "srs", b, b_name,
-                       f"Paired setup ({meta.get('pair_windows', 0)} windows of {meta['sess_seconds']} s, "
-                       f"{meta['rate']} sessions/s to each, {who})", ms_per_session, "session")
+    return paired_line(tag, "srs", b, b_name, "Paired setup", meta["sess_seconds"],
+                       f"{meta['rate']} sessions/s to each, {who}", ms_per_session, "session")
 
 def fan_pair(tag, b, b_name, who="both at once"):
-    return paired_line(tag, "srs", b, b_name,
-                       f"Paired RTMP fan-out ({meta.get('pair_windows', 0)} windows of {meta['seconds']} s, "
-                       f"{meta['clients'] // 2} players through each, {who})", cpu_s_per_gib, "GiB")
+    return paired_line(tag, "srs", b, b_name, "Paired RTMP fan-out", meta["seconds"],
+                       f"{meta['clients'] // 2} players through each, {who}", cpu_s_per_gib, "GiB")
 
 pair_lines = [l for l in (
     sess_pair("pair", "base", "the baseline", "both builds at once"),

@@ -131,8 +131,13 @@ mod tests {
             assert_eq!(what, "waiting");
             waiting += 1;
         }
-        // The watchers are parked on their sockets now, or about to be.
-        std::thread::sleep(Duration::from_millis(50));
+        // Both watchers hold a pair before the trigger (a watcher that came
+        // after it would end without the close this test is about).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sd.waiters().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the watchers never registered");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(!sd.is_triggered());
         sd.trigger();
         let mut ended = [false; 2];
