@@ -37,7 +37,9 @@
 #     (each build alone, one after the other) cannot.
 #   * paired setup against the L4 relays: the same, srs-proxy against
 #     HAProxy and against nginx stream (pairsess; pairsesscopy, not in the
-#     default set, against the copy loop).
+#     default set, against the copy loop; pairsessrt, not in the default
+#     set, the copy loop against nginx stream and HAProxy: what the
+#     runtime alone costs, with no RTMP work).
 #   * paired fan-out: the same for the RTMP fan-out, srs-proxy against
 #     HAProxy and against nginx stream, half the players through each; the
 #     ratio of their CPU per GiB. BENCH_ONLY=pairfanbase and pairfancopy
@@ -715,6 +717,9 @@ T_START=$(date +%s)
 [[ "$ONLY" == *" pairfanbase "* ]] && [ -n "$BASE_BIN" ] && paired pfbase play srs base
 [[ "$ONLY" == *" pairfancopy "* ]] && paired pfglommio play srs glommio
 [[ "$ONLY" == *" pairsesscopy "* ]] && paired psglommio sessions srs glommio
+# The runtime alone: the copy loop's setup against the L4 relays.
+[[ "$ONLY" == *" pairsessrt "* ]] && paired pcnginx sessions glommio nginx
+[[ "$ONLY" == *" pairsessrt "* ]] && paired pchaproxy sessions glommio haproxy
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -919,8 +924,8 @@ def paired_line(tag, a, b, b_name, title, secs, detail, figure, unit):
             f"windows {min(ratios):.3f}–{max(ratios):.3f}); medians {statistics.median(x[1] for x in ws):.2f} "
             f"and {statistics.median(x[2] for x in ws):.2f} {'ms per session' if unit == 'session' else 's per GiB'}.")
 
-def sess_pair(tag, b, b_name, who="both at once"):
-    return paired_line(tag, "srs", b, b_name, "Paired setup", meta["sess_seconds"],
+def sess_pair(tag, b, b_name, who="both at once", a="srs"):
+    return paired_line(tag, a, b, b_name, "Paired setup", meta["sess_seconds"],
                        f"{meta['rate']} sessions/s to each, {who}", ms_per_session, "session")
 
 def fan_pair(tag, b, b_name, who="both at once"):
@@ -932,6 +937,8 @@ pair_lines = [l for l in (
     sess_pair("pshaproxy", "haproxy", "HAProxy"),
     sess_pair("psnginx", "nginx", "nginx stream"),
     sess_pair("psglommio", "glommio", "the copy loop"),
+    sess_pair("pcnginx", "nginx", "nginx stream", a="glommio"),
+    sess_pair("pchaproxy", "haproxy", "HAProxy", a="glommio"),
     fan_pair("pfhaproxy", "haproxy", "HAProxy"),
     fan_pair("pfnginx", "nginx", "nginx stream"),
     fan_pair("pfbase", "base", "the baseline", "both builds at once"),
