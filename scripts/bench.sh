@@ -945,13 +945,20 @@ pair_lines = [l for l in (
     fan_pair("pfglommio", "glommio", "the copy loop"),
 ) if l]
 
-out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
-       "|---|---|" + "---|" * len(cols)]
+# A scenario this run did not take has only "—" cells: its rows are left
+# out, and the table too when no row is left (a paired run alone).
+rows = [r for r in rows if any(v != "—" for v in r[2])]
+out = []
+if rows:
+    out = ["| Scenario | Metric | " + " | ".join(names[v] for v in cols) + " |",
+           "|---|---|" + "---|" * len(cols)]
 for label, metric, vals in rows:
     out.append(f"| {label} | {metric} | " + " | ".join(vals) + " |")
-print("\n".join(out))
+if out:
+    print("\n".join(out))
 if pair_lines:
-    print()
+    if out:
+        print()
     print("\n\n".join(pair_lines))
 np = os.path.join(res, "notes.txt")
 if os.path.exists(np):
