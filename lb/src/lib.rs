@@ -15,10 +15,11 @@ use srs_protocols::stream_url::StreamUrl;
 pub mod hls;
 pub mod memory;
 pub mod origin;
+pub mod redis;
 pub mod register;
 
 pub use hls::{HlsError, HlsSession, HlsSessions, HLS_SESSION_TTL};
-pub use memory::{MemoryConfig, MemoryState, PickOutcome, UpdateOutcome};
+pub use memory::{MemoryConfig, MemoryState, PickOutcome, UpdateOutcome, ORIGIN_HOLD_DOWN};
 pub use origin::{default_backend, parse_endpoint, Endpoint, EndpointError, Origin, OriginId, Service};
 pub use register::{RegisterError, RegisterRequest};
 
