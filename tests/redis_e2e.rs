@@ -1,0 +1,356 @@
+//! Many proxies acting as one through a shared Redis, end to end with real
+//! peers: redis-server (and redis-sentinel), two srs-proxy processes,
+//! nginx-rtmp and node-media-server origins registered through proxy A
+//! only, FFmpeg publishing and ffprobe/ffmpeg playing through either proxy.
+//! The keys and values are read back with redis-cli (B§5.3).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+// ---------------------------------------------------------------------------
+// redis-server, redis-sentinel and redis-cli (peers.md).
+
+struct Redis {
+    guard: ProcGuard,
+    _dir: TempDir,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        Redis::on_port(free_port(), &[])
+    }
+
+    /// A server without persistence, so a restart comes back empty.
+    fn on_port(port: u16, extra: &[&str]) -> Redis {
+        let dir = TempDir::new("redis");
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra);
+        let guard = ProcGuard::spawn("redis-server", cmd, dir.path());
+        let r = Redis { guard, _dir: dir, port };
+        assert!(wait_until(secs(10), || r.cli(&["ping"]) == "PONG"), "redis-server on {port} did not answer PING");
+        r
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        cli(self.port, args)
+    }
+
+    fn get(&self, key: &str) -> String {
+        self.cli(&["get", key])
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim_end().to_string()).unwrap_or_default()
+}
+
+/// Two proxies on one Redis (two workers each).
+fn proxies(redis_port: u16, extra: &[(&str, &str)]) -> (Proxy, Proxy) {
+    let port = redis_port.to_string();
+    let mut env = vec![("PROXY_LOAD_BALANCER_TYPE", "redis"), ("PROXY_REDIS_PORT", port.as_str())];
+    env.extend_from_slice(extra);
+    (Proxy::start(&env), Proxy::start(&env))
+}
+
+fn heartbeats(proxy: &Proxy, origins: &[OriginInfo]) -> Vec<Heartbeat> {
+    origins.iter().map(|o| Heartbeat::start(&proxy.sys_api(), o.register_body())).collect()
+}
+
+fn holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
+    (0..origins.len()).filter(|&i| origins[i].has_stream(name)).collect()
+}
+
+fn wait_holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    wait_until(secs(30), || {
+        found = holders(origins, name);
+        !found.is_empty()
+    });
+    found
+}
+
+fn probe_clip(url: &str, timeout: Duration) {
+    let out = ffprobe(url, timeout).unwrap_or_else(|e| panic!("play {url}: {e}"));
+    assert!(is_test_clip(&out), "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}");
+}
+
+fn flv_url(proxy: &Proxy, name: &str) -> String {
+    format!("http://127.0.0.1:{}/live/{name}.flv", proxy.http_server_port)
+}
+
+/// An FFmpeg player reading the stream through `url` until dropped.
+fn ffmpeg_play(url: &str) -> ProcGuard {
+    let dir = TempDir::new("ffplay");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", url, "-c", "copy", "-f", "null", "-"]);
+    ProcGuard::spawn("ffmpeg-play", cmd, dir.path())
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rtmp_through_a_plays_through_b_on_one_origin_and_redis_holds_the_b53_schema() {
+    let redis = Redis::start();
+    let origins: Vec<NginxRtmp> = (0..2).map(|_| NginxRtmp::start()).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let (a, b) = proxies(redis.port, &[]);
+    let _hb = heartbeats(&a, &infos);
+
+    let _publisher = ffmpeg_publish(&a.rtmp_url("crossrtmp"));
+    let found = wait_holders(&origins, "crossrtmp");
+    assert_eq!(found.len(), 1, "the stream must be on exactly one origin; /stat shows it on {found:?}");
+    let holder = &infos[found[0]];
+
+    // B never saw a heartbeat; the origin and the pin come from Redis.
+    probe_clip(&b.rtmp_url("crossrtmp"), secs(20));
+    assert_eq!(holders(&origins, "crossrtmp"), found, "the player moved the stream");
+    assert_eq!(b.pinned_origin(&live_key("crossrtmp")), Some(holder.id()), "B's /api/v1/streams");
+    assert!(
+        wait_until(secs(5), || b.origins().len() == 2),
+        "B lists the origins registered on A: {:?}",
+        b.origins()
+    );
+
+    // The keys and values of B§5.3, read back with redis-cli.
+    let key = |o: &OriginInfo| format!("srs-proxy-server:{}", o.id());
+    assert_eq!(redis.get(&format!("srs-proxy-url:{}", live_key("crossrtmp"))), key(holder));
+    let all: Vec<String> = serde_json::from_str(&redis.get("srs-proxy-all-servers")).expect("all-servers is JSON");
+    let all: BTreeSet<String> = all.into_iter().collect();
+    assert_eq!(all, infos.iter().map(key).collect::<BTreeSet<_>>(), "srs-proxy-all-servers");
+    assert_eq!(redis.cli(&["ttl", "srs-proxy-all-servers"]), "-1", "the list has no TTL");
+    assert_eq!(redis.cli(&["ttl", &format!("srs-proxy-url:{}", live_key("crossrtmp"))]), "-1", "pins have no TTL");
+    for o in &infos {
+        let v: serde_json::Value = serde_json::from_str(&redis.get(&key(o))).expect("server value is JSON");
+        assert_eq!(v["ip"], "127.0.0.1");
+        assert_eq!(v["server_id"], o.server.as_str());
+        assert_eq!(v["service_id"], o.service.as_str());
+        assert_eq!(v["pid"], o.pid.as_str());
+        assert_eq!(v["device_id"], o.device_id.as_str());
+        assert_eq!(v["rtmp"], serde_json::json!([o.rtmp.to_string()]));
+        let ttl: i64 = redis.cli(&["ttl", &key(o)]).parse().unwrap();
+        assert!((1..=300).contains(&ttl), "server key TTL {ttl} (PROXY_ORIGIN_SERVER_TTL 300 s)");
+    }
+}
+
+#[test]
+fn http_flv_through_b_from_a_node_media_server_origin_registered_on_a() {
+    let redis = Redis::start();
+    let nms = Nms::start();
+    let info = nms.origin();
+    let (a, b) = proxies(redis.port, &[("PROXY_REDIS_KEY_PREFIX", "px")]);
+    let _hb = heartbeats(&a, std::slice::from_ref(&info));
+
+    let _publisher = ffmpeg_publish(&a.rtmp_url("crossflv"));
+    assert_eq!(a.wait_pinned(&live_key("crossflv"), secs(20)), info.id());
+    probe_clip(&flv_url(&b, "crossflv"), secs(20));
+    // Under the prefix, as `<prefix>:<key>`.
+    assert_eq!(redis.get(&format!("px:srs-proxy-url:{}", live_key("crossflv"))), format!("px:srs-proxy-server:{}", info.id()));
+    assert_eq!(redis.get("px:srs-proxy-all-servers"), format!("[\"px:srs-proxy-server:{}\"]", info.id()));
+    assert_eq!(redis.cli(&["exists", "srs-proxy-all-servers"]), "0", "nothing outside the prefix");
+}
+
+fn spbhid_of(line: &str) -> Option<String> {
+    let i = line.find("spbhid=")?;
+    Some(line[i + 7..].split('&').next()?.to_string())
+}
+
+#[test]
+fn hls_playlist_from_a_and_its_segments_through_b_reach_the_holding_origin() {
+    let redis = Redis::start();
+    let origins: Vec<NginxRtmp> =
+        (0..2).map(|_| NginxRtmp::launch("nginx-hls", "live", 1, 6, None, |p| live_locations(p))).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let (a, b) = proxies(redis.port, &[]);
+    let _hb = heartbeats(&a, &infos);
+
+    let _publisher = ffmpeg_publish(&a.rtmp_url("crosshls"));
+    let found = wait_holders(&origins, "crosshls");
+    assert_eq!(found.len(), 1);
+    let holder = &origins[found[0]];
+    assert!(wait_until(secs(40), || holder.hls_segments("crosshls").len() >= 3), "no HLS segments at the origin");
+
+    let a_addr = format!("127.0.0.1:{}", a.http_server_port);
+    let b_addr = format!("127.0.0.1:{}", b.http_server_port);
+    let pl = http("GET", &a_addr, "/live/crosshls.m3u8", &[], b"").unwrap();
+    assert_eq!(pl.status, 200, "playlist through A: {}", pl.text());
+    let uris: Vec<String> =
+        pl.text().lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(String::from).collect();
+    assert!(!uris.is_empty(), "no segment in {}", pl.text());
+    let sid = spbhid_of(&uris[0]).expect("segment URI with spbhid");
+
+    // The session record in Redis (B§5.3 JSON, 120 s).
+    let rec: serde_json::Value = serde_json::from_str(&redis.get(&format!("srs-proxy-spbhid:{sid}"))).unwrap();
+    assert_eq!(rec["spbhid"], sid.as_str());
+    assert_eq!(rec["stream_url"], live_key("crosshls").as_str());
+    let ttl: i64 = redis.cli(&["ttl", &format!("srs-proxy-spbhid:{sid}")]).parse().unwrap();
+    assert!((1..=120).contains(&ttl), "spbhid TTL {ttl}");
+    let rec2: serde_json::Value = serde_json::from_str(&redis.get(&format!("srs-proxy-hls:{}", live_key("crosshls")))).unwrap();
+    assert_eq!(rec2["stream_url"], live_key("crosshls").as_str());
+
+    // Every segment through B: served, by the origin holding the stream.
+    for uri in &uris {
+        let path = if uri.starts_with('/') { uri.clone() } else { format!("/live/{uri}") };
+        let seg = http("GET", &b_addr, &path, &[], b"").unwrap();
+        assert_eq!(seg.status, 200, "segment {path} through B: {}", seg.text());
+        assert!(seg.body.len() > 188 && seg.body[0] == 0x47, "not MPEG-TS: {} bytes", seg.body.len());
+    }
+    // A segment request through B refreshes the record's TTL.
+    thread::sleep(secs(2));
+    let path = if uris[0].starts_with('/') { uris[0].clone() } else { format!("/live/{}", uris[0]) };
+    let _ = http("GET", &b_addr, &path, &[], b"").unwrap();
+    let ttl: i64 = redis.cli(&["ttl", &format!("srs-proxy-spbhid:{sid}")]).parse().unwrap();
+    assert!(ttl >= 119, "segment through B did not refresh the session: TTL {ttl}");
+}
+
+#[test]
+fn twenty_concurrent_first_publishes_over_both_proxies_meet_their_players_through_the_other() {
+    let redis = Redis::start();
+    let origins: Vec<NginxRtmp> = (0..3).map(|_| NginxRtmp::start()).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let (a, b) = proxies(redis.port, &[]);
+    let _hb = heartbeats(&a, &infos);
+    assert!(wait_until(secs(5), || b.origins().len() == 3), "B sees the origins");
+
+    let names: Vec<String> = (0..20).map(|i| format!("conc{i}")).collect();
+    let via = |i: usize| if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+    let _pubs: Vec<ProcGuard> = names.iter().enumerate().map(|(i, n)| ffmpeg_publish(&via(i).0.rtmp_url(n))).collect();
+    let mut used = BTreeSet::new();
+    for n in &names {
+        let found = wait_holders(&origins, n);
+        assert_eq!(found.len(), 1, "{n} must be on exactly one origin: {found:?}");
+        used.insert(found[0]);
+        assert_eq!(redis.get(&format!("srs-proxy-url:{}", live_key(n))), format!("srs-proxy-server:{}", infos[found[0]].id()));
+    }
+    assert!(used.len() > 1, "twenty streams all on one origin");
+    // Each played through the other proxy, all at once: a player sent to
+    // another origin would find no publisher there and time out.
+    let players: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let url = via(i).1.rtmp_url(n);
+            thread::spawn(move || (url.clone(), ffprobe(&url, secs(40))))
+        })
+        .collect();
+    for p in players {
+        let (url, res) = p.join().unwrap();
+        let out = res.unwrap_or_else(|e| panic!("play {url}: {e}"));
+        assert!(is_test_clip(&out), "play {url}: {out:?}");
+    }
+    for n in &names {
+        assert_eq!(holders(&origins, n).len(), 1, "{n} spread to another origin");
+    }
+}
+
+#[test]
+fn redis_down_keeps_relays_fails_new_requests_fast_and_an_empty_restart_recovers_the_pins() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let origins: Vec<NginxRtmp> = (0..3).map(|_| NginxRtmp::start()).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let (a, b) = proxies(port, &[]);
+    let _hb = heartbeats(&a, &infos);
+
+    // Several streams over several origins, published through A.
+    let names: Vec<String> = (0..6).map(|i| format!("surv{i}")).collect();
+    let _pubs: Vec<ProcGuard> = names.iter().map(|n| ffmpeg_publish(&a.rtmp_url(n))).collect();
+    let placed: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            let f = wait_holders(&origins, n);
+            assert_eq!(f.len(), 1, "{n}: {f:?}");
+            f[0]
+        })
+        .collect();
+    assert!(placed.iter().collect::<BTreeSet<_>>().len() > 1, "all streams on one origin: {placed:?}");
+    // A live player through B.
+    let mut player = ffmpeg_play(&b.rtmp_url(&names[0]));
+    let holder0 = &origins[placed[0]];
+    assert!(
+        wait_until(secs(20), || stat_xml_players(&holder0.stat(), &names[0]) >= 1),
+        "the player through B never reached the origin"
+    );
+
+    // Redis goes away.
+    redis.guard.signal(libc::SIGKILL);
+    assert!(redis.guard.wait_exit(secs(5)).is_some());
+    thread::sleep(secs(2));
+    // Relays already running go on: publishers still on their origins, the
+    // player still playing.
+    for (n, &h) in names.iter().zip(&placed) {
+        assert!(origins[h].has_stream(n), "{n} left its origin while Redis was down");
+    }
+    assert!(player.is_running(), "the player through B ended: {}", player.stderr());
+    assert!(stat_xml_players(&holder0.stat(), &names[0]) >= 1, "the player left the origin");
+    // New requests that need Redis fail fast with a clear error.
+    for p in [&a, &b] {
+        let t = Instant::now();
+        let r = http("GET", &format!("127.0.0.1:{}", p.http_server_port), &format!("/live/{}.flv", names[1]), &[], b"")
+            .unwrap();
+        let took = t.elapsed();
+        assert_eq!(r.status, 503, "HTTP-FLV with Redis down: {}", r.text());
+        let v: serde_json::Value = r.json().expect("a JSON error body");
+        assert!(v["message"].as_str().unwrap_or("").contains("redis"), "error body {v}");
+        assert!(took < secs(2), "HTTP-FLV with Redis down took {took:?}");
+        let t = Instant::now();
+        let res = ffprobe(&p.rtmp_url(&names[1]), secs(10));
+        assert!(res.is_err(), "an RTMP play with Redis down worked: {res:?}");
+        assert!(t.elapsed() < secs(3), "an RTMP play with Redis down took {:?}", t.elapsed());
+    }
+    assert!(a.log().contains("redis"), "A logged nothing about Redis");
+
+    // Redis comes back empty on the same port; no proxy restarts.
+    redis = Redis::on_port(port, &[]);
+    let pins_back = wait_until(secs(10), || {
+        names.iter().all(|n| redis.get(&format!("srs-proxy-url:{}", live_key(n))) != "")
+    });
+    assert!(pins_back, "the proxies did not write the pins back: {}", redis.cli(&["keys", "*"]));
+    for (n, &h) in names.iter().zip(&placed) {
+        assert_eq!(
+            redis.get(&format!("srs-proxy-url:{}", live_key(n))),
+            format!("srs-proxy-server:{}", infos[h].id()),
+            "{n} written back to another origin"
+        );
+    }
+    // New players of the still-live streams meet their publishers, through
+    // either proxy.
+    for (i, n) in names.iter().enumerate() {
+        let p = if i % 2 == 0 { &a } else { &b };
+        probe_clip(&p.rtmp_url(n), secs(20));
+    }
+    for (n, &h) in names.iter().zip(&placed) {
+        assert_eq!(holders(&origins, n), vec![h], "{n} moved");
+    }
+    assert!(player.is_running(), "the player through B ended: {}", player.stderr());
+    player.stop();
+}
+
+#[test]
+fn startup_with_redis_unreachable_is_one_clear_line_and_a_non_zero_exit() {
+    let port = free_port().to_string();
+    let mut p = Proxy::spawn(
+        ProxyOpts::new().env("PROXY_LOAD_BALANCER_TYPE", "redis").env("PROXY_REDIS_PORT", &port),
+    );
+    let st = p.guard.wait_exit(secs(10)).expect("the proxy kept running without Redis");
+    assert!(!st.success(), "exit status {st}");
+    let err = fs::read_to_string(p.guard.stderr_path()).unwrap_or_default();
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("srs-proxy:")).collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    assert!(lines[0].contains("redis") && lines[0].contains(&port), "the line: {}", lines[0]);
+}
