@@ -369,7 +369,7 @@ impl Balancer {
     /// [`srs_lb::ORIGIN_HOLD_DOWN`], and comes back with its first
     /// heartbeat after that. Counted in [`Balancer::marked_down`].
     pub async fn mark_down(&self, id: &OriginId, why: &str) {
-        MARKED_DOWN.with(|c| c.set(c.get() + 1));
+        MARKED_DOWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(origin = %id, reason = why, hold_ms = srs_lb::ORIGIN_HOLD_DOWN.as_millis() as u64,
             "origin refused a connection: held down, its streams move to live origins");
         match self {
@@ -382,15 +382,14 @@ impl Balancer {
         }
     }
 
-    /// How many hold-downs this core has started.
+    /// How many hold-downs this proxy has started (all cores).
     pub fn marked_down(&self) -> u64 {
-        MARKED_DOWN.with(|c| c.get())
+        MARKED_DOWN.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
-thread_local! {
-    static MARKED_DOWN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
+/// Hold-downs started, all cores (a counter, read by the system API).
+static MARKED_DOWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl LoadBalancer for Balancer {
     async fn update(&self, origin: Origin) -> Result<UpdateOutcome, LbError> {

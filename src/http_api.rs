@@ -53,45 +53,57 @@ async fn route(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, pe
 /// names a stream (`?app=&stream=`), else any live origin.
 async fn forward_api(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
     let names_stream = req.query.split('&').any(|kv| kv.starts_with("stream="));
-    let origin = if names_stream {
-        match stream_url::from_http(req.header("host"), &req.path, &req.query) {
-            Ok((key, _)) => match core.lb.pick(&key).await {
-                Ok((o, _)) => Some(o),
-                Err(e) => return reply(s, req, Response::error(503, e)).await,
-            },
-            Err(e) => return reply(s, req, Response::error(400, format!("bad stream in query: {e}"))).await,
-        }
-    } else {
-        core.lb.any_origin()
-    };
-    let Some(origin) = origin else {
-        return reply(s, req, Response::error(503, "no origin available")).await;
-    };
-    let addr = match origin.api_addr() {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            return reply(s, req, Response::error(502, format!("origin {} has no api endpoint", origin.id()))).await
-        }
-        Err(e) => {
-            return reply(s, req, Response::error(502, format!("origin {} api endpoint: {e}", origin.id()))).await
-        }
-    };
-    let target = req.target();
-    let up = Upstream { addr, target: &target, body: Body::Finite, cors: false, idle: core.cfg.idle_timeout };
-    match http_proxy::forward(s, req, peer, up).await {
-        Ok(f) => {
-            tracing::debug!(conn = %id, %peer, path = %req.path, origin = %origin.id(), status = f.status, "api forwarded");
-            Some(f.keep_alive)
-        }
-        Err(ProxyError::Client(_)) => None,
-        Err(e @ (ProxyError::MidBody(_) | ProxyError::Local(_))) => {
-            tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward cut short");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward failed");
-            let _ = http::write_response(s, &Response::error(e.status(), &e), false).await;
-            None
-        }
+    // A refused connect holds the origin down; the call is tried once more
+    // on the next origin (the stream's new pin, or another live one).
+    let mut retried = false;
+    loop {
+        let origin = if names_stream {
+            match stream_url::from_http(req.header("host"), &req.path, &req.query) {
+                Ok((key, _)) => match core.lb.pick(&key).await {
+                    Ok((o, _)) => Some(o),
+                    Err(e) => return reply(s, req, Response::error(503, e)).await,
+                },
+                Err(e) => return reply(s, req, Response::error(400, format!("bad stream in query: {e}"))).await,
+            }
+        } else {
+            core.lb.any_origin()
+        };
+        let Some(origin) = origin else {
+            return reply(s, req, Response::error(503, "no origin available")).await;
+        };
+        let addr = match origin.api_addr() {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                return reply(s, req, Response::error(502, format!("origin {} has no api endpoint", origin.id()))).await
+            }
+            Err(e) => {
+                return reply(s, req, Response::error(502, format!("origin {} api endpoint: {e}", origin.id()))).await
+            }
+        };
+        let target = req.target();
+        let up = Upstream { addr, target: &target, body: Body::Finite, cors: false, idle: core.cfg.idle_timeout };
+        return match http_proxy::forward(s, req, peer, up).await {
+            Ok(f) => {
+                tracing::debug!(conn = %id, %peer, path = %req.path, origin = %origin.id(), status = f.status, "api forwarded");
+                Some(f.keep_alive)
+            }
+            Err(e @ ProxyError::Connect(..)) if !retried => {
+                tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e,
+                    "origin refused the connection; retrying on another origin");
+                core.lb.mark_down(&origin.id(), &e.to_string()).await;
+                retried = true;
+                continue;
+            }
+            Err(ProxyError::Client(_)) => None,
+            Err(e @ (ProxyError::MidBody(_) | ProxyError::Local(_))) => {
+                tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward cut short");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward failed");
+                let _ = http::write_response(s, &Response::error(e.status(), &e), false).await;
+                None
+            }
+        };
     }
 }

@@ -99,7 +99,16 @@ fn http_addr(origin: Origin) -> Result<(Origin, SocketAddr), Response> {
     }
 }
 
-/// Forwards and logs; answers the error itself when nothing was sent yet.
+/// How a forwarded request ended: done (keep the client connection or
+/// not), or the origin refused the connection and nothing was sent, so the
+/// caller may hold it down and try the stream's next origin once.
+enum Sent {
+    Done(Option<bool>),
+    Refused(String),
+}
+
+/// Forwards and logs; answers the error itself when nothing was sent yet,
+/// except a refused connect when `may_retry`.
 #[allow(clippy::too_many_arguments)]
 async fn proxied(
     core: &Core,
@@ -112,14 +121,18 @@ async fn proxied(
     origin: &Origin,
     addr: SocketAddr,
     body: Body<'_>,
-) -> Option<bool> {
+    may_retry: bool,
+) -> Sent {
     let started = Instant::now();
     let target = req.target();
     let live = matches!(body, Body::Live);
     let up = Upstream { addr, target: &target, body, cors: true, idle: core.cfg.idle_timeout };
     let r = http_proxy::forward(s, req, peer, up).await;
     let ms = started.elapsed().as_millis() as u64;
-    match r {
+    if let (true, Err(e @ ProxyError::Connect(..))) = (may_retry, &r) {
+        return Sent::Refused(e.to_string());
+    }
+    Sent::Done(match r {
         Ok(f) => {
             if live || f.status >= 400 {
                 tracing::info!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
@@ -146,7 +159,7 @@ async fn proxied(
             let _ = http::write_response(s, &cors(Response::error(e.status(), &e)), false).await;
             None
         }
-    }
+    })
 }
 
 fn cors(r: Response) -> Response {
@@ -160,15 +173,30 @@ async fn live(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, pee
         Ok(k) => k,
         Err(r) => return reply(s, req, cors(r)).await,
     };
-    let (origin, addr) = match origin_for(core, &key).await {
-        Ok(v) => v,
-        Err(r) => {
-            tracing::warn!(conn = %id, %peer, stream = %key, status = r.status, "http stream refused");
-            return reply(s, req, cors(r)).await;
-        }
-    };
     let what = if req.path.ends_with(".flv") { "flv" } else { "ts" };
-    proxied(core, id, s, req, peer, what, &key, &origin, addr, Body::Live).await
+    let mut retried = false;
+    loop {
+        let (origin, addr) = match origin_for(core, &key).await {
+            Ok(v) => v,
+            Err(r) => {
+                tracing::warn!(conn = %id, %peer, stream = %key, status = r.status, "http stream refused");
+                return reply(s, req, cors(r)).await;
+            }
+        };
+        match proxied(core, id, s, req, peer, what, &key, &origin, addr, Body::Live, !retried).await {
+            Sent::Done(r) => return r,
+            Sent::Refused(why) => retry_elsewhere(core, id, &key, &origin, &why, &mut retried).await,
+        }
+    }
+}
+
+/// The origin refused the connection: held down, and the stream is picked
+/// again among the live origins for the one retry.
+async fn retry_elsewhere(core: &Core, id: ConnId, key: &StreamUrl, origin: &Origin, why: &str, retried: &mut bool) {
+    tracing::warn!(conn = %id, stream = %key, origin = %origin.id(), error = why,
+        "origin refused the connection; retrying on another origin");
+    core.lb.mark_down(&origin.id(), why).await;
+    *retried = true;
 }
 
 async fn playlist(
@@ -183,10 +211,32 @@ async fn playlist(
         Ok(k) => k,
         Err(r) => return reply(s, req, cors(r)).await,
     };
-    let (origin, addr) = match origin_for(core, &key).await {
-        Ok(v) => v,
-        Err(r) => return reply(s, req, cors(r)).await,
-    };
+    let mut retried = false;
+    loop {
+        let (origin, addr) = match origin_for(core, &key).await {
+            Ok(v) => v,
+            Err(r) => return reply(s, req, cors(r)).await,
+        };
+        match playlist_on(core, id, s, req, peer, given.as_deref(), &key, &origin, addr, !retried).await {
+            Sent::Done(r) => return r,
+            Sent::Refused(why) => retry_elsewhere(core, id, &key, &origin, &why, &mut retried).await,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn playlist_on(
+    core: &Rc<Core>,
+    id: ConnId,
+    s: &mut TcpStream,
+    req: &Request,
+    peer: SocketAddr,
+    given: Option<&str>,
+    key: &StreamUrl,
+    origin: &Origin,
+    addr: SocketAddr,
+    may_retry: bool,
+) -> Sent {
     // One id per (stream, player): the id the player sent, or the one its
     // address and user agent had, while that session lives.
     let player = {
@@ -199,11 +249,11 @@ async fn playlist(
         ))
     };
     let given = given.filter(|g| srs_protocols::hls::valid_spbhid(g));
-    let sid = match core.lb.hls_open(given.as_deref(), player, key.clone(), origin.id()).await {
+    let sid = match core.lb.hls_open(given, player, key.clone(), origin.id()).await {
         Ok(sid) => sid,
-        Err(e) => return reply(s, req, cors(Response::error(503, e))).await,
+        Err(e) => return Sent::Done(reply(s, req, cors(Response::error(503, e))).await),
     };
-    proxied(core, id, s, req, peer, "hls", &key, &origin, addr, Body::Playlist(&sid)).await
+    proxied(core, id, s, req, peer, "hls", key, origin, addr, Body::Playlist(&sid), may_retry).await
 }
 
 async fn segment(
@@ -227,7 +277,23 @@ async fn segment(
         Ok(v) => v,
         Err(r) => return reply(s, req, cors(r)).await,
     };
-    proxied(core, id, s, req, peer, "hls-segment", &key, &origin, addr, Body::Finite).await
+    match proxied(core, id, s, req, peer, "hls-segment", &key, &origin, addr, Body::Finite, true).await {
+        Sent::Done(r) => r,
+        Sent::Refused(why) => {
+            // The session's origin is gone: the stream's next origin serves
+            // the segment if it has it (the playlist is re-read from there).
+            let mut retried = false;
+            retry_elsewhere(core, id, &key, &origin, &why, &mut retried).await;
+            let (origin, addr) = match origin_for(core, &key).await {
+                Ok(v) => v,
+                Err(r) => return reply(s, req, cors(r)).await,
+            };
+            match proxied(core, id, s, req, peer, "hls-segment", &key, &origin, addr, Body::Finite, false).await {
+                Sent::Done(r) => r,
+                Sent::Refused(_) => None,
+            }
+        }
+    }
 }
 
 async fn static_file(core: &Rc<Core>, s: &mut TcpStream, req: &Request) -> Option<bool> {

@@ -354,3 +354,78 @@ fn startup_with_redis_unreachable_is_one_clear_line_and_a_non_zero_exit() {
     assert_eq!(lines.len(), 1, "stderr: {err}");
     assert!(lines[0].contains("redis") && lines[0].contains(&port), "the line: {}", lines[0]);
 }
+
+// ---------------------------------------------------------------------------
+// Both balancers: an origin killed while its heartbeat is still fresh.
+
+/// Publishes `n` streams through `via` (one after another) and returns
+/// them with the index of the origin each landed on.
+fn place_streams(via: &Proxy, origins: &[NginxRtmp], prefix: &str, n: usize) -> (Vec<ProcGuard>, Vec<(String, usize)>) {
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    let pubs: Vec<ProcGuard> = names.iter().map(|s| ffmpeg_publish(&via.rtmp_url(s))).collect();
+    let placed = names
+        .into_iter()
+        .map(|s| {
+            let f = wait_holders(origins, &s);
+            assert_eq!(f.len(), 1, "{s}: {f:?}");
+            (s, f[0])
+        })
+        .collect();
+    (pubs, placed)
+}
+
+/// The heartbeats go on (the test sends them), the origin is SIGKILLed: the
+/// next publish of one of its streams, through `again`, lands on the live
+/// origin at once, and a player through `play` meets it there.
+fn killed_origin_case(first: &Proxy, again: &Proxy, play: &Proxy, origins: &mut [NginxRtmp], infos: &[OriginInfo]) {
+    let (mut pubs, placed) = place_streams(first, origins, "victim", 8);
+    let Some(i) = placed.iter().position(|(_, o)| *o == 0) else {
+        panic!("no stream landed on origin 0 of two: {placed:?}");
+    };
+    let name = placed[i].0.clone();
+    pubs[i].stop();
+    origins[0].guard.signal(libc::SIGKILL);
+    assert!(origins[0].guard.wait_exit(secs(5)).is_some(), "nginx survived SIGKILL");
+
+    let t = Instant::now();
+    let _re = ffmpeg_publish(&again.rtmp_url(&name));
+    assert!(
+        wait_until(secs(15), || origins[1].has_stream(&name)),
+        "{name} was not republished on the live origin: {}",
+        again.log()
+    );
+    let took = t.elapsed();
+    probe_clip(&play.rtmp_url(&name), secs(20));
+    let refused = again.log_lines_with(&["origin refused the connection"]);
+    assert!(!refused.is_empty(), "no refused-connect line in the log of the proxy that republished");
+    assert!(refused.iter().any(|l| l.contains(&infos[0].id())), "the line names the dead origin: {refused:?}");
+    let held: u64 = again.get("/api/v1/origins").json().unwrap()["held_down_total"].as_u64().unwrap();
+    assert!(held >= 1, "hold-downs counted: {held}");
+    eprintln!("republished on the live origin {took:?} after the publish started");
+}
+
+#[test]
+fn an_origin_killed_while_registered_loses_its_next_publish_at_once_memory() {
+    let mut origins: Vec<NginxRtmp> = (0..2).map(|_| NginxRtmp::start()).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let p = Proxy::start(&[]);
+    let _hb = heartbeats(&p, &infos);
+    killed_origin_case(&p, &p, &p, &mut origins, &infos);
+}
+
+#[test]
+fn an_origin_killed_while_registered_loses_its_next_publish_at_once_redis_either_proxy() {
+    let redis = Redis::start();
+    let mut origins: Vec<NginxRtmp> = (0..2).map(|_| NginxRtmp::start()).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let (a, b) = proxies(redis.port, &[]);
+    let _hb = heartbeats(&a, &infos);
+    assert!(wait_until(secs(5), || b.origins().len() == 2), "B sees the origins");
+    // Published through A, republished through B, played through A.
+    killed_origin_case(&a, &b, &a, &mut origins, &infos);
+    // The hold-down is in Redis for every proxy: the dead origin's key is
+    // gone and its heartbeats (still arriving at A) do not bring it back.
+    let dead = format!("srs-proxy-server:{}", infos[0].id());
+    assert_eq!(redis.cli(&["exists", &dead]), "0", "the dead origin is still listed");
+    assert_eq!(redis.cli(&["exists", &format!("srs-proxy-down:{}", infos[0].id())]), "1");
+}
