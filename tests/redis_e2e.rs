@@ -429,3 +429,107 @@ fn an_origin_killed_while_registered_loses_its_next_publish_at_once_redis_either
     assert_eq!(redis.cli(&["exists", &dead]), "0", "the dead origin is still listed");
     assert_eq!(redis.cli(&["exists", &format!("srs-proxy-down:{}", infos[0].id())]), "1");
 }
+
+// ---------------------------------------------------------------------------
+// Redis Sentinel: one master, one replica, three sentinels.
+
+fn sentinel(master_port: u16) -> (ProcGuard, TempDir, u16) {
+    let dir = TempDir::new("sentinel");
+    let port = free_port();
+    let conf = dir.join("sentinel.conf");
+    fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+             sentinel monitor mymaster 127.0.0.1 {master_port} 2\n\
+             sentinel down-after-milliseconds mymaster 1000\n\
+             sentinel failover-timeout mymaster 3000\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("redis-sentinel");
+    cmd.arg(&conf);
+    let g = ProcGuard::spawn("redis-sentinel", cmd, dir.path());
+    (g, dir, port)
+}
+
+fn master_of(sentinel_port: u16) -> String {
+    cli(sentinel_port, &["sentinel", "get-master-addr-by-name", "mymaster"]).replace('\n', ":")
+}
+
+#[test]
+fn sentinel_failover_is_followed_and_both_proxies_keep_serving() {
+    let mut master = Redis::start();
+    let replica = Redis::on_port(free_port(), &["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    assert!(
+        wait_until(secs(10), || master.cli(&["info", "replication"]).contains("connected_slaves:1")),
+        "the replica did not attach"
+    );
+    let sentinels: Vec<(ProcGuard, TempDir, u16)> = (0..3).map(|_| sentinel(master.port)).collect();
+    // Every sentinel knows the replica and the two other sentinels before
+    // the master can be failed over.
+    let ready = wait_until(secs(30), || {
+        sentinels.iter().all(|(_, _, p)| {
+            let s = cli(*p, &["sentinel", "master", "mymaster"]);
+            let lines: Vec<&str> = s.lines().collect();
+            let field = |k: &str| lines.iter().position(|l| *l == k).and_then(|i| lines.get(i + 1)).copied();
+            field("num-slaves") == Some("1") && field("num-other-sentinels") == Some("2")
+        })
+    });
+    assert!(ready, "the sentinels never saw the replica and each other");
+    let list: Vec<String> = sentinels.iter().map(|(_, _, p)| format!("127.0.0.1:{p}")).collect();
+    let list = list.join(",");
+    let env = [
+        ("PROXY_LOAD_BALANCER_TYPE", "redis"),
+        // HOST/PORT point nowhere: only the sentinels can name the master.
+        ("PROXY_REDIS_PORT", "1"),
+        ("PROXY_REDIS_SENTINELS", list.as_str()),
+        ("PROXY_REDIS_SENTINEL_MASTER", "mymaster"),
+    ];
+    let (a, b) = (Proxy::start(&env), Proxy::start(&env));
+    let origins: Vec<NginxRtmp> = (0..2).map(|_| NginxRtmp::start()).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let _hb = heartbeats(&a, &infos);
+
+    let _p1 = ffmpeg_publish(&a.rtmp_url("before"));
+    let f = wait_holders(&origins, "before");
+    assert_eq!(f.len(), 1);
+    probe_clip(&b.rtmp_url("before"), secs(20));
+    assert!(master.get(&format!("srs-proxy-url:{}", live_key("before"))).starts_with("srs-proxy-server:"));
+
+    // The master dies; the sentinels promote the replica.
+    master.guard.signal(libc::SIGKILL);
+    assert!(master.guard.wait_exit(secs(5)).is_some());
+    let promoted = format!("127.0.0.1:{}", replica.port);
+    assert!(
+        wait_until(secs(30), || master_of(sentinels[0].2) == promoted),
+        "no failover: sentinel names {}",
+        master_of(sentinels[0].2)
+    );
+
+    // New publishes and plays through both proxies, no restart.
+    let mut ok = false;
+    let t = Instant::now();
+    // Proxies find the new master within their backoff (≤ 1 s) of a request.
+    while t.elapsed() < secs(15) {
+        let r = http("GET", &format!("127.0.0.1:{}", b.http_server_port), "/live/probe.flv", &[], b"").unwrap();
+        if r.status != 503 {
+            ok = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(300));
+    }
+    assert!(ok, "B still answers 503 after the failover: {}", b.log());
+    let _p2 = ffmpeg_publish(&b.rtmp_url("after"));
+    let f2 = wait_holders(&origins, "after");
+    assert_eq!(f2.len(), 1);
+    probe_clip(&a.rtmp_url("after"), secs(20));
+    probe_clip(&a.rtmp_url("before"), secs(20));
+    assert_eq!(
+        replica.get(&format!("srs-proxy-url:{}", live_key("after"))),
+        format!("srs-proxy-server:{}", infos[f2[0]].id()),
+        "the pin is in the new master"
+    );
+    assert_eq!(replica.cli(&["role"]).lines().next(), Some("master"));
+}
