@@ -362,7 +362,11 @@ async fn start_origin(addr: SocketAddr, req: &StreamRequest, limits: Limits) -> 
             Ok(ClientProgress::Ready { consumed }) => {
                 pump::consume(&mut obuf, consumed);
                 if let Err(e) = send(&mut up, &mut oout, &counter).await {
-                    return Err(OriginFail { tell_client: None, detail: format!("write to {addr}: {e}"), connect: false });
+                    return Err(OriginFail {
+                        tell_client: None,
+                        detail: format!("write to {addr}: {e}"),
+                        connect: false,
+                    });
                 }
                 break;
             }

@@ -121,11 +121,7 @@ fn rtmp_through_a_plays_through_b_on_one_origin_and_redis_holds_the_b53_schema()
     probe_clip(&b.rtmp_url("crossrtmp"), secs(20));
     assert_eq!(holders(&origins, "crossrtmp"), found, "the player moved the stream");
     assert_eq!(b.pinned_origin(&live_key("crossrtmp")), Some(holder.id()), "B's /api/v1/streams");
-    assert!(
-        wait_until(secs(5), || b.origins().len() == 2),
-        "B lists the origins registered on A: {:?}",
-        b.origins()
-    );
+    assert!(wait_until(secs(5), || b.origins().len() == 2), "B lists the origins registered on A: {:?}", b.origins());
 
     // The keys and values of B§5.3, read back with redis-cli.
     let key = |o: &OriginInfo| format!("srs-proxy-server:{}", o.id());
@@ -160,7 +156,10 @@ fn http_flv_through_b_from_a_node_media_server_origin_registered_on_a() {
     assert_eq!(a.wait_pinned(&live_key("crossflv"), secs(20)), info.id());
     probe_clip(&flv_url(&b, "crossflv"), secs(20));
     // Under the prefix, as `<prefix>:<key>`.
-    assert_eq!(redis.get(&format!("px:srs-proxy-url:{}", live_key("crossflv"))), format!("px:srs-proxy-server:{}", info.id()));
+    assert_eq!(
+        redis.get(&format!("px:srs-proxy-url:{}", live_key("crossflv"))),
+        format!("px:srs-proxy-server:{}", info.id())
+    );
     assert_eq!(redis.get("px:srs-proxy-all-servers"), format!("[\"px:srs-proxy-server:{}\"]", info.id()));
     assert_eq!(redis.cli(&["exists", "srs-proxy-all-servers"]), "0", "nothing outside the prefix");
 }
@@ -174,7 +173,7 @@ fn spbhid_of(line: &str) -> Option<String> {
 fn hls_playlist_from_a_and_its_segments_through_b_reach_the_holding_origin() {
     let redis = Redis::start();
     let origins: Vec<NginxRtmp> =
-        (0..2).map(|_| NginxRtmp::launch("nginx-hls", "live", 1, 6, None, |p| live_locations(p))).collect();
+        (0..2).map(|_| NginxRtmp::launch("nginx-hls", "live", 1, 6, None, live_locations)).collect();
     let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
     let (a, b) = proxies(redis.port, &[]);
     let _hb = heartbeats(&a, &infos);
@@ -200,7 +199,8 @@ fn hls_playlist_from_a_and_its_segments_through_b_reach_the_holding_origin() {
     assert_eq!(rec["stream_url"], live_key("crosshls").as_str());
     let ttl: i64 = redis.cli(&["ttl", &format!("srs-proxy-spbhid:{sid}")]).parse().unwrap();
     assert!((1..=120).contains(&ttl), "spbhid TTL {ttl}");
-    let rec2: serde_json::Value = serde_json::from_str(&redis.get(&format!("srs-proxy-hls:{}", live_key("crosshls")))).unwrap();
+    let rec2: serde_json::Value =
+        serde_json::from_str(&redis.get(&format!("srs-proxy-hls:{}", live_key("crosshls")))).unwrap();
     assert_eq!(rec2["stream_url"], live_key("crosshls").as_str());
 
     // Every segment through B: served, by the origin holding the stream.
@@ -228,14 +228,17 @@ fn twenty_concurrent_first_publishes_over_both_proxies_meet_their_players_throug
     assert!(wait_until(secs(5), || b.origins().len() == 3), "B sees the origins");
 
     let names: Vec<String> = (0..20).map(|i| format!("conc{i}")).collect();
-    let via = |i: usize| if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+    let via = |i: usize| if i.is_multiple_of(2) { (&a, &b) } else { (&b, &a) };
     let _pubs: Vec<ProcGuard> = names.iter().enumerate().map(|(i, n)| ffmpeg_publish(&via(i).0.rtmp_url(n))).collect();
     let mut used = BTreeSet::new();
     for n in &names {
         let found = wait_holders(&origins, n);
         assert_eq!(found.len(), 1, "{n} must be on exactly one origin: {found:?}");
         used.insert(found[0]);
-        assert_eq!(redis.get(&format!("srs-proxy-url:{}", live_key(n))), format!("srs-proxy-server:{}", infos[found[0]].id()));
+        assert_eq!(
+            redis.get(&format!("srs-proxy-url:{}", live_key(n))),
+            format!("srs-proxy-server:{}", infos[found[0]].id())
+        );
     }
     assert!(used.len() > 1, "twenty streams all on one origin");
     // Each played through the other proxy, all at once: a player sent to
@@ -317,9 +320,8 @@ fn redis_down_keeps_relays_fails_new_requests_fast_and_an_empty_restart_recovers
 
     // Redis comes back empty on the same port; no proxy restarts.
     redis = Redis::on_port(port, &[]);
-    let pins_back = wait_until(secs(10), || {
-        names.iter().all(|n| redis.get(&format!("srs-proxy-url:{}", live_key(n))) != "")
-    });
+    let pins_back =
+        wait_until(secs(10), || names.iter().all(|n| !redis.get(&format!("srs-proxy-url:{}", live_key(n))).is_empty()));
     assert!(pins_back, "the proxies did not write the pins back: {}", redis.cli(&["keys", "*"]));
     for (n, &h) in names.iter().zip(&placed) {
         assert_eq!(
@@ -344,9 +346,7 @@ fn redis_down_keeps_relays_fails_new_requests_fast_and_an_empty_restart_recovers
 #[test]
 fn startup_with_redis_unreachable_is_one_clear_line_and_a_non_zero_exit() {
     let port = free_port().to_string();
-    let mut p = Proxy::spawn(
-        ProxyOpts::new().env("PROXY_LOAD_BALANCER_TYPE", "redis").env("PROXY_REDIS_PORT", &port),
-    );
+    let mut p = Proxy::spawn(ProxyOpts::new().env("PROXY_LOAD_BALANCER_TYPE", "redis").env("PROXY_REDIS_PORT", &port));
     let st = p.guard.wait_exit(secs(10)).expect("the proxy kept running without Redis");
     assert!(!st.success(), "exit status {st}");
     let err = fs::read_to_string(p.guard.stderr_path()).unwrap_or_default();

@@ -285,7 +285,11 @@ impl RedisBalancer {
             .values()
             .map(|c| {
                 let left = c.expires.saturating_duration_since(now);
-                OriginView { origin: c.origin.clone(), alive: left > Duration::ZERO, since_heartbeat: ttl - left.min(ttl) }
+                OriginView {
+                    origin: c.origin.clone(),
+                    alive: left > Duration::ZERO,
+                    since_heartbeat: ttl - left.min(ttl),
+                }
             })
             .collect();
         v.sort_by_key(|o| o.origin.id());
@@ -332,12 +336,8 @@ impl RedisBalancer {
             .filter(|id| srs_protocols::hls::valid_spbhid(id));
         let given_pair = given.map(|g| (g, vals.get(1).and_then(|v| v.as_deref())));
         let fresh = new_spbhid(self.core);
-        let id = schema::choose_spbhid(
-            &stream,
-            given_pair,
-            by_player_id.as_deref().map(|id| (id, by_player_rec)),
-            fresh,
-        );
+        let id =
+            schema::choose_spbhid(&stream, given_pair, by_player_id.as_deref().map(|id| (id, by_player_rec)), fresh);
         let rec = HlsRecord {
             spbhid: id.clone(),
             stream_url: stream.as_str().to_string(),

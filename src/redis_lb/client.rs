@@ -12,9 +12,9 @@
 //! it for one round trip, and a timed-out exchange closes it, so a reply
 //! can never be taken for another caller's.
 
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use redis::Value;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -248,7 +248,8 @@ impl Conn {
     pub async fn exec(&self, packed: &[u8], n: usize) -> Result<Vec<Value>, RedisError> {
         let work = async {
             let _permit = self.turn.acquire_permit(1).await.map_err(|e| RedisError::Connect(e.to_string()))?;
-            let mut wire = match self.wire.borrow_mut().take() {
+            let held = self.wire.borrow_mut().take();
+            let mut wire = match held {
                 Some(w) => w,
                 None => self.connect().await?,
             };
@@ -256,9 +257,7 @@ impl Conn {
             // (this future), closing the socket with the half-read reply.
             match wire.exchange(packed, n).await {
                 Ok(vals) => {
-                    let readonly = vals.iter().any(|v| {
-                        matches!(v, Value::ServerError(e) if e.code() == "READONLY")
-                    });
+                    let readonly = vals.iter().any(|v| matches!(v, Value::ServerError(e) if e.code() == "READONLY"));
                     if readonly {
                         // A failover made this node a replica: find the master again.
                         tracing::warn!(core = self.core, target = %self.settings.target,
