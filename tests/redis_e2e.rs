@@ -533,3 +533,71 @@ fn sentinel_failover_is_followed_and_both_proxies_keep_serving() {
     );
     assert_eq!(replica.cli(&["role"]).lines().next(), Some("master"));
 }
+
+// ---------------------------------------------------------------------------
+// Atomic where it matters.
+
+#[test]
+fn concurrent_first_picks_of_one_stream_agree_and_concurrent_heartbeats_lose_no_origin() {
+    let redis = Redis::start();
+    let (a, b) = proxies(redis.port, &[]);
+
+    // Forty origins registering at once through both proxies (two cores
+    // each): with a read-modify-write of the list some would be lost.
+    let bodies: Vec<String> = (0..40)
+        .map(|i| {
+            serde_json::json!({"ip": "127.0.0.1", "server": format!("vid-c{i}"), "service": "s", "pid": "1",
+                "rtmp": ["1935"], "http": ["8080"]})
+            .to_string()
+        })
+        .collect();
+    let regs: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let sys = if i % 2 == 0 { a.sys_api() } else { b.sys_api() };
+            let body = body.clone();
+            thread::spawn(move || register(&sys, &body, &[]).status)
+        })
+        .collect();
+    for r in regs {
+        assert_eq!(r.join().unwrap(), 200);
+    }
+    let all: Vec<String> = serde_json::from_str(&redis.get("srs-proxy-all-servers")).unwrap();
+    let want: BTreeSet<String> = (0..40).map(|i| format!("srs-proxy-server:vid-c{i}-s-1")).collect();
+    assert_eq!(all.iter().cloned().collect::<BTreeSet<_>>(), want, "origins lost from the list");
+    assert_eq!(all.len(), 40, "duplicates in the list: {all:?}");
+
+    // Real origins for the picks (their HTTP servers answer 404 at once).
+    for k in &want {
+        redis.cli(&["del", k]);
+    }
+    let origins: Vec<NginxRtmp> = (0..3).map(|_| NginxRtmp::start()).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let _hb = heartbeats(&a, &infos);
+    assert!(wait_until(secs(5), || b.origins().len() == 3), "B sees the origins");
+    // Twelve first requests per stream, half through each proxy, at once.
+    let streams: Vec<String> = (0..8).map(|i| format!("race{i}")).collect();
+    let reqs: Vec<_> = (0..12)
+        .flat_map(|i| streams.iter().map(move |s| (i, s.clone())))
+        .map(|(i, s)| {
+            let addr = format!("127.0.0.1:{}", if i % 2 == 0 { a.http_server_port } else { b.http_server_port });
+            thread::spawn(move || http("GET", &addr, &format!("/live/{s}.flv"), &[], b"").map(|r| r.status))
+        })
+        .collect();
+    for r in reqs {
+        assert_eq!(r.join().unwrap().unwrap(), 404, "the origin's answer for an unpublished stream");
+    }
+    for s in &streams {
+        let key = live_key(s);
+        let mut seen = BTreeSet::new();
+        for p in [&a, &b] {
+            for line in p.log_lines_with(&["http stream ended", &format!("stream={key} ")]) {
+                seen.insert(log_field(&line, "origin").unwrap_or_default());
+            }
+        }
+        assert_eq!(seen.len(), 1, "{s}: requests through both proxies went to {seen:?}");
+        let pinned = redis.get(&format!("srs-proxy-url:{key}"));
+        assert_eq!(pinned, format!("srs-proxy-server:{}", seen.iter().next().unwrap()), "{s}");
+    }
+}
