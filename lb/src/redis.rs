@@ -205,8 +205,9 @@ return out
 /// (or a replica missing writes took over): origins first, with the TTL
 /// they had left, then pins, each only where nothing newer is there
 /// (NX), and every origin key added to the all-servers list.
-/// KEYS: all-servers. ARGV: n origins, then n (key, json, ttl ms), then
-/// (url key, server key) pairs.
+/// An origin held down (its down key exists) is not written back.
+/// KEYS: all-servers. ARGV: n origins, then n (key, json, ttl ms, down
+/// key), then (url key, server key) pairs.
 pub const RESTORE_SCRIPT: &str = r#"
 local n = tonumber(ARGV[1])
 local raw = redis.call('GET', KEYS[1])
@@ -219,12 +220,12 @@ local listed = {}
 for _, k in ipairs(list) do listed[k] = true end
 local i = 2
 for _ = 1, n do
-  local k, v, ttl = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  if ttl > 0 then
+  local k, v, ttl, down = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  if ttl > 0 and redis.call('EXISTS', down) == 0 then
     redis.call('SET', k, v, 'PX', ttl, 'NX')
     if not listed[k] then table.insert(list, k); listed[k] = true end
   end
-  i = i + 3
+  i = i + 4
 end
 if n > 0 and #list > 0 then redis.call('SET', KEYS[1], cjson.encode(list)) end
 local pins = 0

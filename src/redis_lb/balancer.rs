@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 const CACHE_REFRESH: Duration = Duration::from_secs(1);
 /// Bound on the pins a core remembers for write-back; cleared when full.
 const MAX_REMEMBERED_PINS: usize = 100_000;
+/// Past this many origins heard from, the silent ones are forgotten.
+const MAX_HEARTBEATS: usize = 4096;
 
 struct Script {
     code: &'static str,
@@ -63,17 +65,18 @@ impl Shared {
     /// another proxy wrote since is newer and stays.
     fn restore_command(&self) -> Option<(Vec<u8>, usize)> {
         let now = Instant::now();
-        let mut origins: HashMap<String, (String, u64)> = HashMap::new();
+        let mut origins: HashMap<String, (String, u64, String)> = HashMap::new();
         for c in self.cache.borrow().values() {
             let left = c.expires.saturating_duration_since(now).as_millis() as u64;
             if left > 0 {
-                origins.insert(c.key.clone(), (serde_json::to_string(&c.origin).ok()?, left));
+                let down = self.keys.down(&c.origin.id());
+                origins.insert(c.key.clone(), (serde_json::to_string(&c.origin).ok()?, left, down));
             }
         }
         for (id, (o, at)) in self.heartbeats.borrow().iter() {
             let left = self.ttl.saturating_sub(now.duration_since(*at)).as_millis() as u64;
             if left > 0 {
-                origins.insert(self.keys.server(id), (serde_json::to_string(o).ok()?, left));
+                origins.insert(self.keys.server(id), (serde_json::to_string(o).ok()?, left, self.keys.down(id)));
             }
         }
         if origins.is_empty() {
@@ -81,8 +84,8 @@ impl Shared {
         }
         let mut c = redis::cmd("EVAL");
         c.arg(schema::RESTORE_SCRIPT).arg(1).arg(self.keys.all_servers()).arg(origins.len());
-        for (k, (json, left)) in &origins {
-            c.arg(k).arg(json).arg(*left);
+        for (k, (json, left, down)) in &origins {
+            c.arg(k).arg(json).arg(*left).arg(down);
         }
         for (stream, key) in self.picked.borrow().iter() {
             if origins.contains_key(key) {
@@ -214,7 +217,16 @@ impl RedisBalancer {
         let ttl = self.shared.ttl.as_secs().max(1).to_string();
         let keys = [key.as_str(), &self.shared.keys.all_servers(), &self.shared.keys.down(&id)];
         let v = self.eval(&self.update, &keys, &[json.as_bytes(), ttl.as_bytes()]).await.map_err(backend)?;
-        self.shared.heartbeats.borrow_mut().insert(id.clone(), (origin.clone(), Instant::now()));
+        {
+            let mut hb = self.shared.heartbeats.borrow_mut();
+            // Origins that stopped heartbeating (an SRS restart is a new id)
+            // leave once silent for the TTL; checked only when it has grown.
+            if hb.len() >= MAX_HEARTBEATS {
+                let ttl = self.shared.ttl;
+                hb.retain(|_, (_, at)| at.elapsed() < ttl);
+            }
+            hb.insert(id.clone(), (origin.clone(), Instant::now()));
+        }
         match v {
             Value::Int(-1) => {
                 tracing::debug!(id = %id, "heartbeat of an origin held down; not listed until the hold-down ends");
