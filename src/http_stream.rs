@@ -174,29 +174,39 @@ async fn live(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, pee
         Err(r) => return reply(s, req, cors(r)).await,
     };
     let what = if req.path.ends_with(".flv") { "flv" } else { "ts" };
-    let mut retried = false;
+    let mut refused = None;
     loop {
         let (origin, addr) = match origin_for(core, &key).await {
             Ok(v) => v,
             Err(r) => {
+                let r = after_refusal(r, &refused);
                 tracing::warn!(conn = %id, %peer, stream = %key, status = r.status, "http stream refused");
                 return reply(s, req, cors(r)).await;
             }
         };
-        match proxied(core, id, s, req, peer, what, &key, &origin, addr, Body::Live, !retried).await {
+        match proxied(core, id, s, req, peer, what, &key, &origin, addr, Body::Live, refused.is_none()).await {
             Sent::Done(r) => return r,
-            Sent::Refused(why) => retry_elsewhere(core, id, &key, &origin, &why, &mut retried).await,
+            Sent::Refused(why) => refused = Some(retry_elsewhere(core, id, &key, &origin, why).await),
         }
     }
 }
 
 /// The origin refused the connection: held down, and the stream is picked
-/// again among the live origins for the one retry.
-async fn retry_elsewhere(core: &Core, id: ConnId, key: &StreamUrl, origin: &Origin, why: &str, retried: &mut bool) {
-    tracing::warn!(conn = %id, stream = %key, origin = %origin.id(), error = why,
+/// again among the live origins for the one retry. Answers `why`.
+async fn retry_elsewhere(core: &Core, id: ConnId, key: &StreamUrl, origin: &Origin, why: String) -> String {
+    tracing::warn!(conn = %id, stream = %key, origin = %origin.id(), error = %why,
         "origin refused the connection; retrying on another origin");
-    core.lb.mark_down(&origin.id(), why).await;
-    *retried = true;
+    core.lb.mark_down(&origin.id(), &why).await;
+    why
+}
+
+/// No origin left for the retry after a refusal: the refusal is what the
+/// client hears (502), not "no origin" (503).
+fn after_refusal(r: Response, refused: &Option<String>) -> Response {
+    match refused {
+        Some(why) if r.status == 503 => Response::error(502, format!("{why}; no other live origin")),
+        _ => r,
+    }
 }
 
 async fn playlist(
@@ -211,15 +221,15 @@ async fn playlist(
         Ok(k) => k,
         Err(r) => return reply(s, req, cors(r)).await,
     };
-    let mut retried = false;
+    let mut refused = None;
     loop {
         let (origin, addr) = match origin_for(core, &key).await {
             Ok(v) => v,
-            Err(r) => return reply(s, req, cors(r)).await,
+            Err(r) => return reply(s, req, cors(after_refusal(r, &refused))).await,
         };
-        match playlist_on(core, id, s, req, peer, given.as_deref(), &key, &origin, addr, !retried).await {
+        match playlist_on(core, id, s, req, peer, given.as_deref(), &key, &origin, addr, refused.is_none()).await {
             Sent::Done(r) => return r,
-            Sent::Refused(why) => retry_elsewhere(core, id, &key, &origin, &why, &mut retried).await,
+            Sent::Refused(why) => refused = Some(retry_elsewhere(core, id, &key, &origin, why).await),
         }
     }
 }
@@ -282,11 +292,10 @@ async fn segment(
         Sent::Refused(why) => {
             // The session's origin is gone: the stream's next origin serves
             // the segment if it has it (the playlist is re-read from there).
-            let mut retried = false;
-            retry_elsewhere(core, id, &key, &origin, &why, &mut retried).await;
+            let refused = Some(retry_elsewhere(core, id, &key, &origin, why).await);
             let (origin, addr) = match origin_for(core, &key).await {
                 Ok(v) => v,
-                Err(r) => return reply(s, req, cors(r)).await,
+                Err(r) => return reply(s, req, cors(after_refusal(r, &refused))).await,
             };
             match proxied(core, id, s, req, peer, "hls-segment", &key, &origin, addr, Body::Finite, false).await {
                 Sent::Done(r) => r,

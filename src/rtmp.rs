@@ -409,11 +409,16 @@ async fn setup(
     facts.stream = Some(key.clone());
     // A refused connect holds the origin down and the stream is picked
     // again among the live ones: the client is retried there once.
-    let mut retried = false;
+    let mut refused: Option<String> = None;
     let (side, addr) = loop {
         let (origin, outcome) = match core.lb.pick(&key).await {
             Ok(picked) => picked,
             Err(e) => {
+                // After a refusal, the refusal is what went wrong.
+                if let Some(why) = refused {
+                    ident.reject("origin unreachable", out);
+                    return Err(End::Origin(format!("{why}; no other live origin")));
+                }
                 ident.reject(&e.to_string(), out);
                 return Err(End::NoOrigin(e.to_string()));
             }
@@ -433,11 +438,11 @@ async fn setup(
         drop((origin, outcome));
         match start_origin(addr, ident.request(), limits).await {
             Ok(side) => break (side, addr),
-            Err(f) if f.connect && !retried => {
+            Err(f) if f.connect && refused.is_none() => {
                 tracing::warn!(conn = %id, stream = %key, origin = %oid, %addr, error = %f.detail,
                     "origin refused the connection; retrying on another origin");
                 core.lb.mark_down(&oid, &f.detail).await;
-                retried = true;
+                refused = Some(f.detail);
             }
             Err(f) => {
                 if let Some(m) = &f.tell_client {
