@@ -710,6 +710,29 @@ paired() {
     SCEN=$(( SCEN + 1 ))
 }
 
+# picklat: the balancer's pick alone, memory against Redis. The bench origin
+# is registered without an HTTP endpoint, so GET /live/pick.flv is a pick of
+# a pinned stream and an immediate 502 (no origin connection): wrk's
+# request latency is the HTTP exchange plus the pick, the same but for the
+# balancer on both sides (4 keep-alive connections, one thread).
+picklat() {
+    local v
+    log "pick latency: HTTP requests that stop after the pick, srs (memory) and redis"
+    for v in srs redis; do
+        start_variant "$v" 2 "$P_NGX_RTMP"
+        sleep 0.5
+        local port=$P_SRS_HTTP
+        [ "$v" = redis ] && port=$P_RS_HTTP
+        curl -s -m 2 -o /dev/null "http://127.0.0.1:$port/live/pick.flv" || true
+        local c0 c1; c0=$(cpu_ticks "$(pid_of "$v")")
+        wrk -t1 -c4 -d"${SESS_SECONDS}s" --latency "http://127.0.0.1:$port/live/pick.flv" >"$RES/picklat_$v.txt" 2>&1 || true
+        c1=$(cpu_ticks "$(pid_of "$v")")
+        echo "$(( c1 - c0 ))" >"$RES/picklat_$v.cpu"
+        stop_variant "$v"
+    done
+    SCEN=$(( SCEN + 1 ))
+}
+
 # pair: the setup paired against the baseline (with BENCH_BASELINE only).
 pair() {
     if [ -z "$BASE_BIN" ]; then
@@ -746,6 +769,9 @@ T_START=$(date +%s)
 # The Redis balancer against the memory balancer, the same build at once
 # (not in the default set): every session of the pinned stream is one
 # Redis round trip (EVALSHA) on top of the memory balancer's work.
+# (picklat first: right after a setup run, closing connections can still
+# hold the proxies' ports for a moment.)
+[[ "$ONLY" == *" pairredis "* ]] && picklat
 [[ "$ONLY" == *" pairredis "* ]] && paired psredis sessions redis srs
 T_END=$(date +%s)
 
@@ -970,6 +996,33 @@ def setup_latency(tag, a, b):
     return (f"Session setup latency in the same windows (p50 / p99, ms): {names[a]} "
             f"{got[a][0]:.2f} / {got[a][1]:.2f}, {names[b]} {got[b][0]:.2f} / {got[b][1]:.2f}.")
 
+def pick_latency():
+    # wrk's latency distribution of requests that end right after the pick.
+    import re
+    got = {}
+    for v in ("redis", "srs"):
+        p = os.path.join(res, f"picklat_{v}.txt")
+        if not os.path.exists(p):
+            return None
+        txt = open(p).read()
+        unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+        pct = {m.group(1): float(m.group(2)) * unit[m.group(3)]
+               for m in re.finditer(r"^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$", txt, re.M)}
+        rps = re.search(r"Requests/sec:\s+([0-9.]+)", txt)
+        cpu = open(os.path.join(res, f"picklat_{v}.cpu")).read().strip()
+        if "50" not in pct or "99" not in pct or not rps:
+            notes.append(f"pick latency {names[v]}: no wrk result")
+            return None
+        done = re.search(r"(\d+) requests in", txt)
+        n = int(done.group(1)) if done else 0
+        got[v] = (pct["50"], pct["99"], float(rps.group(1)),
+                  int(cpu) / os.sysconf("SC_CLK_TCK") * 1e6 / n if n else float("nan"))
+    r, m = got["redis"], got["srs"]
+    return (f"Pick latency (HTTP requests answered right after the pick, 4 connections, {meta['sess_seconds']} s; "
+            f"p50 / p99 ms, requests/s, proxy CPU µs per request): Redis balancer {r[0]:.3f} / {r[1]:.3f}, "
+            f"{r[2]:.0f}/s, {r[3]:.0f} µs; memory balancer {m[0]:.3f} / {m[1]:.3f}, {m[2]:.0f}/s, {m[3]:.0f} µs; "
+            f"the Redis pick adds {r[0] - m[0]:.3f} ms at p50 and {r[1] - m[1]:.3f} ms at p99.")
+
 def fan_pair(tag, b, b_name, who="both at once"):
     return paired_line(tag, "srs", b, b_name, "Paired RTMP fan-out", meta["seconds"],
                        f"{meta['clients'] // 2} players through each, {who}", cpu_s_per_gib, "GiB")
@@ -987,6 +1040,7 @@ pair_lines = [l for l in (
     fan_pair("pfglommio", "glommio", "the copy loop"),
     sess_pair("psredis", "srs", "the memory balancer", "both at once, one redis-server on loopback", a="redis"),
     setup_latency("psredis", "redis", "srs"),
+    pick_latency(),
 ) if l]
 
 # A scenario this run did not take has only "—" cells: its rows are left

@@ -1,5 +1,6 @@
 //! Load balancing for srs-proxy: the origin registry, endpoint parsing, the
-//! register body, and the memory balancer's per-core state.
+//! register body, the memory balancer's per-core state, and the Redis
+//! balancer's schema, scripts and decisions ([`redis`]).
 //!
 //! Nothing here does IO or reads a clock: time (`now`) and randomness
 //! (`fastrand::Rng`) are passed in, so a seed replays a run. The async
