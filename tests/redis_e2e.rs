@@ -42,7 +42,12 @@ impl Redis {
             .args(extra);
         let guard = ProcGuard::spawn("redis-server", cmd, dir.path());
         let r = Redis { guard, _dir: dir, port };
-        assert!(wait_until(secs(10), || r.cli(&["ping"]) == "PONG"), "redis-server on {port} did not answer PING");
+        // With --requirepass it answers NOAUTH, which shows it is up too.
+        let up = wait_until(secs(10), || {
+            let a = r.cli(&["ping"]);
+            a == "PONG" || a.starts_with("NOAUTH")
+        });
+        assert!(up, "redis-server on {port} did not answer PING");
         r
     }
 
@@ -600,4 +605,44 @@ fn concurrent_first_picks_of_one_stream_agree_and_concurrent_heartbeats_lose_no_
         let pinned = redis.get(&format!("srs-proxy-url:{key}"));
         assert_eq!(pinned, format!("srs-proxy-server:{}", seen.iter().next().unwrap()), "{s}");
     }
+}
+
+#[test]
+fn password_and_db_reach_the_data_node_and_a_wrong_password_stops_startup() {
+    let redis = Redis::on_port(free_port(), &["--requirepass", "s3cret"]);
+    let port = redis.port.to_string();
+    let base = [("PROXY_LOAD_BALANCER_TYPE", "redis"), ("PROXY_REDIS_PORT", port.as_str()), ("PROXY_REDIS_DB", "3")];
+    let mut bad = ProxyOpts::new().env("PROXY_REDIS_PASSWORD", "wrong");
+    for (k, v) in base {
+        bad = bad.env(k, v);
+    }
+    let mut p = Proxy::spawn(bad);
+    let st = p.guard.wait_exit(secs(10)).expect("the proxy started with a wrong Redis password");
+    assert!(!st.success());
+    let err = fs::read_to_string(p.guard.stderr_path()).unwrap_or_default();
+    assert!(err.lines().any(|l| l.starts_with("srs-proxy:") && l.contains("WRONGPASS")), "stderr: {err}");
+
+    let mut env = base.to_vec();
+    env.push(("PROXY_REDIS_PASSWORD", "s3cret"));
+    let a = Proxy::start(&env);
+    let o = OriginInfo {
+        device_id: "d".into(),
+        server: "vid-pw".into(),
+        service: "s".into(),
+        pid: "7".into(),
+        ip: "127.0.0.1".into(),
+        rtmp: 1935,
+        http: None,
+    };
+    assert_eq!(a.register(&o.register_body()).status, 200);
+    let authed = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port, "-a", "s3cret", "--no-auth-warning", "-n", "3"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+    assert_eq!(authed(&["exists", "srs-proxy-server:vid-pw-s-7"]), "1", "the origin is in database 3");
+    assert_eq!(authed(&["-n", "0", "exists", "srs-proxy-server:vid-pw-s-7"]), "0", "not in database 0");
 }
