@@ -48,7 +48,9 @@
 #   * the Redis balancer (BENCH_ONLY=pairredis, not in the default set): the
 #     session setup paired, this build with PROXY_LOAD_BALANCER_TYPE=redis
 #     (one local redis-server) against itself with the memory balancer; the
-#     ratio of their CPU per session and both sides' setup latency p50/p99.
+#     ratio of their CPU per session and both sides' setup latency p50/p99,
+#     and the pick alone (BENCH_ONLY=picklat for just that): request
+#     latency p50/p99 of HTTP requests answered right after the pick.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -771,7 +773,7 @@ T_START=$(date +%s)
 # Redis round trip (EVALSHA) on top of the memory balancer's work.
 # (picklat first: right after a setup run, closing connections can still
 # hold the proxies' ports for a moment.)
-[[ "$ONLY" == *" pairredis "* ]] && picklat
+[[ "$ONLY" == *" pairredis "* || "$ONLY" == *" picklat "* ]] && picklat
 [[ "$ONLY" == *" pairredis "* ]] && paired psredis sessions redis srs
 T_END=$(date +%s)
 
