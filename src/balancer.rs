@@ -312,6 +312,14 @@ pub enum Balancer {
 }
 
 impl Balancer {
+    /// The core this handle belongs to.
+    pub fn core(&self) -> usize {
+        match self {
+            Balancer::Memory(m) => m.mesh.me(),
+            Balancer::Redis(r) => r.core(),
+        }
+    }
+
     /// The origins as this core sees them (Redis: its copy of the list, at
     /// most a second old).
     pub fn origins(&self) -> Vec<OriginView> {

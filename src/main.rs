@@ -165,7 +165,7 @@ fn run(cfg: Arc<Config>) -> i32 {
                         }
                     }
                 };
-                let core = Core::new(info.index, cfg.clone(), std::rc::Rc::new(lb), shutdown, static_root);
+                let core = Core::new(lb.core(), cfg.clone(), std::rc::Rc::new(lb), shutdown, static_root);
                 let specs = listen_specs(&cfg);
                 let mut ls = Vec::with_capacity(specs.len());
                 for spec in &specs {

@@ -646,3 +646,41 @@ fn password_and_db_reach_the_data_node_and_a_wrong_password_stops_startup() {
     assert_eq!(authed(&["exists", "srs-proxy-server:vid-pw-s-7"]), "1", "the origin is in database 3");
     assert_eq!(authed(&["-n", "0", "exists", "srs-proxy-server:vid-pw-s-7"]), "0", "not in database 0");
 }
+
+#[test]
+fn a_redis_that_stops_answering_fails_new_requests_within_the_timeout_and_is_followed_back() {
+    let mut redis = Redis::start();
+    let origins: Vec<NginxRtmp> = (0..2).map(|_| NginxRtmp::start()).collect();
+    let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
+    let (a, b) = proxies(redis.port, &[]);
+    let _hb = heartbeats(&a, &infos);
+    let _publisher = ffmpeg_publish(&a.rtmp_url("slow"));
+    let found = wait_holders(&origins, "slow");
+    assert_eq!(found.len(), 1);
+    let mut player = ffmpeg_play(&b.rtmp_url("slow"));
+    assert!(wait_until(secs(20), || stat_xml_players(&origins[found[0]].stat(), "slow") >= 1), "player never came");
+
+    // Redis hangs: its socket accepts, nothing answers.
+    redis.guard.signal(libc::SIGSTOP);
+    for p in [&a, &b] {
+        let t = Instant::now();
+        let r = http("GET", &format!("127.0.0.1:{}", p.http_server_port), "/live/slow.flv", &[], b"").unwrap();
+        let took = t.elapsed();
+        assert_eq!(r.status, 503, "with Redis hung: {}", r.text());
+        assert!(r.text().contains("redis"), "{}", r.text());
+        assert!(took < secs(3), "a request with Redis hung took {took:?}");
+    }
+    assert!(player.is_running(), "the relay through B ended while Redis hung");
+    assert!(origins[found[0]].has_stream("slow"), "the publisher left while Redis hung");
+
+    // Redis answers again: requests work without a restart.
+    redis.guard.signal(libc::SIGCONT);
+    let back = wait_until(secs(10), || {
+        let r = http("GET", &format!("127.0.0.1:{}", b.http_server_port), "/live/nostream.flv", &[], b"").unwrap();
+        r.status != 503
+    });
+    assert!(back, "B still answers 503 after Redis came back: {}", b.log());
+    probe_clip(&b.rtmp_url("slow"), secs(20));
+    assert!(player.is_running(), "the relay through B ended");
+    player.stop();
+}

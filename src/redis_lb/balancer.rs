@@ -162,6 +162,10 @@ impl RedisBalancer {
         Ok(me)
     }
 
+    pub fn core(&self) -> usize {
+        self.core
+    }
+
     /// EVALSHA, and EVAL (which caches the script) when Redis does not
     /// know it yet (a restart, a failover, a SCRIPT FLUSH).
     async fn eval(&self, s: &Script, keys: &[&str], args: &[&[u8]]) -> Result<Value, RedisError> {
