@@ -31,6 +31,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// calls fail at once (fail fast) instead of each trying to connect.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_millis(1000);
+/// A Redis that stays unreachable is logged this often per core.
+const CONNECT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Where the data node is and how to log in.
 #[derive(Clone)]
@@ -217,6 +219,7 @@ pub struct Conn {
     last_error: RefCell<String>,
     connected_once: Cell<bool>,
     restore: RefCell<Option<RestoreHook>>,
+    last_warn: Cell<Option<Instant>>,
     core: usize,
 }
 
@@ -231,6 +234,7 @@ impl Conn {
             last_error: RefCell::new(String::new()),
             connected_once: Cell::new(false),
             restore: RefCell::new(None),
+            last_warn: Cell::new(None),
             core,
         }
     }
@@ -328,6 +332,13 @@ impl Conn {
                 Ok(wire)
             }
             Err(e) => {
+                // While Redis stays away: one line per core every 10 s.
+                let now = Instant::now();
+                if !self.last_warn.get().is_some_and(|t| now.duration_since(t) < CONNECT_WARN_EVERY) {
+                    self.last_warn.set(Some(now));
+                    tracing::warn!(core = self.core, target = %self.settings.target, error = %e,
+                        "redis unreachable; requests that need it fail until it answers");
+                }
                 self.failed(e.clone());
                 Err(RedisError::Connect(e))
             }
