@@ -334,7 +334,11 @@ impl Conn {
             Err(e) => {
                 // While Redis stays away: one line per core every 10 s.
                 let now = Instant::now();
-                if !self.last_warn.get().is_some_and(|t| now.duration_since(t) < CONNECT_WARN_EVERY) {
+                let due = match self.last_warn.get() {
+                    None => true,
+                    Some(t) => now.duration_since(t) >= CONNECT_WARN_EVERY,
+                };
+                if due {
                     self.last_warn.set(Some(now));
                     tracing::warn!(core = self.core, target = %self.settings.target, error = %e,
                         "redis unreachable; requests that need it fail until it answers");
