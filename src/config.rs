@@ -363,6 +363,15 @@ impl Config {
                 if self.redis.password.is_some() { "***" } else { "" },
                 self.redis.key_prefix
             );
+            if !self.redis.sentinels.is_empty() {
+                let list: Vec<String> = self.redis.sentinels.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+                s += &format!(
+                    ", redis_sentinels={}, redis_sentinel_master={}, redis_sentinel_password={}",
+                    list.join(","),
+                    self.redis.sentinel_master,
+                    if self.redis.sentinel_password.is_some() { "***" } else { "" }
+                );
+            }
         }
         if let Some(b) = &self.default_backend {
             s += &format!(
@@ -971,6 +980,8 @@ mod tests {
     fn secrets_are_masked() {
         let c = config(&[
             ("PROXY_REDIS_PASSWORD", "redispw"),
+            ("PROXY_REDIS_SENTINELS", "s1:26379"),
+            ("PROXY_REDIS_SENTINEL_PASSWORD", "sentpw"),
             ("PROXY_LOAD_BALANCER_TYPE", "redis"),
             ("PROXY_HTTP_API_AUTH_ENABLED", "on"),
             ("PROXY_HTTP_API_AUTH_TYPE", "bearer"),
@@ -978,9 +989,10 @@ mod tests {
         ])
         .unwrap();
         for text in [format!("{c:?}"), c.summary()] {
-            assert!(!text.contains("redispw") && !text.contains("tok3n"), "{text}");
+            assert!(!text.contains("redispw") && !text.contains("tok3n") && !text.contains("sentpw"), "{text}");
         }
         assert!(c.summary().contains("rtmp=0.0.0.0:11935"));
+        assert!(c.summary().contains("redis_sentinels=s1:26379"), "{}", c.summary());
     }
 
     /// One `#[test]` per Go duration string → nanoseconds or error prefix.
