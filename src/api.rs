@@ -67,6 +67,10 @@ fn authorized(core: &Core, req: &http::Request) -> bool {
 }
 
 async fn register(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
+    if !core.cfg.allows_register(peer.ip()) {
+        tracing::warn!(%peer, "register refused: the address is outside PROXY_REGISTER_ALLOW");
+        return Response::error(403, format!("forbidden: {} may not register origins", peer.ip()));
+    }
     if !authorized(core, req) {
         tracing::warn!(%peer, "register refused: missing or wrong bearer token");
         return Response::error(401, "unauthorized: a valid Authorization: Bearer token is required")

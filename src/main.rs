@@ -47,7 +47,8 @@ fn main() {
         eprintln!("srs-proxy: unknown argument {a:?}; configuration is by PROXY_* variables, see --help");
         std::process::exit(2);
     }
-    init_logging();
+    // Configuration first: its errors go to stderr as one line, and the
+    // log format it names applies to every line after.
     let cfg = match Config::from_env() {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -55,19 +56,24 @@ fn main() {
             std::process::exit(2);
         }
     };
+    init_logging(cfg.log_format);
+    if let Some(w) = cfg.open_register_warning() {
+        tracing::warn!("{w}");
+    }
     std::process::exit(run(cfg));
 }
 
-fn init_logging() {
+fn init_logging(format: config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        config::LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line, the event's fields flattened beside
+        // `timestamp`, `level` and `message`, for log shippers.
+        config::LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).init(),
+    }
 }
 
 /// One listener an executor binds: which variable named it, and where.
