@@ -403,3 +403,27 @@ fn body_end(end: PumpEnd, framing: BodyFraming, total: u64) -> Result<(u64, &'st
         PumpEnd::Local(e) => Err(ProxyError::Local(e.to_string())),
     }
 }
+
+/// One whole exchange with an origin whose answer the proxy reads itself
+/// (the cluster API's fan-outs): `req`'s method, end-to-end headers and body
+/// go to `target` on `addr` as [`forward`] sends them; the answer's head and
+/// its body (bounded, de-chunked) come back. The caller bounds the time.
+pub async fn fetch(
+    addr: SocketAddr,
+    req: &Request,
+    peer: SocketAddr,
+    target: &str,
+) -> Result<(ResponseHead, Vec<u8>), ProxyError> {
+    let mut o = match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await {
+        Ok(s) => s,
+        Err(e) => return Err(ProxyError::Connect(addr, e.into())),
+    };
+    let _ = o.set_nodelay(true);
+    let head_req = req.method.eq_ignore_ascii_case("HEAD");
+    o.write_all(&origin_request(req, peer, target, true))
+        .await
+        .map_err(|e| ProxyError::Origin(format!("write: {e}")))?;
+    let (head, rest) = read_head(&mut o, addr, head_req).await?;
+    let body = read_all(&mut o, rest, head.framing, HEAD_TIMEOUT).await?;
+    Ok((head, body))
+}

@@ -5,6 +5,7 @@
 
 mod api;
 mod balancer;
+mod cluster_api;
 mod http;
 mod http_api;
 mod http_proxy;
