@@ -147,6 +147,11 @@ impl Balancer {
         self.mesh.me()
     }
 
+    /// HLS player sessions this core owns.
+    pub fn hls_sessions(&self) -> usize {
+        self.hls.borrow().len()
+    }
+
     /// The registry as this core sees it (identical on every core).
     pub fn origins(&self) -> Vec<OriginView> {
         let now = self.epoch.elapsed();

@@ -81,7 +81,8 @@ async fn forward_api(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Reque
         }
     };
     let target = req.target();
-    let up = Upstream { addr, target: &target, body: Body::Finite, cors: false, idle: core.cfg.idle_timeout };
+    let up =
+        Upstream { addr, target: &target, body: Body::Finite, cors: false, idle: core.cfg.idle_timeout, metrics: None };
     match http_proxy::forward(s, req, peer, up).await {
         Ok(f) => {
             tracing::debug!(conn = %id, %peer, path = %req.path, origin = %origin.id(), status = f.status, "api forwarded");

@@ -10,6 +10,7 @@ mod http;
 mod http_api;
 mod http_proxy;
 mod http_stream;
+mod metrics;
 mod rtmp;
 mod static_files;
 mod worker;
@@ -21,6 +22,7 @@ use srs_io::Shutdown;
 use srs_lb::LoadBalancer;
 use srs_proxy::config::{self, Config};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +127,7 @@ fn run(cfg: Arc<Config>) -> i32 {
     let epoch = Instant::now();
     let workers = cfg.workers;
     let builder = srs_io::mesh::builder::<LbReq, LbResp>(workers);
+    let metrics_builder = metrics::builder(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
     let mem_cfg = srs_lb::MemoryConfig { origin_ttl: cfg.origin_ttl, ..srs_lb::MemoryConfig::default() };
     let static_root = match &cfg.static_files {
@@ -145,6 +148,7 @@ fn run(cfg: Arc<Config>) -> i32 {
             let cfg = cfg.clone();
             let shutdown = shutdown.clone();
             let builder = builder.clone();
+            let metrics_builder = metrics_builder.clone();
             let ready = ready_tx.clone();
             let mem_cfg = mem_cfg.clone();
             let static_root = static_root.clone();
@@ -158,6 +162,17 @@ fn run(cfg: Arc<Config>) -> i32 {
                     }
                 };
                 let core = Core::new(lb.core(), cfg.clone(), lb, shutdown, static_root);
+                let weak = Rc::downgrade(&core);
+                let facts = move || {
+                    weak.upgrade().map_or_else(metrics::CoreFacts::default, |c| metrics::CoreFacts {
+                        live: c.live() as u64,
+                        hls_sessions: c.lb.hls_sessions() as u64,
+                    })
+                };
+                if let Err(e) = metrics::join(info.index, metrics_builder, facts).await {
+                    let _ = ready.send(Err(format!("executor {}: cannot join the metrics mesh: {e}", info.index)));
+                    return;
+                }
                 let specs = listen_specs(&cfg);
                 let mut ls = Vec::with_capacity(specs.len());
                 for spec in &specs {

@@ -108,6 +108,7 @@ where
             Err(_) => continue,
         };
         let _ = stream.set_nodelay(true);
+        crate::metrics::local().accepted(what);
         let id = core.conn_id();
         core.live.set(core.live.get() + 1);
         let guard = LiveGuard(core.clone());
