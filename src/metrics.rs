@@ -43,21 +43,8 @@ impl Proto {
     }
 }
 
-/// Which way the media flows for the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Publish,
-    Play,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Publish => "publish",
-            Role::Play => "play",
-        }
-    }
-}
+/// Which way the media flows for the client (any protocol's publish or play).
+pub use srs_protocols::rtmp::session::Role;
 
 /// Who ended a session: nobody (a normal close), or who is to blame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

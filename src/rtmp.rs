@@ -116,14 +116,13 @@ pub fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) ->
     let setup = Box::pin(prepare(core.clone(), id, stream));
     async move {
         let (mut facts, ready) = setup.await;
-        let role = facts.role.map(metric_role);
+        let role = facts.role;
         let end = match ready {
             Ok(mut ready) => {
                 let m = metrics::local();
                 let _active = role.map(|r| m.started(Proto::Rtmp, r));
                 // Setup ends with the first byte relayed the way the media goes.
-                let media =
-                    if role == Some(metrics::Role::Publish) { &mut ready.parts.up } else { &mut ready.parts.down };
+                let media = if role == Some(Role::Publish) { &mut ready.parts.up } else { &mut ready.parts.down };
                 media.1 = Some(started);
                 relay(&core, ready, &mut facts).await
             }
@@ -132,13 +131,6 @@ pub fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) ->
         let (reason, blame) = end.metric();
         metrics::local().ended(Proto::Rtmp, role, reason, blame);
         log_end(&core, id, peer, started, &facts, &end);
-    }
-}
-
-fn metric_role(r: Role) -> metrics::Role {
-    match r {
-        Role::Publish => metrics::Role::Publish,
-        Role::Play => metrics::Role::Play,
     }
 }
 
