@@ -73,6 +73,16 @@ pub fn set_dst(b: &mut [u8], id: SrtSocketId) {
     put32(b, 12, id.0);
 }
 
+/// A shutdown control packet to `dst` (header and the 4 zero bytes libsrt
+/// pads it with). `out` must hold 20 bytes; returns the length.
+pub fn write_shutdown(out: &mut [u8; 20], timestamp: u32, dst: SrtSocketId) -> usize {
+    *out = [0; 20];
+    put32(out, 0, 0x8005_0000);
+    put32(out, 8, timestamp);
+    put32(out, 12, dst.0);
+    20
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +109,15 @@ mod tests {
         keepalive: [0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7] => h(Kind::Control(ctrl::KEEPALIVE), 0, 7);
         shutdown: [0x80, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff] => h(Kind::Control(ctrl::SHUTDOWN), 0, u32::MAX);
         user_defined: [0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1] => h(Kind::Control(ctrl::USER_DEFINED), 0, 1);
+    }
+
+    #[test]
+    fn shutdown_parses_back() {
+        let mut b = [0xffu8; 20];
+        let n = write_shutdown(&mut b, 5, SrtSocketId(9));
+        let h = parse(&b[..n]).unwrap();
+        assert!(h.is_shutdown());
+        assert_eq!((h.timestamp, h.dst), (5, SrtSocketId(9)));
     }
 
     #[test]
