@@ -9,7 +9,7 @@
 //! the receive loop or another session.
 
 use super::session::{self, Flow, Session};
-use super::{listen, AddrKey, Srt, MAX_DATAGRAM, ORIGIN_HANDSHAKE_TIMEOUT, ORIGIN_RETRANSMIT};
+use super::{listen, AddrKey, ClientKey, Srt, MAX_DATAGRAM, ORIGIN_HANDSHAKE_TIMEOUT, ORIGIN_RETRANSMIT};
 use glommio::net::UdpSocket;
 use srs_lb::LoadBalancer;
 use srs_protocols::srt::handshake::{self, Handshake, HsType, Reject, HS_LEN, MAX_SID_LEN};
@@ -66,7 +66,7 @@ impl fmt::Display for Fail {
 }
 
 /// Removes the client's pending mark however the task ends.
-struct PendingGuard<'a>(&'a Srt, AddrKey);
+struct PendingGuard<'a>(&'a Srt, ClientKey);
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
@@ -75,9 +75,9 @@ impl Drop for PendingGuard<'_> {
 }
 
 pub async fn run(srt: Rc<Srt>, client: SocketAddr, conclusion: Vec<u8>, target: Target) {
-    let _pending = PendingGuard(&srt, AddrKey::of(client));
-    let started = Instant::now();
     let Ok(hs) = Handshake::parse(&conclusion) else { return };
+    let _pending = PendingGuard(&srt, (AddrKey::of(client), hs.socket_id().0));
+    let started = Instant::now();
     let mut origin_desc = String::from("-");
     let r = futures_lite::future::or(dial(&srt, &hs, &target, &mut origin_desc), async {
         srt.core.stopping.wait().await;
@@ -106,8 +106,6 @@ pub async fn run(srt: Rc<Srt>, client: SocketAddr, conclusion: Vec<u8>, target: 
             return;
         }
     };
-    // A session on this address that came up meanwhile (cannot, as the
-    // pending mark keeps a second handshake out) would be replaced.
     let proxy_id = srt.new_id();
     let origin_id = Handshake::parse(&answer).map(|a| a.socket_id().0).unwrap_or(0);
     handshake::set_socket_id(&mut answer, SrtSocketId(proxy_id));
@@ -152,10 +150,7 @@ async fn dial(
         Ok(None) => return Err(Fail::NoOrigin(format!("origin {} has no srt endpoint", origin.id()))),
         Err(e) => return Err(Fail::NoOrigin(format!("origin {}: {e}", origin.id()))),
     };
-    let local: SocketAddr =
-        if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| Fail::Timeout(""))?;
-    let up = UdpSocket::bind(local).map_err(|e| Fail::Socket(e.into()))?;
-    up.connect(addr).await.map_err(|e| Fail::Socket(e.into()))?;
+    let up = upstream(addr).map_err(Fail::Socket)?;
     let deadline = Instant::now() + ORIGIN_HANDSHAKE_TIMEOUT;
     let mut buf = vec![0u8; MAX_DATAGRAM];
 
@@ -178,6 +173,23 @@ async fn dial(
         }
     }
     Ok((up, addr, answer, buf))
+}
+
+/// A socket of its own toward the origin, connected. Made without
+/// SO_REUSEPORT (glommio's `bind` sets it): an ephemeral port bound with it
+/// may be handed to two sockets at once, and two sessions to one origin
+/// would then share a 5-tuple.
+fn upstream(origin: SocketAddr) -> std::io::Result<UdpSocket> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let local: SocketAddr = if origin.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(local)?;
+    s.connect(origin)?;
+    // SAFETY: the descriptor was just released by `s`; glommio owns it now.
+    Ok(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
 }
 
 /// Sends `req` every [`ORIGIN_RETRANSMIT`] until an answer `want` accepts

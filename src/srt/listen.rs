@@ -7,7 +7,10 @@
 
 use super::drops::Drop;
 use super::session::{self, End};
-use super::{connect, id_core, migrate, AddrKey, Srt, MAX_DATAGRAM, MAX_MIGRATING, MAX_PENDING, MAX_SESSIONS};
+use super::{
+    connect, id_core, migrate, AddrKey, Srt, MAX_DATAGRAM, MAX_MIGRATING, MAX_MIGRATIONS_PER_SEC, MAX_PENDING,
+    MAX_SESSIONS,
+};
 use srs_protocols::srt::cookie;
 use srs_protocols::srt::handshake::{self, Handshake, HsType, Reject, HS_LEN};
 use srs_protocols::srt::packet;
@@ -66,68 +69,51 @@ pub(super) async fn on_datagram(srt: &Rc<Srt>, d: &mut [u8], from: SocketAddr) {
         Ok(h) => h,
         Err(e) => return srt.drops.hit(Drop::TooShort, srt.tick.get(), srt.core.index, from, &e),
     };
-    let key = AddrKey::of(from);
-    let found = srt.by_addr.borrow().get(&key).cloned();
-    if let Some(s) = found {
-        if h.is_handshake() {
-            let again = match Handshake::parse(d) {
-                Ok(hs) if hs.hs_type() == HsType::Conclusion && hs.socket_id().0 == s.client_id => true,
-                Ok(hs) if hs.hs_type() == HsType::Conclusion => {
-                    session::end(srt, &s, End::ClientReconnected, false);
-                    return on_handshake(srt, d, from, key).await;
-                }
-                _ => false,
-            };
-            if again {
-                let _ = srt.sock.send_to(&s.answer, from).await;
-                return;
-            }
-            if h.dst.0 == 0 {
-                return on_handshake(srt, d, from, key).await;
-            }
-        }
-        if h.dst.0 != s.proxy_id {
-            return srt.drops.hit(Drop::UnknownSocket, srt.tick.get(), srt.core.index, from, &h.dst);
-        }
-        return forward(srt, &s, d, h.is_shutdown()).await;
-    }
     if h.dst.0 == 0 {
         if h.is_handshake() {
-            return on_handshake(srt, d, from, key).await;
+            return on_handshake(srt, d, from).await;
         }
         return srt.drops.hit(Drop::UnknownSocket, srt.tick.get(), srt.core.index, from, &h.dst);
     }
-    // A packet from an address we do not know, for one of our ids: the
-    // client moved (maybe onto this core from another).
-    let local = srt.by_id.borrow().get(&h.dst.0).cloned();
-    if let Some(s) = local {
-        rebind(srt, &s, from);
+    let found = srt.by_id.borrow().get(&h.dst.0).cloned();
+    if let Some(s) = found {
+        if s.client.get() != from {
+            // The client moved to another address that still lands here.
+            rebind(srt, &s, from);
+        }
         return forward(srt, &s, d, h.is_shutdown()).await;
     }
-    if id_core(h.dst.0) >= srt.mesh.cores() {
+    // One of our ids from a core that does not hold it: the client moved
+    // here from another core (or the id is stale or made up).
+    let home = id_core(h.dst.0);
+    if home >= srt.mesh.cores() || h.dst.0 >> 30 != 0 {
         return srt.drops.hit(Drop::UnknownSocket, srt.tick.get(), srt.core.index, from, &h.dst);
     }
+    let key = AddrKey::of(from);
     if srt.migrating.borrow().contains(&key) {
         return; // its session is on its way here; SRT retransmits
     }
-    if srt.migrating.borrow().len() >= MAX_MIGRATING {
+    let (tick, n) = srt.migrations.get();
+    let n = if tick == srt.tick.get() { n } else { 0 };
+    if srt.migrating.borrow().len() >= MAX_MIGRATING || n >= MAX_MIGRATIONS_PER_SEC {
         return srt.drops.hit(Drop::Full, srt.tick.get(), srt.core.index, from, &"migrations");
     }
+    srt.migrations.set((srt.tick.get(), n + 1));
     srt.migrating.borrow_mut().insert(key);
     glommio::spawn_local(migrate::fetch(srt.clone(), h.dst.0, from, d.to_vec())).detach();
 }
 
 /// The session's client now sends from `to`.
-pub(super) fn rebind(srt: &Srt, s: &Rc<session::Session>, to: SocketAddr) {
-    let old = AddrKey::of(s.client.get());
-    let mut by_addr = srt.by_addr.borrow_mut();
-    if by_addr.get(&old).is_some_and(|x| x.proxy_id == s.proxy_id) {
-        by_addr.remove(&old);
+pub(super) fn rebind(srt: &Srt, s: &session::Session, to: SocketAddr) {
+    let old = (AddrKey::of(s.client.get()), s.client_id);
+    let mut by_client = srt.by_client.borrow_mut();
+    if by_client.get(&old) == Some(&s.proxy_id) {
+        by_client.remove(&old);
     }
     tracing::info!(stream = %s.stream, from = %s.client.get(), to = %to, core = srt.core.index,
         proxy_id = s.proxy_id, "srt client changed address");
     s.client.set(to);
-    by_addr.insert(AddrKey::of(to), s.clone());
+    by_client.insert((AddrKey::of(to), s.client_id), s.proxy_id);
 }
 
 /// Client → origin: our id back to the origin's, out of the session's
@@ -142,7 +128,7 @@ pub(super) async fn forward(srt: &Srt, s: &session::Session, d: &mut [u8], shutd
     }
 }
 
-async fn on_handshake(srt: &Rc<Srt>, d: &[u8], from: SocketAddr, key: AddrKey) {
+async fn on_handshake(srt: &Rc<Srt>, d: &[u8], from: SocketAddr) {
     let hs = match Handshake::parse(d) {
         Ok(hs) => hs,
         Err(e) => return srt.drops.hit(Drop::Malformed, srt.tick.get(), srt.core.index, from, &e),
@@ -157,6 +143,13 @@ async fn on_handshake(srt: &Rc<Srt>, d: &[u8], from: SocketAddr, key: AddrKey) {
         HsType::Conclusion => {
             if !srt.key.check(from, now_bucket(), hs.cookie()) {
                 return srt.drops.hit(Drop::BadCookie, srt.tick.get(), srt.core.index, from, &hs.cookie());
+            }
+            let key = (AddrKey::of(from), hs.socket_id().0);
+            let done = srt.by_client.borrow().get(&key).and_then(|id| srt.by_id.borrow().get(id).cloned());
+            if let Some(s) = done {
+                // A repeat (our answer was lost): the same answer again.
+                let _ = srt.sock.send_to(&s.answer, from).await;
+                return;
             }
             if srt.pending.borrow().contains(&key) {
                 return srt.drops.hit(Drop::PendingRepeat, srt.tick.get(), srt.core.index, from, &"");

@@ -43,6 +43,8 @@ pub const ORIGIN_RETRANSMIT: Duration = Duration::from_millis(250);
 pub const MAX_SESSIONS: usize = 20_000;
 pub const MAX_PENDING: usize = 2_000;
 pub const MAX_MIGRATING: usize = 1_000;
+/// Migrations a core starts per second at most (each asks other cores).
+pub const MAX_MIGRATIONS_PER_SEC: u32 = 2_000;
 
 /// A client address as an integer map key (never a formatted string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +58,9 @@ impl AddrKey {
         }
     }
 }
+
+/// A caller: its address and its own socket id.
+pub type ClientKey = (AddrKey, u32);
 
 /// Proxy-side socket ids: bits 20..30 the core that made it, bits 0..20 a
 /// per-core sequence; bits 30 (libsrt's group flag) and 31 stay clear.
@@ -90,16 +95,20 @@ pub struct Srt {
     pub sock: Rc<UdpSocket>,
     pub key: Arc<CookieKey>,
     pub mesh: Rc<migrate::SrtMesh>,
-    /// Established sessions by their client's current address.
-    pub by_addr: RefCell<HashMap<AddrKey, Rc<session::Session>>>,
-    /// Established sessions by proxy socket id.
+    /// Established sessions by proxy socket id: what every packet after the
+    /// handshake names, so one address may carry several sessions (libsrt
+    /// multiplexes sockets over one UDP port).
     pub by_id: RefCell<HashMap<u32, Rc<session::Session>>>,
+    /// Proxy socket id by the client's current address and socket id, for
+    /// repeated conclusions.
+    pub by_client: RefCell<HashMap<ClientKey, u32>>,
     /// Clients whose conclusion is being replayed to an origin.
-    pub pending: RefCell<HashSet<AddrKey>>,
+    pub pending: RefCell<HashSet<ClientKey>>,
     /// Addresses whose session is being fetched from another core.
     pub migrating: RefCell<HashSet<AddrKey>>,
     pub drops: drops::Drops,
-    next_seq: Cell<u32>,
+    /// Migrations started this tick: (tick, count), bounded per second.
+    pub migrations: Cell<(u32, u32)>,
     /// Seconds since start, advanced by the sweeper: the per-packet
     /// "last seen" mark without a clock read per packet.
     pub tick: Cell<u32>,
@@ -107,13 +116,13 @@ pub struct Srt {
 }
 
 impl Srt {
-    /// A fresh proxy socket id of this core, not in use here.
+    /// A fresh proxy socket id of this core, not in use here. Random, not
+    /// sequential: a packet naming a live id from a new address moves the
+    /// session there, so ids should not be guessable from one another.
     fn new_id(&self) -> u32 {
         let core = (self.core.index as u32 & 0x3ff) << SEQ_BITS;
         loop {
-            let seq = self.next_seq.get();
-            self.next_seq.set(if seq >= SEQ_MASK { 1 } else { seq + 1 });
-            let id = core | seq;
+            let id = core | fastrand::u32(1..=SEQ_MASK);
             if !self.by_id.borrow().contains_key(&id) {
                 return id;
             }
@@ -153,12 +162,12 @@ pub async fn start(core: Rc<Core>, builder: SrtBuilder) -> Result<glommio::Task<
         sock: Rc::new(sock),
         key: cookie_key(),
         mesh,
-        by_addr: RefCell::default(),
         by_id: RefCell::default(),
+        by_client: RefCell::default(),
         pending: RefCell::default(),
         migrating: RefCell::default(),
         drops: drops::Drops::default(),
-        next_seq: Cell::new(1),
+        migrations: Cell::new((0, 0)),
         tick: Cell::new(0),
         epoch: Instant::now(),
     });

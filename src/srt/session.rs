@@ -63,8 +63,6 @@ pub enum End {
     OriginShutdown,
     Idle,
     ProxyShutdown,
-    /// The client handshook again from the same address with another socket.
-    ClientReconnected,
     /// The origin's socket failed (ICMP port unreachable: the origin is gone).
     OriginGone,
     /// Handed to another core (not an end; no line is logged).
@@ -78,7 +76,6 @@ impl End {
             End::OriginShutdown => "origin sent shutdown",
             End::Idle => "idle timeout",
             End::ProxyShutdown => "proxy shutting down",
-            End::ClientReconnected => "client handshook again from the same address",
             End::OriginGone => "origin unreachable",
             End::Moved => "moved to another core",
         }
@@ -97,7 +94,7 @@ impl Session {
 /// Adds `s` to this core's maps and starts its origin→client task with
 /// `buf` (the session's receive buffer, kept for its life).
 pub fn install(srt: &Rc<Srt>, s: Rc<Session>, buf: Vec<u8>) {
-    srt.by_addr.borrow_mut().insert(AddrKey::of(s.client.get()), s.clone());
+    srt.by_client.borrow_mut().insert((AddrKey::of(s.client.get()), s.client_id), s.proxy_id);
     srt.by_id.borrow_mut().insert(s.proxy_id, s.clone());
     let task = glommio::spawn_local(from_origin(srt.clone(), s.clone(), buf));
     *s.reader.borrow_mut() = Some(task);
@@ -110,11 +107,11 @@ pub fn end(srt: &Srt, s: &Session, why: End, from_reader: bool) {
     if s.ended.replace(true) {
         return;
     }
-    let key = AddrKey::of(s.client.get());
+    let key = (AddrKey::of(s.client.get()), s.client_id);
     {
-        let mut by_addr = srt.by_addr.borrow_mut();
-        if by_addr.get(&key).is_some_and(|x| x.proxy_id == s.proxy_id) {
-            by_addr.remove(&key);
+        let mut by_client = srt.by_client.borrow_mut();
+        if by_client.get(&key) == Some(&s.proxy_id) {
+            by_client.remove(&key);
         }
     }
     srt.by_id.borrow_mut().remove(&s.proxy_id);
