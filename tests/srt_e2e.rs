@@ -569,3 +569,114 @@ fn malformed_and_unknown_datagrams_are_dropped_and_bad_stream_ids_rejected() {
     assert!(proxy.wait_log("srt datagram dropped", secs(2)), "drops are logged");
     assert!(proxy.guard.try_wait().is_none(), "the proxy died");
 }
+
+/// Induction then conclusion from `sock`; the conclusion's answer (or None).
+fn handshake_through(sock: &UdpSocket, sid: &str) -> (u32, Option<Vec<u8>>) {
+    let ind = answer(sock, &hs(1, 0, None)).expect("induction answered");
+    let cookie = word(&ind, 44);
+    (cookie, answer(sock, &hs(-1, cookie, Some(sid))))
+}
+
+#[test]
+fn conclusions_repeated_while_the_origin_is_silent_start_one_handshake_and_get_one_rejection() {
+    let proxy = Proxy::start(&[]);
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _hb = Heartbeat::start(&proxy.sys_api(), srt_origin_body("silent", silent.local_addr().unwrap().port()));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(proxy_srt(&proxy)).unwrap();
+    let sid = "#!::r=live/hush,m=publish";
+    let (cookie, first) = handshake_through(&sock, sid);
+    assert_eq!(first, None, "answered before the origin did");
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(answer(&sock, &hs(-1, cookie, Some(sid))), None, "a repeat was answered while pending");
+    }
+    sock.set_read_timeout(Some(secs(5))).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = sock.recv(&mut buf).expect("no rejection after the origin stayed silent");
+    assert_eq!(word(&buf[..n], 36), 2502, "SRT_REJX_GW, after {:?}", t0.elapsed());
+    sock.set_read_timeout(Some(secs(3))).unwrap();
+    assert!(sock.recv(&mut buf).is_err(), "a second rejection: the repeats started another handshake");
+    assert_eq!(session_lines(&proxy, "srt session rejected", "hush").len(), 1);
+
+    // The silent origin saw one caller: inductions, retransmitted, from one port.
+    silent.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut ports = std::collections::BTreeSet::new();
+    let mut count = 0;
+    while let Ok((n, from)) = silent.recv_from(&mut buf) {
+        assert_eq!((n, word(&buf, 36), word(&buf, 44)), (64, 1, 0), "an induction with no cookie");
+        ports.insert(from.port());
+        count += 1;
+    }
+    assert_eq!(ports.len(), 1, "one upstream socket: {ports:?}");
+    assert!(count >= 5, "the induction is retransmitted every 250 ms: {count} in 2.5 s");
+}
+
+#[test]
+fn a_repeated_conclusion_gets_the_same_answer_and_a_silent_client_idles_out() {
+    let proxy = Proxy::start(&[("PROXY_SRT_IDLE_TIMEOUT", "2s")]);
+    let origin = SltOrigin::start("o", "");
+    let _hb = Heartbeat::start(&proxy.sys_api(), origin.register_body());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(proxy_srt(&proxy)).unwrap();
+    let sid = "#!::r=live/quiet,m=publish";
+    let (cookie, got) = handshake_through(&sock, sid);
+    let got = got.expect("the origin's conclusion answer");
+    assert_eq!((word(&got, 12), word(&got, 36)), (0x0abc_def0, 0xFFFF_FFFF), "a conclusion answer to our socket");
+    let proxy_id = word(&got, 40);
+    assert!(proxy_id >> 20 < 2 && proxy_id & 0xfffff != 0 && proxy_id >> 30 == 0, "a proxy id: {proxy_id:#x}");
+    // Repeats (the answer was lost) get the same answer, not a new session.
+    let mut buf = [0u8; 2048];
+    for _ in 0..2 {
+        sock.send(&hs(-1, cookie, Some(sid))).unwrap();
+        let n = loop {
+            let n = sock.recv(&mut buf).expect("a repeated conclusion was not answered");
+            if word(&buf[..n], 0) == 0x8000_0000 {
+                break n;
+            }
+        };
+        assert_eq!(&buf[..n], &got[..], "the cached answer");
+    }
+    assert_eq!(session_lines(&proxy, "srt session started", "quiet").len(), 1);
+    // Then the client says nothing more.
+    let end = wait_line(&proxy, "srt session ended", "quiet", secs(15));
+    assert_eq!(log_field(&end, "reason").as_deref(), Some("idle timeout"), "{end}");
+}
+
+#[test]
+fn at_shutdown_sessions_drain_then_end_with_a_shutdown_to_the_client() {
+    let mut proxy = Proxy::start(&[("PROXY_GRACE_QUIT_TIMEOUT", "3s")]);
+    let origin = SltOrigin::start("o", "");
+    let _hb = Heartbeat::start(&proxy.sys_api(), origin.register_body());
+    let mut publisher = ffmpeg_ts(&srt_url(proxy.srt_port, &publish_sid("draining"), ""), "", None);
+    wait_line(&proxy, "srt session started", "draining", secs(10));
+    assert!(wait_bytes(&origin.got_path(), 50_000, secs(10)));
+    proxy.guard.signal(libc::SIGTERM);
+    // No new session while draining; the live one goes on.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(proxy_srt(&proxy)).unwrap();
+    assert!(proxy.wait_log("got signal", secs(5)));
+    // Each core learns of the signal on its next turn.
+    assert!(wait_until(secs(2), || answer(&sock, &hs(1, 0, None)).is_none()), "inductions answered while draining");
+    let n = origin.got().len() as u64;
+    assert!(wait_bytes(&origin.got_path(), n + 30_000, secs(3)), "the live session stopped at once");
+    let end = wait_line(&proxy, "srt session ended", "draining", secs(10));
+    assert_eq!(log_field(&end, "reason").as_deref(), Some("proxy shutting down"), "{end}");
+    assert!(publisher.wait_exit(secs(10)).is_some(), "the publisher was not told the session ended");
+    let st = proxy.guard.wait_exit(secs(10)).expect("the proxy did not exit");
+    assert!(st.success(), "proxy exit status {st}");
+}
+
+#[test]
+fn a_taken_srt_port_stops_startup() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut p = Proxy::spawn(ProxyOpts::new().env("PROXY_SRT_SERVER", &addr));
+    let st = p.guard.wait_exit(secs(15)).expect("the SRT port is taken, yet the proxy kept running");
+    assert!(!st.success(), "exit status {st}");
+    let log = p.log();
+    assert!(
+        log.lines().any(|l| l.contains("PROXY_SRT_SERVER") && l.contains("another process holds it")),
+        "no stderr line names PROXY_SRT_SERVER and says why:\n{log}"
+    );
+}

@@ -128,6 +128,7 @@ pub async fn run(srt: Rc<Srt>, client: SocketAddr, conclusion: Vec<u8>, target: 
         moves: Cell::new(0),
         reader: RefCell::new(None),
         ended: Cell::new(false),
+        _live: srt.core.hold_live(),
     });
     s.log_start(srt.core.index);
     session::install(&srt, s.clone(), buf);

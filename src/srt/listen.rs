@@ -17,19 +17,42 @@ use srs_protocols::srt::packet;
 use srs_protocols::srt::SrtSocketId;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+
+/// Serves until shutdown, then drains: sessions go on (new ones are
+/// refused) until they end or the grace period is nearly over, when the
+/// rest are ended with a shutdown packet to both sides.
 pub async fn run(srt: Rc<Srt>) {
     let sweeper = glommio::spawn_local(sweep(srt.clone()));
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut drain_until: Option<Instant> = None;
     loop {
+        if drain_until.is_some() && srt.by_id.borrow().is_empty() && srt.pending.borrow().is_empty() {
+            break;
+        }
         let got = futures_lite::future::or(async { Some(srt.sock.recv_from(&mut buf).await) }, async {
-            srt.core.stopping.wait().await;
+            match drain_until {
+                // Wakes now and then to see whether the last session ended.
+                Some(t) => glommio::timer::sleep(t.saturating_duration_since(Instant::now()).min(DRAIN_POLL)).await,
+                None => srt.core.stopping.wait().await,
+            }
             None
         })
         .await;
         match got {
-            None => break,
+            None if drain_until.is_none() => {
+                // Ahead of the executor's own end of the grace period, so the
+                // ends are logged and both sides told.
+                let grace = srt.core.cfg.grace_quit_timeout.saturating_sub(Duration::from_millis(300));
+                drain_until = Some(Instant::now() + grace);
+            }
+            None => {
+                if drain_until.is_some_and(|t| Instant::now() >= t) {
+                    break;
+                }
+            }
             Some(Ok((n, from))) => on_datagram(&srt, &mut buf[..n], from).await,
             Some(Err(e)) => {
                 tracing::warn!(core = srt.core.index, error = %e, "srt receive failed");
@@ -133,6 +156,13 @@ async fn on_handshake(srt: &Rc<Srt>, d: &[u8], from: SocketAddr) {
         Ok(hs) => hs,
         Err(e) => return srt.drops.hit(Drop::Malformed, srt.tick.get(), srt.core.index, from, &e),
     };
+    if srt.core.stopping.is_fired() {
+        // Draining: no new sessions.
+        if hs.hs_type() == HsType::Conclusion {
+            reject(srt, &hs, Reject::Close, from).await;
+        }
+        return;
+    }
     match hs.hs_type() {
         HsType::Induction => {
             let mut out = [0u8; HS_LEN];

@@ -129,6 +129,7 @@ fn adopt(srt: &Rc<Srt>, mut m: Moved, client: SocketAddr, from_core: usize) -> R
         moves: Cell::new(m.moves + 1),
         reader: RefCell::new(None),
         ended: Cell::new(false),
+        _live: srt.core.hold_live(),
     });
     tracing::info!(stream = %s.stream, client = %client, from_core, core = srt.core.index, hs_core = s.hs_core,
         proxy_id = s.proxy_id, "srt session moved to the core its client now reaches");

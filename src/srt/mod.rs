@@ -146,7 +146,10 @@ pub fn probe(cfg: &srs_proxy::config::Config) -> Result<(), String> {
     if addr.port() == 0 {
         return Ok(());
     }
-    std::net::UdpSocket::bind(addr).map(drop).map_err(|e| format!("PROXY_SRT_SERVER={addr}: cannot listen: {e}"))
+    std::net::UdpSocket::bind(addr).map(drop).map_err(|e| {
+        let who = if e.kind() == std::io::ErrorKind::AddrInUse { " (another process holds it)" } else { "" };
+        format!("PROXY_SRT_SERVER={addr}: cannot listen: {e}{who}")
+    })
 }
 
 /// Binds this executor's SRT socket and joins the SRT mesh, then runs the

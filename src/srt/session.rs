@@ -47,6 +47,9 @@ pub struct Session {
     pub answer: Box<[u8]>,
     pub to_origin: Flow,
     pub to_client: Flow,
+    /// The tick of the client's last packet: a session is idle when its
+    /// client is silent (an SRT caller sends ACKs or keepalives all the
+    /// time; one silent this long is gone, as SRS's peer_idle_timeout says).
     pub last: Cell<u32>,
     pub started: Instant,
     /// The core that did the handshake, and how often the session moved.
@@ -54,6 +57,8 @@ pub struct Session {
     pub moves: Cell<u32>,
     pub reader: RefCell<Option<glommio::Task<()>>>,
     pub ended: Cell<bool>,
+    /// Counts the session as live on its core (the grace period waits).
+    pub _live: crate::worker::LiveGuard,
 }
 
 /// Why a session ended.
@@ -182,7 +187,6 @@ async fn from_origin(srt: Rc<Srt>, s: Rc<Session>, mut buf: Vec<u8>) {
                 }
             }
         }
-        s.last.set(srt.tick.get());
         s.to_client.add(n);
         let _ = srt.sock.send_to(d, s.client.get()).await;
         if h.is_shutdown() {

@@ -71,6 +71,8 @@ pub enum Reject {
     Peer,
     /// SRT_REJ_ROGUE: incorrect data in the handshake.
     Rogue,
+    /// SRT_REJ_CLOSE: the listener is closing.
+    Close,
     /// SRT_REJ_VERSION: the caller is older than HSv5.
     Version,
     /// SRT_REJ_TIMEOUT.
@@ -93,6 +95,7 @@ impl Reject {
         1000 + match self {
             Reject::Peer => 2,
             Reject::Rogue => 4,
+            Reject::Close => 7,
             Reject::Version => 8,
             Reject::Timeout => 16,
             Reject::BadRequest => 1400,

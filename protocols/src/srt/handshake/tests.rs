@@ -148,6 +148,7 @@ fn rewrites_touch_only_their_field() {
 fn reject_codes_on_the_wire() {
     assert_eq!(Reject::Peer.wire(), 1002);
     assert_eq!(Reject::Timeout.wire(), 1016);
+    assert_eq!(Reject::Close.wire(), 1007);
     assert_eq!(Reject::BadRequest.wire(), 2400);
     assert_eq!(Reject::BadGateway.wire(), 2502);
     assert_eq!(Reject::Unavailable.wire(), 2503);
