@@ -177,3 +177,30 @@ pub async fn start(core: Rc<Core>, builder: SrtBuilder) -> Result<glommio::Task<
     migrate::install(&srt);
     Ok(glommio::spawn_local(listen::run(srt)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_keys_tell_ports_and_families_apart() {
+        let k = |s: &str| AddrKey::of(s.parse().unwrap());
+        assert_eq!(k("127.0.0.1:5000"), k("127.0.0.1:5000"));
+        assert_ne!(k("127.0.0.1:5000"), k("127.0.0.1:5001"));
+        assert_ne!(k("127.0.0.1:5000"), k("127.0.0.2:5000"));
+        assert_ne!(k("[::1]:5000"), k("127.0.0.1:5000"));
+        // An IPv4 client and its IPv4-mapped IPv6 form are one client.
+        assert_eq!(k("[::ffff:127.0.0.1]:5000"), k("127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn proxy_ids_name_their_core_and_keep_the_group_and_sign_bits_clear() {
+        for core in [0u32, 1, 7, 1023] {
+            for seq in [1u32, 0x12345, SEQ_MASK] {
+                let id = (core << SEQ_BITS) | seq;
+                assert_eq!(id_core(id), core as usize);
+                assert_eq!(id >> 30, 0, "{id:#x}");
+            }
+        }
+    }
+}
