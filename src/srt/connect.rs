@@ -212,7 +212,7 @@ async fn exchange(
         let wait = ORIGIN_RETRANSMIT.min(deadline - now);
         let until = Instant::now() + wait;
         loop {
-            let r = futures_lite::future::or(async { Some(up.recv(buf).await) }, async {
+            let r = futures_lite::future::or(async { Some(up.recv_from(buf).await.map(|(n, _)| n)) }, async {
                 glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
                 None
             })

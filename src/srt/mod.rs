@@ -139,6 +139,26 @@ impl Srt {
     }
 }
 
+/// The listening socket's receive buffer, asked for.
+const LISTEN_RCVBUF: libc::c_int = 4 << 20;
+
+fn set_rcvbuf(sock: &UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt on a descriptor we own, with a c_int option value.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "srt: cannot set SO_RCVBUF");
+    }
+}
+
 /// Checks that `PROXY_SRT_SERVER` is free (a plain bind, released at once),
 /// so a second proxy does not silently join the port through SO_REUSEPORT.
 pub fn probe(cfg: &srs_proxy::config::Config) -> Result<(), String> {
@@ -157,6 +177,10 @@ pub fn probe(cfg: &srs_proxy::config::Config) -> Result<(), String> {
 pub async fn start(core: Rc<Core>, builder: SrtBuilder) -> Result<glommio::Task<()>, String> {
     let addr = core.cfg.srt_server.0;
     let sock = UdpSocket::bind(addr).map_err(|e| format!("PROXY_SRT_SERVER={addr}: cannot listen: {e}"))?;
+    // One socket per core takes every client's packets: a deeper queue
+    // than the default rides out a moment the core is busy elsewhere
+    // (the kernel caps it at net.core.rmem_max).
+    set_rcvbuf(&sock, LISTEN_RCVBUF);
     let mesh = srs_io::mesh::Mesh::join(core.index, builder)
         .await
         .map_err(|e| format!("executor {}: cannot join the SRT mesh: {e}", core.index))?;

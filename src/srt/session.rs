@@ -165,8 +165,11 @@ fn send_now(fd: std::os::fd::RawFd, b: &[u8], to: Option<SocketAddr>) {
 async fn from_origin(srt: Rc<Srt>, s: Rc<Session>, mut buf: Vec<u8>) {
     buf.resize(MAX_DATAGRAM, 0);
     loop {
-        let n = match s.up.recv(&mut buf).await {
-            Ok(n) => n,
+        // recv_from, not recv: glommio's recv asks the kernel for the peer's
+        // address (getpeername) on every call; a connected socket hears
+        // only from the origin anyway.
+        let n = match s.up.recv_from(&mut buf).await {
+            Ok((n, _)) => n,
             Err(_) => {
                 end(&srt, &s, End::OriginGone, true);
                 return;
