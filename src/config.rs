@@ -101,6 +101,8 @@ pub struct Config {
     pub force_quit_timeout: Duration,
     /// `PROXY_IDLE_TIMEOUT` (ours): a relay silent both ways this long is closed.
     pub idle_timeout: Duration,
+    /// `PROXY_SRT_IDLE_TIMEOUT` (ours): an SRT session silent both ways this long ends.
+    pub srt_idle_timeout: Duration,
     /// The bearer token `/api/v1/srs/register` requires, when auth is on.
     pub api_auth: Option<String>,
     /// `PROXY_REGISTER_ALLOW` (ours): the networks origins may register
@@ -134,6 +136,7 @@ impl fmt::Debug for Config {
             .field("grace_quit_timeout", &self.grace_quit_timeout)
             .field("force_quit_timeout", &self.force_quit_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("srt_idle_timeout", &self.srt_idle_timeout)
             .field("api_auth", &self.api_auth.as_ref().map(|_| "***"))
             .field("register_allow", &self.register_allow)
             .field("log_format", &self.log_format)
@@ -192,6 +195,7 @@ const VARS: &[(&str, &str, &str, &str)] = &[
     ("Runtime", "PROXY_WORKERS", "all usable cores", "executors (one per core), 1..=1024"),
     ("Runtime", "PROXY_PIN_CORES", "on", "on: pin each executor to its own usable core; off: let the kernel place them (several proxies or other busy programs sharing these cores)"),
     ("Runtime", "PROXY_IDLE_TIMEOUT", "300s", "a relay with no bytes either way for this long is closed (Go duration)"),
+    ("Runtime", "PROXY_SRT_IDLE_TIMEOUT", "10s", "an SRT session with no packet either way for this long ends, as SRS's peer_idle_timeout (Go duration)"),
     ("Runtime", "GO_PPROF", "", "accepted for compatibility with SRS Go; unused"),
     ("Logs", "PROXY_LOG_FORMAT", "text", "text (human lines) or json (one JSON object per line, for log shippers); RUST_LOG sets the level"),
 ];
@@ -317,6 +321,7 @@ impl Config {
             grace_quit_timeout: r.duration("PROXY_GRACE_QUIT_TIMEOUT", Sign::NonNegative)?,
             force_quit_timeout: r.duration("PROXY_FORCE_QUIT_TIMEOUT", Sign::NonNegative)?,
             idle_timeout: r.duration("PROXY_IDLE_TIMEOUT", Sign::Positive)?,
+            srt_idle_timeout: r.duration("PROXY_SRT_IDLE_TIMEOUT", Sign::Positive)?,
             api_auth,
             register_allow,
             log_format,

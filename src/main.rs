@@ -12,6 +12,7 @@ mod http_proxy;
 mod http_stream;
 mod metrics;
 mod rtmp;
+mod srt;
 mod static_files;
 mod worker;
 
@@ -122,12 +123,18 @@ fn run(cfg: Arc<Config>) -> i32 {
             return 1;
         }
     }
+    if let Err(e) = srt::probe(&cfg) {
+        eprintln!("srs-proxy: {e}");
+        tracing::error!("startup failed: {e}");
+        return 1;
+    }
     let shutdown = Shutdown::new();
     install_signals(shutdown.clone(), cfg.force_quit_timeout);
     let epoch = Instant::now();
     let workers = cfg.workers;
     let builder = srs_io::mesh::builder::<LbReq, LbResp>(workers);
     let metrics_builder = metrics::builder(workers);
+    let srt_builder = srt::builder(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
     let mem_cfg = srs_lb::MemoryConfig { origin_ttl: cfg.origin_ttl, ..srs_lb::MemoryConfig::default() };
     let static_root = match &cfg.static_files {
@@ -149,6 +156,7 @@ fn run(cfg: Arc<Config>) -> i32 {
             let shutdown = shutdown.clone();
             let builder = builder.clone();
             let metrics_builder = metrics_builder.clone();
+            let srt_builder = srt_builder.clone();
             let ready = ready_tx.clone();
             let mem_cfg = mem_cfg.clone();
             let static_root = static_root.clone();
@@ -184,6 +192,13 @@ fn run(cfg: Arc<Config>) -> i32 {
                         }
                     }
                 }
+                let srt_task = match srt::start(core.clone(), srt_builder).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
                 let _ = ready.send(Ok(core.index));
                 let [rtmp_l, api_l, sys_l, http_l]: [TcpListener; 4] = match ls.try_into() {
                     Ok(v) => v,
@@ -209,6 +224,7 @@ fn run(cfg: Arc<Config>) -> i32 {
                         "http",
                         http::serve::<http_stream::HttpStream>,
                     )),
+                    srt_task,
                 ];
                 if core.index == 0 {
                     if let Some(db) = cfg.default_backend.clone() {
@@ -253,7 +269,7 @@ fn run(cfg: Arc<Config>) -> i32 {
         version = VERSION, pid = std::process::id(), workers,
         pin_cores = %if cfg.pin_cores { "on" } else { "off" },
         rtmp = %cfg.rtmp_server.0, http = %cfg.http_server.0, http_api = %cfg.http_api.0,
-        system_api = %cfg.system_api.0,
+        system_api = %cfg.system_api.0, srt = %cfg.srt_server.0,
         balancer = ?cfg.load_balancer, origin_ttl = ?cfg.origin_ttl,
         "srs-proxy started"
     );
