@@ -52,6 +52,12 @@
 #     ratio of their CPU per GiB. BENCH_ONLY=pairfanbase and pairfancopy
 #     (not in the default set) pair it against the baseline and against
 #     the copy loop.
+#   * the Redis balancer (BENCH_ONLY=pairredis, not in the default set): the
+#     session setup paired, this build with PROXY_LOAD_BALANCER_TYPE=redis
+#     (one local redis-server) against itself with the memory balancer; the
+#     ratio of their CPU per session and both sides' setup latency p50/p99,
+#     and the pick alone (BENCH_ONLY=picklat for just that): request
+#     latency p50/p99 of HTTP requests answered right after the pick.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -231,6 +237,7 @@ read -r P_NGX_RTMP P_NMS_RTMP P_NMS_HTTP P_NMS_HTTPS P_NMS_RTMPS \
         P_SRS_RTMP P_SRS_API P_SRS_HTTP P_SRS_HTTPAPI P_SRS_RTC P_SRS_SRT \
         P_HA P_NGX_STREAM P_GC \
         P_BASE_RTMP P_BASE_API P_BASE_HTTP P_BASE_HTTPAPI P_BASE_RTC P_BASE_SRT <<<"$(free_ports 20)"
+read -r P_RDS P_RS_RTMP P_RS_API P_RS_HTTP P_RS_HTTPAPI P_RS_RTC P_RS_SRT <<<"$(free_ports 7)"
 
 # ---------------------------------------------------------------- origins
 start_nginx_rtmp() {
@@ -272,7 +279,8 @@ start_nms() {
 launch_srs() {
     local bin="$1" logf="$2" rtmp="$3" api="$4" http="$5" httpapi="$6" rtc="$7" srt="$8"
     local workers="$9" ortmp="${10}" ohttp="${11:-}"
-    env PROXY_RTMP_SERVER="127.0.0.1:$rtmp" PROXY_SYSTEM_API="127.0.0.1:$api" \
+    # LAUNCH_ENV: extra VAR=value words (the Redis variant's balancer).
+    env ${LAUNCH_ENV:-} PROXY_RTMP_SERVER="127.0.0.1:$rtmp" PROXY_SYSTEM_API="127.0.0.1:$api" \
         PROXY_HTTP_SERVER="127.0.0.1:$http" PROXY_HTTP_API="127.0.0.1:$httpapi" \
         PROXY_WEBRTC_SERVER="$rtc" PROXY_SRT_SERVER="$srt" \
         PROXY_WORKERS="$workers" PROXY_IDLE_TIMEOUT=600s PROXY_ORIGIN_SERVER_TTL=3600s PROXY_STATIC_FILES="$WORK" \
@@ -303,6 +311,19 @@ start_base() {
     BASE_PID=$LAUNCHED
 }
 stop_base() { [ -z "${BASE_PID:-}" ] || stop_pid "$BASE_PID"; }
+# start_redis_srs WORKERS ORIGIN_RTMP_PORT: this build with the Redis
+# balancer, on a local redis-server (started once, kept for the run).
+start_redis_srs() {
+    if [ -z "${RDS_PID:-}" ]; then
+        start_bg redis-server redis-server --bind 127.0.0.1 --port "$P_RDS" --save "" --appendonly no --dir "$WORK"
+        RDS_PID=$BG_PID
+        wait_port "$P_RDS"
+    fi
+    LAUNCH_ENV="PROXY_LOAD_BALANCER_TYPE=redis PROXY_REDIS_PORT=$P_RDS" launch_srs "$PROXY_BIN" srs-proxy-redis.log \
+        "$P_RS_RTMP" "$P_RS_API" "$P_RS_HTTP" "$P_RS_HTTPAPI" "$P_RS_RTC" "$P_RS_SRT" "$@"
+    RS_PID=$LAUNCHED
+}
+stop_redis_srs() { [ -z "${RS_PID:-}" ] || stop_pid "$RS_PID"; }
 stop_srs() { stop_pid "$SRS_PID"; }
 
 # start_haproxy THREADS ORIGIN_PORT
@@ -380,6 +401,7 @@ pid_of() {
     case "$1" in
         srs) echo "$SRS_PID" ;;
         base) echo "$BASE_PID" ;;
+        redis) echo "$RS_PID" ;;
         haproxy) echo "$HA_PID" ;;
         nginx) echo "$NGXS_PID" ;;
         glommio) echo "$GC_PID" ;;
@@ -390,6 +412,7 @@ port_of() {
     case "$1" in
         srs) echo "$P_SRS_RTMP" ;;
         base) echo "$P_BASE_RTMP" ;;
+        redis) echo "$P_RS_RTMP" ;;
         haproxy) echo "$P_HA" ;;
         nginx) echo "$P_NGX_STREAM" ;;
         glommio) echo "$P_GC" ;;
@@ -636,6 +659,7 @@ start_variant() {
     case "$1" in
         srs) start_srs "$2" "$3" ;;
         base) start_base "$2" "$3" ;;
+        redis) start_redis_srs "$2" "$3" ;;
         haproxy) start_haproxy "$2" "$3" ;;
         nginx) start_nginx_stream "$2" "$3" ;;
         glommio) start_glommio "$2" "$3" ;;
@@ -645,6 +669,7 @@ stop_variant() {
     case "$1" in
         srs) stop_srs ;;
         base) stop_base ;;
+        redis) stop_redis_srs ;;
         haproxy) stop_haproxy ;;
         nginx) stop_nginx_stream ;;
         glommio) stop_glommio ;;
@@ -694,6 +719,29 @@ paired() {
     stop_pid "$PUB_PID"
     stop_variant "$a"
     stop_variant "$b"
+    SCEN=$(( SCEN + 1 ))
+}
+
+# picklat: the balancer's pick alone, memory against Redis. The bench origin
+# is registered without an HTTP endpoint, so GET /live/pick.flv is a pick of
+# a pinned stream and an immediate 502 (no origin connection): wrk's
+# request latency is the HTTP exchange plus the pick, the same but for the
+# balancer on both sides (4 keep-alive connections, one thread).
+picklat() {
+    local v
+    log "pick latency: HTTP requests that stop after the pick, srs (memory) and redis"
+    for v in srs redis; do
+        start_variant "$v" 2 "$P_NGX_RTMP"
+        sleep 0.5
+        local port=$P_SRS_HTTP
+        [ "$v" = redis ] && port=$P_RS_HTTP
+        curl -s -m 2 -o /dev/null "http://127.0.0.1:$port/live/pick.flv" || true
+        local c0 c1; c0=$(cpu_ticks "$(pid_of "$v")")
+        wrk -t1 -c4 -d"${SESS_SECONDS}s" --latency "http://127.0.0.1:$port/live/pick.flv" >"$RES/picklat_$v.txt" 2>&1 || true
+        c1=$(cpu_ticks "$(pid_of "$v")")
+        echo "$(( c1 - c0 ))" >"$RES/picklat_$v.cpu"
+        stop_variant "$v"
+    done
     SCEN=$(( SCEN + 1 ))
 }
 
@@ -897,6 +945,13 @@ T_START=$(date +%s)
 # The runtime alone: the copy loop's setup against the L4 relays.
 [[ "$ONLY" == *" pairsessrt "* ]] && paired pcnginx sessions glommio nginx
 [[ "$ONLY" == *" pairsessrt "* ]] && paired pchaproxy sessions glommio haproxy
+# The Redis balancer against the memory balancer, the same build at once
+# (not in the default set): every session of the pinned stream is one
+# Redis round trip (EVALSHA) on top of the memory balancer's work.
+# (picklat first: right after a setup run, closing connections can still
+# hold the proxies' ports for a moment.)
+[[ "$ONLY" == *" pairredis "* || "$ONLY" == *" picklat "* ]] && picklat
+[[ "$ONLY" == *" pairredis "* ]] && paired psredis sessions redis srs
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -929,7 +984,7 @@ def load(name):
 
 GIB = 1024 ** 3
 cols = ["direct", "srs"] + (["base"] if meta.get("baseline") else []) + ["haproxy", "nginx", "glommio"]
-names = {"direct": "direct", "srs": "srs-proxy", "base": "srs-proxy baseline", "haproxy": "HAProxy (TCP)",
+names = {"direct": "direct", "srs": "srs-proxy", "base": "srs-proxy baseline", "redis": "srs-proxy (Redis balancer)", "haproxy": "HAProxy (TCP)",
          "nginx": "nginx stream", "glommio": "glommio copy loop (L4)"}
 rows = []
 notes = []
@@ -1142,6 +1197,48 @@ def sess_pair(tag, b, b_name, who="both at once", a="srs"):
     return paired_line(tag, a, b, b_name, "Paired setup", meta["sess_seconds"],
                        f"{meta['rate']} sessions/s to each, {who}", ms_per_session, "session")
 
+def setup_latency(tag, a, b):
+    # Session setup latency (connect to first media, as the loader sees it)
+    # of both sides of a paired setup run: the median over the windows of
+    # each window's p50 and p99; their difference is what the balancer adds.
+    import statistics
+    got = {}
+    for v in (a, b):
+        ls = [load(f"{tag}_{v}.w{w}") for w in range(1, meta.get("pair_windows", 0) + 1)]
+        ls = [r["load"]["setup_ms"] for r in ls if r and "load" in r and "setup_ms" in r["load"]]
+        if not ls:
+            return None
+        got[v] = (statistics.median(x["p50"] for x in ls), statistics.median(x["p99"] for x in ls))
+    return (f"Session setup latency in the same windows (p50 / p99, ms): {names[a]} "
+            f"{got[a][0]:.2f} / {got[a][1]:.2f}, {names[b]} {got[b][0]:.2f} / {got[b][1]:.2f}.")
+
+def pick_latency():
+    # wrk's latency distribution of requests that end right after the pick.
+    import re
+    got = {}
+    for v in ("redis", "srs"):
+        p = os.path.join(res, f"picklat_{v}.txt")
+        if not os.path.exists(p):
+            return None
+        txt = open(p).read()
+        unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+        pct = {m.group(1): float(m.group(2)) * unit[m.group(3)]
+               for m in re.finditer(r"^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$", txt, re.M)}
+        rps = re.search(r"Requests/sec:\s+([0-9.]+)", txt)
+        cpu = open(os.path.join(res, f"picklat_{v}.cpu")).read().strip()
+        if "50" not in pct or "99" not in pct or not rps:
+            notes.append(f"pick latency {names[v]}: no wrk result")
+            return None
+        done = re.search(r"(\d+) requests in", txt)
+        n = int(done.group(1)) if done else 0
+        got[v] = (pct["50"], pct["99"], float(rps.group(1)),
+                  int(cpu) / os.sysconf("SC_CLK_TCK") * 1e6 / n if n else float("nan"))
+    r, m = got["redis"], got["srs"]
+    return (f"Pick latency (HTTP requests answered right after the pick, 4 connections, {meta['sess_seconds']} s; "
+            f"p50 / p99 ms, requests/s, proxy CPU µs per request): Redis balancer {r[0]:.3f} / {r[1]:.3f}, "
+            f"{r[2]:.0f}/s, {r[3]:.0f} µs; memory balancer {m[0]:.3f} / {m[1]:.3f}, {m[2]:.0f}/s, {m[3]:.0f} µs; "
+            f"the Redis pick adds {r[0] - m[0]:.3f} ms at p50 and {r[1] - m[1]:.3f} ms at p99.")
+
 def fan_pair(tag, b, b_name, who="both at once"):
     return paired_line(tag, "srs", b, b_name, "Paired RTMP fan-out", meta["seconds"],
                        f"{meta['clients'] // 2} players through each, {who}", cpu_s_per_gib, "GiB")
@@ -1157,6 +1254,9 @@ pair_lines = [l for l in (
     fan_pair("pfnginx", "nginx", "nginx stream"),
     fan_pair("pfbase", "base", "the baseline", "both builds at once"),
     fan_pair("pfglommio", "glommio", "the copy loop"),
+    sess_pair("psredis", "srs", "the memory balancer", "both at once, one redis-server on loopback", a="redis"),
+    setup_latency("psredis", "redis", "srs"),
+    pick_latency(),
 ) if l]
 
 # A scenario this run did not take has only "—" cells: its rows are left

@@ -139,7 +139,7 @@ fn origins(core: &Core) -> Response {
             })
         })
         .collect();
-    Response::json(200, &json!({"code": 0, "data": data}))
+    Response::json(200, &json!({"code": 0, "data": data, "held_down_total": core.lb.marked_down()}))
 }
 
 async fn streams(core: &Core) -> Response {

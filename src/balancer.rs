@@ -1,8 +1,13 @@
-//! The memory balancer spread over the cores. Every core keeps a replica of
-//! the origin registry (a registration is sent to all cores); each stream's
-//! pin lives on exactly one core, chosen by hashing the stream key, so two
-//! connections for one stream agree on its origin whichever core they land on.
+//! The balancer a core asks (`core.lb`): the memory balancer or the Redis
+//! one behind one surface, and the memory balancer itself.
+//!
+//! The memory balancer is spread over the cores. Every core keeps a replica
+//! of the origin registry (a registration is sent to all cores); each
+//! stream's pin lives on exactly one core, chosen by hashing the stream key,
+//! so two connections for one stream agree on its origin whichever core
+//! they land on.
 
+use crate::redis_lb::RedisBalancer;
 use srs_io::mesh::{self, Mesh, MeshError};
 use srs_lb::{
     HlsError, HlsSessions, LbError, LoadBalancer, MemoryConfig, MemoryState, Origin, OriginId, PickOutcome,
@@ -27,6 +32,8 @@ pub enum LbReq {
         origin: OriginId,
     },
     HlsTouch(String),
+    /// An origin refused a connection: hold it down on every core.
+    MarkDown(OriginId),
 }
 
 pub enum LbResp {
@@ -35,6 +42,7 @@ pub enum LbResp {
     Pins(Vec<(StreamUrl, OriginId)>),
     HlsOpened(Result<String, HlsError>),
     Hls(Option<(StreamUrl, OriginId)>),
+    MarkedDown,
 }
 
 /// Bound on HLS player sessions per core.
@@ -61,8 +69,8 @@ pub struct OriginView {
     pub since_heartbeat: Duration,
 }
 
-/// This core's handle on the balancer.
-pub struct Balancer {
+/// This core's handle on the memory balancer.
+pub struct MemoryBalancer {
     mesh: Rc<LbMesh>,
     state: Rc<RefCell<MemoryState>>,
     /// Pins other cores answered, and when: a pin moves only when its origin
@@ -74,13 +82,8 @@ pub struct Balancer {
     epoch: Instant,
 }
 
-impl Balancer {
-    pub async fn join(
-        index: usize,
-        builder: LbBuilder,
-        cfg: MemoryConfig,
-        epoch: Instant,
-    ) -> Result<Rc<Self>, MeshError> {
+impl MemoryBalancer {
+    pub async fn join(index: usize, builder: LbBuilder, cfg: MemoryConfig, epoch: Instant) -> Result<Self, MeshError> {
         let mesh = Mesh::join(index, builder).await?;
         let state = Rc::new(RefCell::new(MemoryState::new(cfg)));
         let rng = RefCell::new(fastrand::Rng::new());
@@ -107,11 +110,15 @@ impl Balancer {
                     }
                     LbReq::Update(o) => LbResp::Updated(st.update(now, *o)),
                     LbReq::Pick(k) => LbResp::Picked(st.pick(now, &mut rng.borrow_mut(), &k).map(Box::new)),
+                    LbReq::MarkDown(id) => {
+                        st.mark_down(now, &id, srs_lb::ORIGIN_HOLD_DOWN);
+                        LbResp::MarkedDown
+                    }
                     LbReq::Pins => LbResp::Pins(st.pins().map(|(k, o)| (k.clone(), o.clone())).collect()),
                 }
             });
         }
-        let me = Rc::new(Balancer { mesh, state, hls, epoch, learnt: RefCell::default() });
+        let me = MemoryBalancer { mesh, state, hls, epoch, learnt: RefCell::default() };
         me.spawn_expiry();
         Ok(me)
     }
@@ -141,10 +148,6 @@ impl Balancer {
             }
         })
         .detach();
-    }
-
-    pub fn core(&self) -> usize {
-        self.mesh.me()
     }
 
     /// HLS player sessions this core owns.
@@ -222,6 +225,15 @@ impl Balancer {
         hit
     }
 
+    /// Holds `id` down on every core (see [`MemoryState::mark_down`]).
+    pub async fn mark_down(&self, id: &OriginId) {
+        for r in self.mesh.call_all(|| LbReq::MarkDown(id.clone())).await {
+            if let Err(e) = r {
+                tracing::warn!(id = %id, error = %e, "hold-down not sent to every core");
+            }
+        }
+    }
+
     /// Every pin, gathered from all cores.
     pub async fn pins(&self) -> Vec<(StreamUrl, OriginId)> {
         let mut all = Vec::new();
@@ -235,7 +247,7 @@ impl Balancer {
     }
 }
 
-impl LoadBalancer for Balancer {
+impl LoadBalancer for MemoryBalancer {
     /// Registers or refreshes an origin on every core; the outcome is this core's.
     async fn update(&self, origin: Origin) -> Result<UpdateOutcome, LbError> {
         let me = self.mesh.me();
@@ -295,4 +307,125 @@ fn spbhid_core(id: &str, cores: usize) -> Option<usize> {
     let (c, rest) = id.split_once('-')?;
     let c: usize = c.parse().ok()?;
     (c < cores && !rest.is_empty()).then_some(c)
+}
+
+/// What `core.lb` is: one surface over either balancer, so the protocol
+/// proxies never ask which one runs.
+pub enum Balancer {
+    Memory(MemoryBalancer),
+    Redis(Rc<RedisBalancer>),
+}
+
+impl Balancer {
+    /// HLS player sessions this core holds (memory balancer; in Redis mode
+    /// they live in Redis, and none is counted here).
+    pub fn hls_sessions(&self) -> usize {
+        match self {
+            Balancer::Memory(m) => m.hls_sessions(),
+            Balancer::Redis(_) => 0,
+        }
+    }
+
+    /// The core this handle belongs to.
+    pub fn core(&self) -> usize {
+        match self {
+            Balancer::Memory(m) => m.mesh.me(),
+            Balancer::Redis(r) => r.core(),
+        }
+    }
+
+    /// The origins as this core sees them (Redis: its copy of the list, at
+    /// most a second old).
+    pub fn origins(&self) -> Vec<OriginView> {
+        match self {
+            Balancer::Memory(m) => m.origins(),
+            Balancer::Redis(r) => r.origins(),
+        }
+    }
+
+    /// A live origin by id.
+    pub fn origin(&self, id: &OriginId) -> Option<Origin> {
+        match self {
+            Balancer::Memory(m) => m.origin(id),
+            Balancer::Redis(r) => r.origin(id),
+        }
+    }
+
+    /// Any live origin (for API requests that name no stream).
+    pub fn any_origin(&self) -> Option<Origin> {
+        match self {
+            Balancer::Memory(m) => m.any_origin(),
+            Balancer::Redis(r) => r.any_origin(),
+        }
+    }
+
+    pub async fn hls_open(
+        &self,
+        given: Option<&str>,
+        player: u64,
+        stream: StreamUrl,
+        origin: OriginId,
+    ) -> Result<String, LbError> {
+        match self {
+            Balancer::Memory(m) => m.hls_open(given, player, stream, origin).await,
+            Balancer::Redis(r) => r.hls_open(given, player, stream, origin).await,
+        }
+    }
+
+    pub async fn hls_touch(&self, id: &str) -> Result<Option<(StreamUrl, OriginId)>, LbError> {
+        match self {
+            Balancer::Memory(m) => m.hls_touch(id).await,
+            Balancer::Redis(r) => r.hls_touch(id).await,
+        }
+    }
+
+    pub async fn pins(&self) -> Vec<(StreamUrl, OriginId)> {
+        match self {
+            Balancer::Memory(m) => m.pins().await,
+            Balancer::Redis(r) => r.pins().await,
+        }
+    }
+
+    /// An origin refused a connection (`why`, for the log): it leaves the
+    /// picks of this proxy's cores (and, with Redis, of every proxy) for
+    /// [`srs_lb::ORIGIN_HOLD_DOWN`], and comes back with its first
+    /// heartbeat after that. Counted in [`Balancer::marked_down`].
+    pub async fn mark_down(&self, id: &OriginId, why: &str) {
+        MARKED_DOWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::local().origin_down();
+        tracing::warn!(origin = %id, reason = why, hold_ms = srs_lb::ORIGIN_HOLD_DOWN.as_millis() as u64,
+            "origin refused a connection: held down, its streams move to live origins");
+        match self {
+            Balancer::Memory(m) => m.mark_down(id).await,
+            Balancer::Redis(r) => {
+                if let Err(e) = r.mark_down(id).await {
+                    tracing::warn!(origin = %id, error = %e, "hold-down not written to redis");
+                }
+            }
+        }
+    }
+
+    /// How many hold-downs this proxy has started (all cores).
+    pub fn marked_down(&self) -> u64 {
+        MARKED_DOWN.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Hold-downs started, all cores (a counter, read by the system API).
+static MARKED_DOWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl LoadBalancer for Balancer {
+    async fn update(&self, origin: Origin) -> Result<UpdateOutcome, LbError> {
+        match self {
+            Balancer::Memory(m) => m.update(origin).await,
+            Balancer::Redis(r) => r.update(origin).await,
+        }
+    }
+
+    async fn pick(&self, key: &StreamUrl) -> Result<(Origin, PickOutcome), LbError> {
+        match self {
+            Balancer::Memory(m) => m.pick(key).await,
+            Balancer::Redis(r) => r.pick(key).await,
+        }
+    }
 }

@@ -53,6 +53,13 @@ pub struct RedisConfig {
     pub db: i64,
     /// `PROXY_REDIS_KEY_PREFIX`: when non-empty every key is `<prefix>:<key>`.
     pub key_prefix: String,
+    /// `PROXY_REDIS_SENTINELS` (`host:port,...`): when non-empty the master
+    /// is asked of these and HOST/PORT are not used.
+    pub sentinels: Vec<(String, u16)>,
+    /// `PROXY_REDIS_SENTINEL_MASTER`: the monitored master's name.
+    pub sentinel_master: String,
+    /// `PROXY_REDIS_SENTINEL_PASSWORD`: AUTH toward the sentinels.
+    pub sentinel_password: Option<String>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -63,6 +70,9 @@ impl fmt::Debug for RedisConfig {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("db", &self.db)
             .field("key_prefix", &self.key_prefix)
+            .field("sentinels", &self.sentinels)
+            .field("sentinel_master", &self.sentinel_master)
+            .field("sentinel_password", &self.sentinel_password.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -179,6 +189,9 @@ const VARS: &[(&str, &str, &str, &str)] = &[
     ("Redis", "PROXY_REDIS_PASSWORD", "", "Redis password (empty: none)"),
     ("Redis", "PROXY_REDIS_DB", "0", "Redis database number"),
     ("Redis", "PROXY_REDIS_KEY_PREFIX", "", "prefix for every Redis key as '<prefix>:<key>' (empty: none)"),
+    ("Redis", "PROXY_REDIS_SENTINELS", "", "host:port,... of Redis Sentinels: the master is asked of them (HOST/PORT unused) and followed across failovers"),
+    ("Redis", "PROXY_REDIS_SENTINEL_MASTER", "mymaster", "the master name the sentinels monitor"),
+    ("Redis", "PROXY_REDIS_SENTINEL_PASSWORD", "", "password toward the sentinels (empty: none); PROXY_REDIS_PASSWORD is for the data nodes"),
     ("Register API auth", "PROXY_HTTP_API_AUTH_ENABLED", "off", "on: /api/v1/srs/register requires 'Authorization: Bearer <token>'"),
     ("Register API auth", "PROXY_HTTP_API_AUTH_TYPE", "", "must be bearer when auth is on"),
     ("Register API auth", "PROXY_HTTP_API_AUTH_TOKEN", "", "the bearer token, required when auth is on"),
@@ -233,6 +246,12 @@ impl Config {
                 },
             },
             key_prefix: r.value("PROXY_REDIS_KEY_PREFIX").unwrap_or_default(),
+            sentinels: match r.value("PROXY_REDIS_SENTINELS") {
+                None => Vec::new(),
+                Some(v) => parse_sentinels(&v).map_err(|why| err("PROXY_REDIS_SENTINELS", &v, why))?,
+            },
+            sentinel_master: r.string("PROXY_REDIS_SENTINEL_MASTER"),
+            sentinel_password: r.value("PROXY_REDIS_SENTINEL_PASSWORD"),
         };
 
         let static_files = match r.value("PROXY_STATIC_FILES") {
@@ -441,6 +460,24 @@ fn layered<'a>(
 
 fn default_of(var: &str) -> &'static str {
     VARS.iter().find(|(_, name, _, _)| *name == var).map_or("", |(_, _, default, _)| default)
+}
+
+/// `host:port,host:port`; IPv6 as `[::1]:26379`.
+fn parse_sentinels(v: &str) -> Result<Vec<(String, u16)>, &'static str> {
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (host, port) = item.rsplit_once(':').ok_or("each sentinel is host:port")?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let port: u16 = port.parse().map_err(|_| "a sentinel port is not a number 1..65535")?;
+        if host.is_empty() || port == 0 {
+            return Err("each sentinel is host:port");
+        }
+        out.push((host.to_string(), port));
+    }
+    if out.is_empty() {
+        return Err("no sentinel listed");
+    }
+    Ok(out)
 }
 
 fn err(var: &'static str, value: &str, reason: &str) -> ConfigError {
@@ -783,7 +820,16 @@ mod tests {
         assert_eq!(c.load_balancer, LbType::Memory);
         assert_eq!(
             c.redis,
-            RedisConfig { host: "127.0.0.1".into(), port: 6379, password: None, db: 0, key_prefix: String::new() }
+            RedisConfig {
+                host: "127.0.0.1".into(),
+                port: 6379,
+                password: None,
+                db: 0,
+                key_prefix: String::new(),
+                sentinels: Vec::new(),
+                sentinel_master: "mymaster".into(),
+                sentinel_password: None,
+            }
         );
         assert_eq!(c.default_backend, None);
         assert_eq!(c.origin_ttl, Duration::from_secs(300));
@@ -860,7 +906,12 @@ mod tests {
         lb_memory_upper: [("PROXY_LOAD_BALANCER_TYPE", "MEMORY")] => |c| c.load_balancer == LbType::Memory;
         redis_all: [("PROXY_REDIS_HOST", "redis.local"), ("PROXY_REDIS_PORT", "6380"), ("PROXY_REDIS_PASSWORD", "pw"),
                     ("PROXY_REDIS_DB", "3"), ("PROXY_REDIS_KEY_PREFIX", "px")]
-            => |c| c.redis == RedisConfig { host: "redis.local".into(), port: 6380, password: Some("pw".into()), db: 3, key_prefix: "px".into() };
+            => |c| c.redis == RedisConfig { host: "redis.local".into(), port: 6380, password: Some("pw".into()), db: 3, key_prefix: "px".into(),
+                sentinels: Vec::new(), sentinel_master: "mymaster".into(), sentinel_password: None };
+        redis_sentinels: [("PROXY_REDIS_SENTINELS", "10.0.0.1:26379, s2:26380,[::1]:26381"), ("PROXY_REDIS_SENTINEL_MASTER", "m1"),
+                    ("PROXY_REDIS_SENTINEL_PASSWORD", "spw")]
+            => |c| c.redis.sentinels == vec![("10.0.0.1".to_string(), 26379), ("s2".to_string(), 26380), ("::1".to_string(), 26381)]
+                && c.redis.sentinel_master == "m1" && c.redis.sentinel_password.as_deref() == Some("spw");
         static_custom: [("PROXY_STATIC_FILES", "/srv/www")] => |c| c.static_files == Some(PathBuf::from("/srv/www"));
         static_off: [("PROXY_STATIC_FILES", "off")] => |c| c.static_files.is_none();
         ttl_custom: [("PROXY_ORIGIN_SERVER_TTL", "45s")] => |c| c.origin_ttl == Duration::from_secs(45);
@@ -925,6 +976,10 @@ mod tests {
         bad_redis_db: [("PROXY_REDIS_DB", "one")] => ("PROXY_REDIS_DB", "not an integer");
         bad_redis_db_float: [("PROXY_REDIS_DB", "1.5")] => ("PROXY_REDIS_DB", "not an integer");
         bad_redis_db_negative: [("PROXY_REDIS_DB", "-1")] => ("PROXY_REDIS_DB", "must not be negative");
+        bad_sentinel_no_port: [("PROXY_REDIS_SENTINELS", "s1")] => ("PROXY_REDIS_SENTINELS", "host:port");
+        bad_sentinel_port: [("PROXY_REDIS_SENTINELS", "s1:99999")] => ("PROXY_REDIS_SENTINELS", "port");
+        bad_sentinel_empty_host: [("PROXY_REDIS_SENTINELS", ":26379")] => ("PROXY_REDIS_SENTINELS", "host:port");
+        bad_sentinel_only_commas: [("PROXY_REDIS_SENTINELS", ",,")] => ("PROXY_REDIS_SENTINELS", "no sentinel");
         bad_ttl_zero: [("PROXY_ORIGIN_SERVER_TTL", "0s")] => ("PROXY_ORIGIN_SERVER_TTL", "must be positive");
         bad_ttl_bare_zero: [("PROXY_ORIGIN_SERVER_TTL", "0")] => ("PROXY_ORIGIN_SERVER_TTL", "must be positive");
         bad_ttl_negative: [("PROXY_ORIGIN_SERVER_TTL", "-5m")] => ("PROXY_ORIGIN_SERVER_TTL", "must be positive");

@@ -53,50 +53,77 @@ async fn route(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, pe
     reply(s, req, Response::error(404, format!("no such path {p}"))).await
 }
 
+/// No origin to call: 503, or 502 naming the refusal when the first
+/// origin refused and none was left for the retry.
+fn no_origin(why: String, refused: &Option<String>) -> Response {
+    match refused {
+        Some(r) => Response::error(502, format!("{r}; no other live origin")),
+        None => Response::error(503, why),
+    }
+}
+
 /// The origin for an API call: the stream's pinned origin when the query
 /// names a stream (`?app=&stream=`), else any live origin.
 async fn forward_api(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, peer: SocketAddr) -> Option<bool> {
     let names_stream = req.query.split('&').any(|kv| kv.starts_with("stream="));
-    let origin = if names_stream {
-        match stream_url::from_http(req.header("host"), &req.path, &req.query) {
-            Ok((key, _)) => match core.lb.pick(&key).await {
-                Ok((o, _)) => Some(o),
-                Err(e) => return reply(s, req, Response::error(503, e)).await,
-            },
-            Err(e) => return reply(s, req, Response::error(400, format!("bad stream in query: {e}"))).await,
-        }
-    } else {
-        core.lb.any_origin()
-    };
-    let Some(origin) = origin else {
-        return reply(s, req, Response::error(503, "no origin available")).await;
-    };
-    let addr = match origin.api_addr() {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            return reply(s, req, Response::error(502, format!("origin {} has no api endpoint", origin.id()))).await
-        }
-        Err(e) => {
-            return reply(s, req, Response::error(502, format!("origin {} api endpoint: {e}", origin.id()))).await
-        }
-    };
-    let target = req.target();
-    let up =
-        Upstream { addr, target: &target, body: Body::Finite, cors: false, idle: core.cfg.idle_timeout, metrics: None };
-    match http_proxy::forward(s, req, peer, up).await {
-        Ok(f) => {
-            tracing::debug!(conn = %id, %peer, path = %req.path, origin = %origin.id(), status = f.status, "api forwarded");
-            Some(f.keep_alive)
-        }
-        Err(ProxyError::Client(_)) => None,
-        Err(e @ (ProxyError::MidBody(_) | ProxyError::Local(_))) => {
-            tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward cut short");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward failed");
-            let _ = http::write_response(s, &Response::error(e.status(), &e), false).await;
-            None
-        }
+    // A refused connect holds the origin down; the call is tried once more
+    // on the next origin (the stream's new pin, or another live one).
+    let mut refused: Option<String> = None;
+    loop {
+        let origin = if names_stream {
+            match stream_url::from_http(req.header("host"), &req.path, &req.query) {
+                Ok((key, _)) => match core.lb.pick(&key).await {
+                    Ok((o, _)) => Some(o),
+                    Err(e) => return reply(s, req, no_origin(e.to_string(), &refused)).await,
+                },
+                Err(e) => return reply(s, req, Response::error(400, format!("bad stream in query: {e}"))).await,
+            }
+        } else {
+            core.lb.any_origin()
+        };
+        let Some(origin) = origin else {
+            return reply(s, req, no_origin("no origin available".into(), &refused)).await;
+        };
+        let addr = match origin.api_addr() {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                return reply(s, req, Response::error(502, format!("origin {} has no api endpoint", origin.id()))).await
+            }
+            Err(e) => {
+                return reply(s, req, Response::error(502, format!("origin {} api endpoint: {e}", origin.id()))).await
+            }
+        };
+        let target = req.target();
+        let up = Upstream {
+            addr,
+            target: &target,
+            body: Body::Finite,
+            cors: false,
+            idle: core.cfg.idle_timeout,
+            metrics: None,
+        };
+        return match http_proxy::forward(s, req, peer, up).await {
+            Ok(f) => {
+                tracing::debug!(conn = %id, %peer, path = %req.path, origin = %origin.id(), status = f.status, "api forwarded");
+                Some(f.keep_alive)
+            }
+            Err(e @ ProxyError::Connect(..)) if refused.is_none() => {
+                tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e,
+                    "origin refused the connection; retrying on another origin");
+                core.lb.mark_down(&origin.id(), &e.to_string()).await;
+                refused = Some(e.to_string());
+                continue;
+            }
+            Err(ProxyError::Client(_)) => None,
+            Err(e @ (ProxyError::MidBody(_) | ProxyError::Local(_))) => {
+                tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward cut short");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(conn = %id, %peer, path = %req.path, origin = %origin.id(), error = %e, "api forward failed");
+                let _ = http::write_response(s, &Response::error(e.status(), &e), false).await;
+                None
+            }
+        };
     }
 }

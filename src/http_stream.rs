@@ -102,7 +102,16 @@ fn http_addr(origin: Origin) -> Result<(Origin, SocketAddr), Response> {
     }
 }
 
-/// Forwards and logs; answers the error itself when nothing was sent yet.
+/// How a forwarded request ended: done (keep the client connection or
+/// not), or the origin refused the connection and nothing was sent, so the
+/// caller may hold it down and try the stream's next origin once.
+enum Sent {
+    Done(Option<bool>),
+    Refused(String),
+}
+
+/// Forwards and logs; answers the error itself when nothing was sent yet,
+/// except a refused connect when `may_retry`.
 #[allow(clippy::too_many_arguments)]
 async fn proxied(
     core: &Core,
@@ -115,7 +124,8 @@ async fn proxied(
     origin: &Origin,
     addr: SocketAddr,
     body: Body<'_>,
-) -> Option<bool> {
+    may_retry: bool,
+) -> Sent {
     let started = Instant::now();
     let target = req.target();
     let live = matches!(body, Body::Live);
@@ -137,6 +147,9 @@ async fn proxied(
     };
     let r = http_proxy::forward(s, req, peer, up).await;
     let ms = started.elapsed().as_millis() as u64;
+    if let (true, Err(e @ ProxyError::Connect(..))) = (may_retry, &r) {
+        return Sent::Refused(e.to_string());
+    }
     if live {
         drop(active);
         let (reason, blame) = match &r {
@@ -155,7 +168,7 @@ async fn proxied(
         };
         m.ended(proto, Some(Role::Play), reason, blame);
     }
-    match r {
+    Sent::Done(match r {
         Ok(f) => {
             if live || f.status >= 400 {
                 tracing::info!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
@@ -182,7 +195,7 @@ async fn proxied(
             let _ = http::write_response(s, &cors(Response::error(e.status(), &e)), false).await;
             None
         }
-    }
+    })
 }
 
 fn cors(r: Response) -> Response {
@@ -196,15 +209,40 @@ async fn live(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, pee
         Ok(k) => k,
         Err(r) => return reply(s, req, cors(r)).await,
     };
-    let (origin, addr) = match origin_for(core, &key).await {
-        Ok(v) => v,
-        Err(r) => {
-            tracing::warn!(conn = %id, %peer, stream = %key, status = r.status, "http stream refused");
-            return reply(s, req, cors(r)).await;
-        }
-    };
     let what = if req.path.ends_with(".flv") { "flv" } else { "ts" };
-    proxied(core, id, s, req, peer, what, &key, &origin, addr, Body::Live).await
+    let mut refused = None;
+    loop {
+        let (origin, addr) = match origin_for(core, &key).await {
+            Ok(v) => v,
+            Err(r) => {
+                let r = after_refusal(r, &refused);
+                tracing::warn!(conn = %id, %peer, stream = %key, status = r.status, "http stream refused");
+                return reply(s, req, cors(r)).await;
+            }
+        };
+        match proxied(core, id, s, req, peer, what, &key, &origin, addr, Body::Live, refused.is_none()).await {
+            Sent::Done(r) => return r,
+            Sent::Refused(why) => refused = Some(retry_elsewhere(core, id, &key, &origin, why).await),
+        }
+    }
+}
+
+/// The origin refused the connection: held down, and the stream is picked
+/// again among the live origins for the one retry. Answers `why`.
+async fn retry_elsewhere(core: &Core, id: ConnId, key: &StreamUrl, origin: &Origin, why: String) -> String {
+    tracing::warn!(conn = %id, stream = %key, origin = %origin.id(), error = %why,
+        "origin refused the connection; retrying on another origin");
+    core.lb.mark_down(&origin.id(), &why).await;
+    why
+}
+
+/// No origin left for the retry after a refusal: the refusal is what the
+/// client hears (502), not "no origin" (503).
+fn after_refusal(r: Response, refused: &Option<String>) -> Response {
+    match refused {
+        Some(why) if r.status == 503 => Response::error(502, format!("{why}; no other live origin")),
+        _ => r,
+    }
 }
 
 async fn playlist(
@@ -219,10 +257,32 @@ async fn playlist(
         Ok(k) => k,
         Err(r) => return reply(s, req, cors(r)).await,
     };
-    let (origin, addr) = match origin_for(core, &key).await {
-        Ok(v) => v,
-        Err(r) => return reply(s, req, cors(r)).await,
-    };
+    let mut refused = None;
+    loop {
+        let (origin, addr) = match origin_for(core, &key).await {
+            Ok(v) => v,
+            Err(r) => return reply(s, req, cors(after_refusal(r, &refused))).await,
+        };
+        match playlist_on(core, id, s, req, peer, given.as_deref(), &key, &origin, addr, refused.is_none()).await {
+            Sent::Done(r) => return r,
+            Sent::Refused(why) => refused = Some(retry_elsewhere(core, id, &key, &origin, why).await),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn playlist_on(
+    core: &Rc<Core>,
+    id: ConnId,
+    s: &mut TcpStream,
+    req: &Request,
+    peer: SocketAddr,
+    given: Option<&str>,
+    key: &StreamUrl,
+    origin: &Origin,
+    addr: SocketAddr,
+    may_retry: bool,
+) -> Sent {
     // One id per (stream, player): the id the player sent, or the one its
     // address and user agent had, while that session lives.
     let player = {
@@ -235,11 +295,11 @@ async fn playlist(
         ))
     };
     let given = given.filter(|g| srs_protocols::hls::valid_spbhid(g));
-    let sid = match core.lb.hls_open(given.as_deref(), player, key.clone(), origin.id()).await {
+    let sid = match core.lb.hls_open(given, player, key.clone(), origin.id()).await {
         Ok(sid) => sid,
-        Err(e) => return reply(s, req, cors(Response::error(503, e))).await,
+        Err(e) => return Sent::Done(reply(s, req, cors(Response::error(503, e))).await),
     };
-    proxied(core, id, s, req, peer, "hls", &key, &origin, addr, Body::Playlist(&sid)).await
+    proxied(core, id, s, req, peer, "hls", key, origin, addr, Body::Playlist(&sid), may_retry).await
 }
 
 async fn segment(
@@ -263,7 +323,22 @@ async fn segment(
         Ok(v) => v,
         Err(r) => return reply(s, req, cors(r)).await,
     };
-    proxied(core, id, s, req, peer, "hls-segment", &key, &origin, addr, Body::Finite).await
+    match proxied(core, id, s, req, peer, "hls-segment", &key, &origin, addr, Body::Finite, true).await {
+        Sent::Done(r) => r,
+        Sent::Refused(why) => {
+            // The session's origin is gone: the stream's next origin serves
+            // the segment if it has it (the playlist is re-read from there).
+            let refused = Some(retry_elsewhere(core, id, &key, &origin, why).await);
+            let (origin, addr) = match origin_for(core, &key).await {
+                Ok(v) => v,
+                Err(r) => return reply(s, req, cors(after_refusal(r, &refused))).await,
+            };
+            match proxied(core, id, s, req, peer, "hls-segment", &key, &origin, addr, Body::Finite, false).await {
+                Sent::Done(r) => r,
+                Sent::Refused(_) => None,
+            }
+        }
+    }
 }
 
 async fn static_file(core: &Rc<Core>, s: &mut TcpStream, req: &Request) -> Option<bool> {

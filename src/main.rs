@@ -11,12 +11,13 @@ mod http_api;
 mod http_proxy;
 mod http_stream;
 mod metrics;
+mod redis_lb;
 mod rtmp;
 mod srt;
 mod static_files;
 mod worker;
 
-use crate::balancer::{Balancer, LbReq, LbResp};
+use crate::balancer::{Balancer, LbReq, LbResp, MemoryBalancer};
 use crate::worker::Core;
 use glommio::net::TcpListener;
 use srs_io::Shutdown;
@@ -161,15 +162,29 @@ fn run(cfg: Arc<Config>) -> i32 {
             let mem_cfg = mem_cfg.clone();
             let static_root = static_root.clone();
             async move {
-                let lb = match Balancer::join(info.index, builder, mem_cfg, epoch).await {
-                    Ok(lb) => lb,
-                    Err(e) => {
-                        let _ =
-                            ready.send(Err(format!("executor {}: cannot join the cross-core mesh: {e}", info.index)));
-                        return;
+                let lb = match cfg.load_balancer {
+                    config::LbType::Memory => match MemoryBalancer::join(info.index, builder, mem_cfg, epoch).await {
+                        Ok(lb) => Balancer::Memory(lb),
+                        Err(e) => {
+                            let _ = ready
+                                .send(Err(format!("executor {}: cannot join the cross-core mesh: {e}", info.index)));
+                            return;
+                        }
+                    },
+                    config::LbType::Redis => {
+                        let conn = redis_lb::client::Conn::new(redis_settings(&cfg.redis), info.index);
+                        match redis_lb::RedisBalancer::start(conn, &cfg.redis.key_prefix, cfg.origin_ttl, info.index)
+                            .await
+                        {
+                            Ok(lb) => Balancer::Redis(lb),
+                            Err(e) => {
+                                let _ = ready.send(Err(format!("PROXY_LOAD_BALANCER_TYPE=redis: {e}")));
+                                return;
+                            }
+                        }
                     }
                 };
-                let core = Core::new(lb.core(), cfg.clone(), lb, shutdown, static_root);
+                let core = Core::new(lb.core(), cfg.clone(), std::rc::Rc::new(lb), shutdown, static_root);
                 let weak = Rc::downgrade(&core);
                 let facts = move || {
                     weak.upgrade().map_or_else(metrics::CoreFacts::default, |c| metrics::CoreFacts {
@@ -278,6 +293,22 @@ fn run(cfg: Arc<Config>) -> i32 {
     }
     tracing::info!("srs-proxy done");
     0
+}
+
+/// Where the Redis balancer connects: PROXY_REDIS_HOST/PORT, or the master
+/// the sentinels of PROXY_REDIS_SENTINELS name.
+fn redis_settings(r: &config::RedisConfig) -> redis_lb::client::Settings {
+    use redis_lb::client::{Settings, Target};
+    let target = if r.sentinels.is_empty() {
+        Target::Direct { host: r.host.clone(), port: r.port }
+    } else {
+        Target::Sentinel {
+            sentinels: r.sentinels.clone(),
+            master: r.sentinel_master.clone(),
+            password: r.sentinel_password.clone(),
+        }
+    };
+    Settings { target, password: r.password.clone(), db: r.db }
 }
 
 /// SIGINT/SIGTERM: stop accepting and drain; a backstop timer forces the

@@ -261,9 +261,6 @@ impl CoreMetrics {
         c.set(c.get() + 1);
     }
 
-    // Until the balancer marks origins down and the UDP relays and Redis
-    // land, only the tests call these.
-    #[allow(dead_code)]
     pub fn origin_down(&self) {
         self.origin_down.set(self.origin_down.get() + 1);
     }
@@ -288,7 +285,6 @@ impl CoreMetrics {
     }
 
     /// One Redis command: how long it took and, if it failed, a short reason.
-    #[allow(dead_code)]
     pub fn redis(&self, took: Duration, error: Option<&'static str>) {
         let mut r = self.redis.borrow_mut();
         r.0 += 1;

@@ -332,11 +332,14 @@ async fn identify(
 struct OriginFail {
     tell_client: Option<String>,
     detail: String,
+    /// The connection itself failed (refused, unreachable, timed out): the
+    /// origin is held down and the stream tried elsewhere.
+    connect: bool,
 }
 
 impl OriginFail {
     fn new(tell_client: impl Into<String>, detail: String) -> Self {
-        OriginFail { tell_client: Some(tell_client.into()), detail }
+        OriginFail { tell_client: Some(tell_client.into()), detail, connect: false }
     }
 }
 
@@ -354,7 +357,10 @@ async fn start_origin(addr: SocketAddr, req: &StreamRequest, limits: Limits) -> 
     let counter = Cell::new(0u64);
     let mut up = match TcpStream::connect_timeout(addr, ORIGIN_CONNECT_TIMEOUT).await {
         Ok(s) => s,
-        Err(e) => return Err(OriginFail::new("origin unreachable", format!("connect {addr}: {e}"))),
+        Err(e) => {
+            let f = OriginFail::new("origin unreachable", format!("connect {addr}: {e}"));
+            return Err(OriginFail { connect: true, ..f });
+        }
     };
     let _ = up.set_nodelay(true);
     let mut deadline = Timer::new(ORIGIN_START_TIMEOUT);
@@ -382,7 +388,11 @@ async fn start_origin(addr: SocketAddr, req: &StreamRequest, limits: Limits) -> 
             Ok(ClientProgress::Ready { consumed }) => {
                 pump::consume(&mut obuf, consumed);
                 if let Err(e) = send(&mut up, &mut oout, &counter).await {
-                    return Err(OriginFail { tell_client: None, detail: format!("write to {addr}: {e}") });
+                    return Err(OriginFail {
+                        tell_client: None,
+                        detail: format!("write to {addr}: {e}"),
+                        connect: false,
+                    });
                 }
                 break;
             }
@@ -393,7 +403,7 @@ async fn start_origin(addr: SocketAddr, req: &StreamRequest, limits: Limits) -> 
     }
     match cs.into_relay() {
         Ok(relay) => Ok(OriginSide { up, rest: obuf, relay }),
-        Err(e) => Err(OriginFail { tell_client: None, detail: e.to_string() }),
+        Err(e) => Err(OriginFail { tell_client: None, detail: e.to_string(), connect: false }),
     }
 }
 
@@ -423,38 +433,54 @@ async fn setup(
         }
     };
     facts.stream = Some(key.clone());
-    let picked = core.lb.pick(&key).await;
-    metrics::local().pick(Pick::of(&picked));
-    let (origin, outcome) = match picked {
-        Ok(picked) => picked,
-        Err(e) => {
-            ident.reject(&e.to_string(), out);
-            return Err(End::NoOrigin(e.to_string()));
-        }
-    };
-    let oid = origin.id();
-    if let srs_lb::PickOutcome::Repinned { from } = &outcome {
-        tracing::info!(stream = %key, from = %from, to = %oid, "stream re-pinned: its origin expired");
-    }
-    facts.origin = Some(oid.to_string());
-    let addr = match origin.rtmp_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            ident.reject("origin has no usable rtmp endpoint", out);
-            return Err(End::Origin(format!("rtmp endpoint {:?}: {e}", origin.rtmp)));
-        }
-    };
-    drop((key, origin, outcome, oid));
-
-    let side = match start_origin(addr, ident.request(), limits).await {
-        Ok(side) => side,
-        Err(f) => {
-            if let Some(m) = &f.tell_client {
-                ident.reject(m, out);
+    // A refused connect holds the origin down and the stream is picked
+    // again among the live ones: the client is retried there once.
+    let mut refused: Option<String> = None;
+    let (side, addr) = loop {
+        let picked = core.lb.pick(&key).await;
+        metrics::local().pick(Pick::of(&picked));
+        let (origin, outcome) = match picked {
+            Ok(picked) => picked,
+            Err(e) => {
+                // After a refusal, the refusal is what went wrong.
+                if let Some(why) = refused {
+                    ident.reject("origin unreachable", out);
+                    return Err(End::Origin(format!("{why}; no other live origin")));
+                }
+                ident.reject(&e.to_string(), out);
+                return Err(End::NoOrigin(e.to_string()));
             }
-            return Err(End::Origin(f.detail));
+        };
+        let oid = origin.id();
+        if let srs_lb::PickOutcome::Repinned { from } = &outcome {
+            tracing::info!(stream = %key, from = %from, to = %oid, "stream re-pinned: its origin expired or was held down");
+        }
+        facts.origin = Some(oid.to_string());
+        let addr = match origin.rtmp_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                ident.reject("origin has no usable rtmp endpoint", out);
+                return Err(End::Origin(format!("rtmp endpoint {:?}: {e}", origin.rtmp)));
+            }
+        };
+        drop((origin, outcome));
+        match start_origin(addr, ident.request(), limits).await {
+            Ok(side) => break (side, addr),
+            Err(f) if f.connect && refused.is_none() => {
+                tracing::warn!(conn = %id, stream = %key, origin = %oid, %addr, error = %f.detail,
+                    "origin refused the connection; retrying on another origin");
+                core.lb.mark_down(&oid, &f.detail).await;
+                refused = Some(f.detail);
+            }
+            Err(f) => {
+                if let Some(m) = &f.tell_client {
+                    ident.reject(m, out);
+                }
+                return Err(End::Origin(f.detail));
+            }
         }
     };
+    drop(key);
     let (odec, oenc, osid) = side.relay;
     let relaying = ident.start(out);
     tracing::info!(conn = %id, core = core.index, stream = facts.stream.as_ref().map_or("-", |s| s.as_str()),

@@ -272,7 +272,7 @@ fn versions_origins_and_unknown_paths() {
     // No origin yet; then one, listed alive.
     let r = proxy.get("/api/v1/origins");
     assert_eq!(r.status, 200);
-    assert_eq!(r.json().unwrap(), json!({"code": 0, "data": []}));
+    assert_eq!(r.json().unwrap(), json!({"code": 0, "data": [], "held_down_total": 0}));
     let _hb = Heartbeat::start(&proxy.sys_api(), SRS_HEARTBEAT.to_string());
     let o = origin_by_id(&proxy, "vid-3ax2y18-9d6628mo-31283").expect("listed");
     assert_eq!(o["alive"], true);

@@ -1,5 +1,6 @@
 //! Load balancing for srs-proxy: the origin registry, endpoint parsing, the
-//! register body, and the memory balancer's per-core state.
+//! register body, the memory balancer's per-core state, and the Redis
+//! balancer's schema, scripts and decisions ([`redis`]).
 //!
 //! Nothing here does IO or reads a clock: time (`now`) and randomness
 //! (`fastrand::Rng`) are passed in, so a seed replays a run. The async
@@ -15,10 +16,11 @@ use srs_protocols::stream_url::StreamUrl;
 pub mod hls;
 pub mod memory;
 pub mod origin;
+pub mod redis;
 pub mod register;
 
 pub use hls::{HlsError, HlsSession, HlsSessions, HLS_SESSION_TTL};
-pub use memory::{MemoryConfig, MemoryState, PickOutcome, UpdateOutcome};
+pub use memory::{MemoryConfig, MemoryState, PickOutcome, UpdateOutcome, ORIGIN_HOLD_DOWN};
 pub use origin::{default_backend, parse_endpoint, Endpoint, EndpointError, Origin, OriginId, Service};
 pub use register::{RegisterError, RegisterRequest};
 

@@ -56,7 +56,14 @@ struct Entry {
     /// Since when it has been alive without a break: its registration, or
     /// the heartbeat that brought it back after it had expired.
     alive_since: Duration,
+    /// Held down until then after a refused connect: dead until a
+    /// heartbeat arrives at or after this time.
+    down_until: Duration,
 }
+
+/// How long an origin that refused a connection stays out of picks on
+/// this proxy; it comes back with its first heartbeat after that.
+pub const ORIGIN_HOLD_DOWN: Duration = Duration::from_secs(10);
 
 /// One core's balancer state. `now` is a `Duration` since an arbitrary
 /// epoch (monotonic), passed in by the caller.
@@ -83,7 +90,20 @@ impl MemoryState {
     }
 
     fn alive(&self, e: &Entry, now: Duration) -> bool {
-        now.saturating_sub(e.last_seen) < self.cfg.origin_ttl
+        now.saturating_sub(e.last_seen) < self.cfg.origin_ttl && e.last_seen >= e.down_until
+    }
+
+    /// An origin refused a connection: out of picks until its first
+    /// heartbeat at or after `now + hold`; its pins move at their next pick.
+    /// False when the origin is unknown.
+    pub fn mark_down(&mut self, now: Duration, id: &OriginId, hold: Duration) -> bool {
+        match self.origins.get_mut(id) {
+            Some(e) => {
+                e.down_until = e.down_until.max(now + hold);
+                true
+            }
+            None => false,
+        }
     }
 
     /// A register or heartbeat: stores the origin's latest data and marks it
@@ -91,9 +111,9 @@ impl MemoryState {
     /// first; if it is still full of live ones: [`LbError::TooManyOrigins`].
     pub fn update(&mut self, now: Duration, origin: Origin) -> Result<UpdateOutcome, LbError> {
         let id = origin.id();
-        let ttl = self.cfg.origin_ttl;
+        let was_alive = self.origins.get(&id).is_some_and(|e| self.alive(e, now));
         if let Some(e) = self.origins.get_mut(&id) {
-            if now.saturating_sub(e.last_seen) >= ttl {
+            if !was_alive {
                 e.alive_since = now;
             }
             e.origin = origin;
@@ -106,7 +126,7 @@ impl MemoryState {
                 return Err(LbError::TooManyOrigins { limit: self.cfg.max_origins });
             }
         }
-        self.origins.insert(id, Entry { origin, last_seen: now, alive_since: now });
+        self.origins.insert(id, Entry { origin, last_seen: now, alive_since: now, down_until: Duration::ZERO });
         Ok(UpdateOutcome::Registered)
     }
 
@@ -302,6 +322,36 @@ mod tests {
         assert_eq!(st.expire(secs(70) + TTL), vec![origin(1).id()]);
         let now = secs(70) + TTL;
         assert_eq!(st.next_expiry(now), now + TTL, "empty again");
+    }
+
+    /// A refused connect holds an origin down: its pins move at their next
+    /// pick, it is never drawn, and it comes back only with a heartbeat
+    /// after the hold-down (a heartbeat during it changes nothing).
+    #[test]
+    fn mark_down_holds_until_a_heartbeat_after_the_hold() {
+        let mut st = state();
+        let mut rng = fastrand::Rng::with_seed(7);
+        register(&mut st, secs(0), &[1, 2]);
+        let hold = secs(10);
+        // Pin ten streams; some land on 1.
+        let on1: Vec<usize> =
+            (0..10).filter(|&i| st.pick(secs(1), &mut rng, &key(i)).unwrap().0.id() == origin(1).id()).collect();
+        assert!(!on1.is_empty());
+        assert!(st.mark_down(secs(2), &origin(1).id(), hold));
+        assert!(!st.mark_down(secs(2), &origin(9).id(), hold), "unknown origin");
+        for &i in &on1 {
+            let (o, out) = st.pick(secs(3), &mut rng, &key(i)).unwrap();
+            assert_eq!(o.id(), origin(2).id());
+            assert_eq!(out, PickOutcome::Repinned { from: origin(1).id() });
+        }
+        register(&mut st, secs(5), &[1]); // heartbeat inside the hold-down
+        for i in 10..40 {
+            assert_eq!(st.pick(secs(6), &mut rng, &key(i)).unwrap().0.id(), origin(2).id(), "drawn while held down");
+        }
+        assert!(st.pinned(secs(13), &key(100)).is_none());
+        assert!(st.origins(secs(13)).any(|(o, alive, _)| o.id() == origin(1).id() && !alive), "no heartbeat since");
+        register(&mut st, secs(14), &[1]);
+        assert!(st.origins(secs(14)).all(|(_, alive, _)| alive), "back with the heartbeat after the hold");
     }
 
     /// What another core may answer from a pin it learnt: only while the
