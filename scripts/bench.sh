@@ -40,6 +40,13 @@
 #     default set, against the copy loop; pairsessrt, not in the default
 #     set, the copy loop against nginx stream and HAProxy: what the
 #     runtime alone costs, with no RTMP work).
+#   * SRT relay (srt): N SRT flows through srs-proxy and N through nginx
+#     stream as a UDP proxy (one server per flow; two workers each), both
+#     at once: srt-live-transmit callers fed by one paced UDP generator
+#     (1316-byte TS-sized datagrams), srt-live-transmit listener origins;
+#     in windows, each relay's CPU per GiB and per data packet the origins
+#     received, the geometric mean of the per-window ratio, and losses from
+#     the origins' SRT statistics. BENCH_ROUNDS does not repeat it.
 #   * paired fan-out: the same for the RTMP fan-out, srs-proxy against
 #     HAProxy and against nginx stream, half the players through each; the
 #     ratio of their CPU per GiB. BENCH_ONLY=pairfanbase and pairfancopy
@@ -69,10 +76,13 @@ done
 if [ "$QUICK" = 1 ]; then
     FAN_CLIENTS=20; FAN_SECONDS=6; SESS_RATE=50; SESS_SECONDS=5; PAIR_WINDOWS=2
     IDLE_SMALL=200; IDLE_BIG=1000; IDLE_HOLD=3
+    SRT_FLOWS=4; SRT_SECONDS=6; SRT_WINDOWS=2
 else
     FAN_CLIENTS=40; FAN_SECONDS=20; SESS_RATE=50; SESS_SECONDS=20; PAIR_WINDOWS=8
     IDLE_SMALL=1000; IDLE_BIG=10000; IDLE_HOLD=4
+    SRT_FLOWS=10; SRT_SECONDS=15; SRT_WINDOWS=4
 fi
+SRT_MBIT=4
 BITRATE=8000k
 ROUNDS="${BENCH_ROUNDS:-1}"
 case "$ROUNDS" in ''|*[!0-9]*|0) echo "bench.sh: BENCH_ROUNDS=$ROUNDS is not a positive number" >&2; exit 2 ;; esac
@@ -744,9 +754,175 @@ pair() {
     paired pair sessions srs base
 }
 
-# BENCH_ONLY="fan flv sessions idle scale1 sessions1 pair pairsess pairfan"
+# ---------------------------------------------------------------- SRT relay
+# srt_gen SECONDS MBIT PORT...: paced 1316-byte datagrams (a TS sync byte
+# and zeros) to each port at MBIT each; prints what it sent as JSON.
+srt_gen() {
+    python3 - "$@" <<'EOF'
+import json, socket, sys, time
+secs, mbit, ports = float(sys.argv[1]), float(sys.argv[2]), [int(p) for p in sys.argv[3:]]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+payload = b"\x47" + bytes(1315)
+per_sec = mbit * 1e6 / 8 / len(payload)
+t0, sent = time.monotonic(), 0
+while True:
+    now = time.monotonic() - t0
+    if now >= secs:
+        break
+    while sent < int(now * per_sec):
+        for p in ports:
+            s.sendto(payload, ("127.0.0.1", p))
+        sent += 1
+    time.sleep(0.002)
+n = sent * len(ports)
+print(json.dumps({"sent_packets": n, "sent_bytes": n * len(payload), "flows": len(ports), "seconds": secs}))
+EOF
+}
+
+# srt_sum OUT WINDOWS STATS...: the relay's CPU over the windows and the
+# origins' last statistics line per flow, summed (what they received, lost
+# and dropped), with what the generator sent to this relay's flows.
+srt_sum() {
+    python3 - "$@" <<'EOF'
+import json, os, sys
+out, windows, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+v = os.path.basename(out)[len("srt_"):-len(".json")]
+res = os.path.dirname(out)
+cpu, hz, sent, flows_sent = 0, 100, 0, 0
+for w in range(1, windows + 1):
+    try:
+        c = json.load(open(os.path.join(res, f"srt_{v}.w{w}.json")))
+        g = json.load(open(os.path.join(res, f"srt_gen.w{w}.json")))
+    except (OSError, ValueError):
+        continue
+    cpu += c["cpu_ticks"]; hz = c["hz"]
+    # The generator fed both relays' flows alike: half of it is this one's.
+    sent += g["sent_packets"] // 2; flows_sent = g["flows"] // 2
+tot = {"packets": 0, "packetsUnique": 0, "packetsLost": 0, "packetsDropped": 0, "bytesUnique": 0}
+flows = 0
+for f in files:
+    last = None
+    for line in open(f):
+        line = line.strip().lstrip(",")
+        if line.startswith("{"):
+            try:
+                last = json.loads(line)
+            except ValueError:
+                pass
+    if last:
+        flows += 1
+        for k in tot:
+            tot[k] += last["recv"].get(k, 0)
+json.dump({"cpu_ticks": cpu, "hz": hz, "load": {"sent_packets": sent, "flows": flows_sent, "recv": tot,
+           "recv_flows": flows}}, open(out, "w"))
+EOF
+}
+
+# srt_relay_srs ORIGIN_PORT...: srs-proxy with one origin id whose SRT
+# endpoint is registered again for each flow before its caller starts, so
+# every stream picks that origin at the address of the moment.
+srt_relay_srs() {
+    env PROXY_RTMP_SERVER="127.0.0.1:$P_SRS_RTMP" PROXY_SYSTEM_API="127.0.0.1:$P_SRS_API" \
+        PROXY_HTTP_SERVER="127.0.0.1:$P_SRS_HTTP" PROXY_HTTP_API="127.0.0.1:$P_SRS_HTTPAPI" \
+        PROXY_WEBRTC_SERVER="$P_SRS_RTC" PROXY_SRT_SERVER="127.0.0.1:$P_SRS_SRT" PROXY_WORKERS=2 \
+        PROXY_ORIGIN_SERVER_TTL=3600s PROXY_STATIC_FILES="$WORK" RUST_LOG=info \
+        "$PROXY_BIN" >"$WORK/srs-proxy-srt.log" 2>&1 &
+    RELAY=$!
+    PIDS+=("$RELAY")
+    wait_port "$P_SRS_API"
+}
+
+# srt_relay_nginx ORIGIN_PORT...: nginx stream, one UDP server per flow on
+# the ports in SRT_LPORTS.
+srt_relay_nginx() {
+    local d="$WORK/nginx-srt" servers="" i=0 o
+    mkdir -p "$d/logs"
+    for o in "$@"; do
+        servers+="    server { listen 127.0.0.1:${SRT_LPORTS[$i]} udp reuseport; proxy_pass 127.0.0.1:$o; proxy_timeout 30s; }"$'\n'
+        i=$(( i + 1 ))
+    done
+    cat >"$d/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off;
+master_process on;
+worker_processes 2;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 4096; }
+stream {
+$servers}
+EOF
+    start_bg nginx-srt nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+    RELAY=$BG_PID
+    sleep 0.5
+}
+
+# srt_setup V: V's origins, relay and callers (SRT_FLOWS of each); the
+# callers' UDP feed ports go in SRT_FEEDS_V, every process in SRT_PROCS_V.
+srt_setup() {
+    local v="$1" i k to origins feeds procs=()
+    read -r -a origins <<<"$(free_ports "$SRT_FLOWS")"
+    read -r -a feeds <<<"$(free_ports "$SRT_FLOWS")"
+    read -r -a SRT_LPORTS <<<"$(free_ports "$SRT_FLOWS")"
+    for i in $(seq 0 $(( SRT_FLOWS - 1 ))); do
+        start_bg "srt-origin-$v-$i" srt-live-transmit -q -s:100 -f -pf:json \
+            -statsout:"$WORK/srt-stats-$v-$i.json" "srt://127.0.0.1:${origins[$i]}?mode=listener" file://con
+        procs+=("$BG_PID")
+    done
+    "srt_relay_$v" "${origins[@]}"
+    eval "SRT_RELAY_$v=\$RELAY"
+    for i in $(seq 0 $(( SRT_FLOWS - 1 ))); do
+        if [ "$v" = srs ]; then
+            curl -sf -m 5 -XPOST "127.0.0.1:$P_SRS_API/api/v1/srs/register" \
+                -H 'Content-Type: application/json' \
+                -d "{\"device_id\":\"srt\",\"ip\":\"127.0.0.1\",\"server\":\"srt\",\"service\":\"s1\",\"pid\":\"1\",\"rtmp\":[\"1935\"],\"srt\":[\"udp://0.0.0.0:${origins[$i]}\"]}" >/dev/null
+            to="srt://127.0.0.1:$P_SRS_SRT?streamid=#!::r=live/srtbench$i,m=publish"
+        else
+            to="srt://127.0.0.1:${SRT_LPORTS[$i]}"
+        fi
+        start_bg "srt-caller-$v-$i" srt-live-transmit -q "udp://127.0.0.1:${feeds[$i]}" "$to"
+        procs+=("$BG_PID")
+        if [ "$v" = srs ]; then
+            for k in $(seq 1 100); do
+                [ "$(grep -c 'srt session started' "$WORK/srs-proxy-srt.log")" -gt "$i" ] && break
+                sleep 0.1
+            done
+        fi
+    done
+    eval "SRT_FEEDS_$v=\"\${feeds[*]}\""
+    eval "SRT_PROCS_$v=\"\${procs[*]}\""
+}
+
+# srt_relay: the SRT scenario. Both relays carry their flows at once, fed
+# by one generator, in SRT_WINDOWS windows: whatever else the machine does
+# in a window weighs on both alike, and the ratio of their CPU per window
+# cancels it (as the paired RTMP runs do).
+srt_relay() {
+    log "SRT relay: $SRT_FLOWS flows x ${SRT_MBIT} Mbit/s through srs-proxy and as many through nginx stream (UDP), at once, $SRT_WINDOWS windows of ${SRT_SECONDS}s"
+    local v w c0s c0n pid
+    srt_setup srs
+    srt_setup nginx
+    sleep 1
+    for w in $(seq 1 "$SRT_WINDOWS"); do
+        log "  window $w of $SRT_WINDOWS"
+        c0s=$(cpu_ticks "$SRT_RELAY_srs"); c0n=$(cpu_ticks "$SRT_RELAY_nginx")
+        # shellcheck disable=SC2086
+        srt_gen "$SRT_SECONDS" "$SRT_MBIT" $SRT_FEEDS_srs $SRT_FEEDS_nginx >"$RES/srt_gen.w$w.json"
+        printf '{"cpu_ticks":%s,"hz":%s}\n' $(( $(cpu_ticks "$SRT_RELAY_srs") - c0s )) "$HZ" >"$RES/srt_srs.w$w.json"
+        printf '{"cpu_ticks":%s,"hz":%s}\n' $(( $(cpu_ticks "$SRT_RELAY_nginx") - c0n )) "$HZ" >"$RES/srt_nginx.w$w.json"
+    done
+    sleep 1
+    for v in srs nginx; do
+        for pid in $(eval echo "\$SRT_PROCS_$v"); do stop_pid "$pid"; done
+        stop_pid "$(eval echo "\$SRT_RELAY_$v")"
+        srt_sum "$RES/srt_$v.json" "$SRT_WINDOWS" "$WORK"/srt-stats-"$v"-*.json
+    done
+    SCEN=$(( SCEN + 1 ))
+}
+
+# BENCH_ONLY="fan flv sessions idle scale1 sessions1 srt pair pairsess pairfan"
 # (the default: all) picks scenarios.
-ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 pair pairsess pairfan} "
+ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 srt pair pairsess pairfan} "
 T_START=$(date +%s)
 [[ "$ONLY" == *" fan "* ]] && fanout_rtmp fan 2 direct srs haproxy nginx glommio
 [[ "$ONLY" == *" flv "* ]] && fanout_flv
@@ -755,6 +931,7 @@ T_START=$(date +%s)
 [[ "$ONLY" == *" idle "* ]] && idle big "$IDLE_BIG"
 [[ "$ONLY" == *" scale1 "* ]] && fanout_rtmp scale1 1 srs haproxy nginx glommio
 [[ "$ONLY" == *" sessions1 "* ]] && sessions sess1 1 srs haproxy nginx glommio
+[[ "$ONLY" == *" srt "* ]] && srt_relay
 [[ "$ONLY" == *" pair "* ]] && pair
 [[ "$ONLY" == *" pairsess "* ]] && paired pshaproxy sessions srs haproxy
 [[ "$ONLY" == *" pairsess "* ]] && paired psnginx sessions srs nginx
@@ -779,7 +956,7 @@ T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
 cat >"$RES/meta.json" <<EOF
-{"clients":$FAN_CLIENTS,"seconds":$FAN_SECONDS,"bitrate":"$BITRATE","rate":$SESS_RATE,
+{"clients":$FAN_CLIENTS,"seconds":$FAN_SECONDS,"srt_flows":$SRT_FLOWS,"srt_seconds":$SRT_SECONDS,"srt_windows":$SRT_WINDOWS,"srt_mbit":$SRT_MBIT,"bitrate":"$BITRATE","rate":$SESS_RATE,
  "sess_seconds":$SESS_SECONDS,"idle_small":$IDLE_SMALL,"idle_big":$IDLE_BIG,"fdlimit":$FDLIM,
  "quick":$QUICK,"wall_seconds":$(( T_END - T_START )),"baseline":"$BASE_BIN","rounds":$ROUNDS,
  "pair_windows":$PAIR_WINDOWS}
@@ -949,6 +1126,43 @@ def fan_cell(r):
 per_core("RTMP fan-out", "scale1", "fan", "proxy CPU s per GiB; delay p50 / p99 ms", fan_cell)
 per_core("RTMP session setup", "sess1", "sess", "proxy CPU ms per session", cpu_per_session)
 
+# SRT relay: srs-proxy and nginx stream (UDP) only.
+srt_line = None
+srt = {v: load(f"srt_{v}") for v in ("srs", "nginx")}
+if any(srt.values()):
+    g, us, loss = [], [], []
+    for v in cols:
+        if v not in srt:
+            g.append("—"); us.append("—"); loss.append("—"); continue
+        r = srt[v]
+        errs("SRT relay", v, r)
+        na = cell_na(r)
+        if na or "recv" not in r.get("load", {}):
+            g.append(na or "failed"); us.append(na or "failed"); loss.append(na or "failed"); continue
+        L, R = r["load"], r["load"]["recv"]
+        cpu = r["cpu_ticks"] / r["hz"]
+        g.append(f"{cpu / (R['bytesUnique'] / GIB):.2f}" if R["bytesUnique"] else "n/a")
+        us.append(f"{cpu / R['packetsUnique'] * 1e6:.2f}" if R["packetsUnique"] else "n/a")
+        sent = L["sent_packets"] or 1
+        loss.append(f"{100 * R['packetsUnique'] / sent:.2f} / {100 * R['packetsLost'] / sent:.3f} / "
+                    f"{100 * R['packetsDropped'] / sent:.3f} ({L.get('recv_flows', 0)} of {L['flows']} flows)")
+    label = (f"SRT relay: {meta.get('srt_flows')} flows x {meta.get('srt_mbit')} Mbit/s through each, both at once, "
+             f"{meta.get('srt_windows')} x {meta.get('srt_seconds')} s (srt-live-transmit callers and origins)")
+    rows.append((label, "proxy CPU s per GiB to origins", g))
+    rows.append(("", "proxy CPU µs per data packet", us))
+    rows.append(("", "received / lost (recovered) / dropped, % of sent packets", loss))
+    ws = []
+    for w in range(1, (meta.get("srt_windows") or 0) + 1):
+        a, b = load(f"srt_srs.w{w}"), load(f"srt_nginx.w{w}")
+        if a and b and b.get("cpu_ticks"):
+            ws.append(a["cpu_ticks"] / b["cpu_ticks"])
+    if ws and min(ws) > 0:
+        import math
+        gm = math.exp(sum(math.log(x) for x in ws) / len(ws))
+        srt_line = (f"SRT relay, both at once ({len(ws)} windows of {meta.get('srt_seconds')} s, "
+                    f"{meta.get('srt_flows')} flows x {meta.get('srt_mbit')} Mbit/s through each, the same packets): "
+                    f"srs-proxy's CPU is {gm:.3f}x nginx stream's (geometric mean; windows {min(ws):.3f}–{max(ws):.3f}).")
+
 # Paired runs: per window, A's CPU (per session or per GiB) over B's; the
 # geometric mean over the windows, and the range.
 def paired_line(tag, a, b, b_name, title, secs, detail, figure, unit):
@@ -1056,6 +1270,8 @@ for label, metric, vals in rows:
     out.append(f"| {label} | {metric} | " + " | ".join(vals) + " |")
 if out:
     print("\n".join(out))
+if srt_line:
+    pair_lines.append(srt_line)
 if pair_lines:
     if out:
         print()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the end-to-end tests run, and only the
 # ones that are missing: Debian packages (FFmpeg, nginx with the RTMP module,
-# redis-server, redis-sentinel, srt-tools, wrk) and node-media-server 4 from npm into
+# redis-server, redis-sentinel, srt-tools, wrk, prometheus) and node-media-server 4 from npm into
 # tests/peers/node_modules. Idempotent; no prompt (CI runs it as root, no stdin).
 set -euo pipefail
 
@@ -23,9 +23,10 @@ declare -A PROBE=(
     [redis-sentinel]=/usr/bin/redis-sentinel
     [srt-tools]=/usr/bin/srt-live-transmit
     [wrk]=/usr/bin/wrk
+    [prometheus]=/usr/bin/promtool
 )
 missing=()
-for pkg in ffmpeg nginx-light libnginx-mod-rtmp redis-server redis-sentinel srt-tools wrk; do
+for pkg in ffmpeg nginx-light libnginx-mod-rtmp redis-server redis-sentinel srt-tools wrk prometheus; do
     if [ ! -e "${PROBE[$pkg]}" ]; then missing+=("$pkg"); fi
 done
 if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi

@@ -36,6 +36,8 @@ async fn route(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
     match req.path.as_str() {
         // As SRS: the register endpoint takes any method.
         "/api/v1/srs/register" => register(core, req, peer).await,
+        "/metrics" if !read_only => Response::error(405, "/metrics takes GET").header("Allow", "GET, HEAD"),
+        "/metrics" => metrics(core).await,
         "/api/v1/versions" | "/api/v1/origins" | "/api/v1/streams" if !read_only => {
             Response::error(405, format!("{} takes GET", req.path)).header("Allow", "GET, HEAD")
         }
@@ -67,6 +69,10 @@ fn authorized(core: &Core, req: &http::Request) -> bool {
 }
 
 async fn register(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
+    if !core.cfg.allows_register(peer.ip()) {
+        tracing::warn!(%peer, "register refused: the address is outside PROXY_REGISTER_ALLOW");
+        return Response::error(403, format!("forbidden: {} may not register origins", peer.ip()));
+    }
     if !authorized(core, req) {
         tracing::warn!(%peer, "register refused: missing or wrong bearer token");
         return Response::error(401, "unauthorized: a valid Authorization: Bearer token is required")
@@ -95,6 +101,27 @@ async fn register(core: &Core, req: &http::Request, peer: SocketAddr) -> Respons
         }
     }
     Response::json(200, &json!({"code": 0, "pid": std::process::id().to_string()}))
+}
+
+/// The Prometheus scrape: every core's tallies, summed, and the balancer's
+/// view of origins and pins.
+async fn metrics(core: &Core) -> Response {
+    let cores = crate::metrics::gather().await;
+    let origins = core.lb.origins();
+    let lb = crate::metrics::LbFacts {
+        origins: origins.len() as u64,
+        alive: origins.iter().filter(|o| o.alive).count() as u64,
+        pins: core.lb.pins().await.len() as u64,
+        balancer: match core.cfg.load_balancer {
+            srs_proxy::config::LbType::Memory => "memory",
+            srs_proxy::config::LbType::Redis => "redis",
+        },
+    };
+    Response {
+        status: 200,
+        headers: vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8".into())],
+        body: crate::metrics::encode(&cores, &lb).into_bytes(),
+    }
 }
 
 fn origins(core: &Core) -> Response {

@@ -150,6 +150,11 @@ impl MemoryBalancer {
         .detach();
     }
 
+    /// HLS player sessions this core owns.
+    pub fn hls_sessions(&self) -> usize {
+        self.hls.borrow().len()
+    }
+
     /// The registry as this core sees it (identical on every core).
     pub fn origins(&self) -> Vec<OriginView> {
         let now = self.epoch.elapsed();
@@ -312,6 +317,15 @@ pub enum Balancer {
 }
 
 impl Balancer {
+    /// HLS player sessions this core holds (memory balancer; in Redis mode
+    /// they live in Redis, and none is counted here).
+    pub fn hls_sessions(&self) -> usize {
+        match self {
+            Balancer::Memory(m) => m.hls_sessions(),
+            Balancer::Redis(_) => 0,
+        }
+    }
+
     /// The core this handle belongs to.
     pub fn core(&self) -> usize {
         match self {
@@ -378,6 +392,7 @@ impl Balancer {
     /// heartbeat after that. Counted in [`Balancer::marked_down`].
     pub async fn mark_down(&self, id: &OriginId, why: &str) {
         MARKED_DOWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::local().origin_down();
         tracing::warn!(origin = %id, reason = why, hold_ms = srs_lb::ORIGIN_HOLD_DOWN.as_millis() as u64,
             "origin refused a connection: held down, its streams move to live origins");
         match self {

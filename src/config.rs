@@ -36,6 +36,13 @@ pub enum LbType {
     Redis,
 }
 
+/// `PROXY_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// `PROXY_REDIS_*`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -104,8 +111,15 @@ pub struct Config {
     pub force_quit_timeout: Duration,
     /// `PROXY_IDLE_TIMEOUT` (ours): a relay silent both ways this long is closed.
     pub idle_timeout: Duration,
+    /// `PROXY_SRT_IDLE_TIMEOUT` (ours): an SRT session silent both ways this long ends.
+    pub srt_idle_timeout: Duration,
     /// The bearer token `/api/v1/srs/register` requires, when auth is on.
     pub api_auth: Option<String>,
+    /// `PROXY_REGISTER_ALLOW` (ours): the networks origins may register
+    /// from; empty lets any address register.
+    pub register_allow: Vec<ipnet::IpNet>,
+    /// `PROXY_LOG_FORMAT` (ours).
+    pub log_format: LogFormat,
     /// Executors (cores) to run, 1..=1024.
     pub workers: usize,
     /// `PROXY_PIN_CORES` (ours): pin executor i to the i-th usable core. Off
@@ -132,7 +146,10 @@ impl fmt::Debug for Config {
             .field("grace_quit_timeout", &self.grace_quit_timeout)
             .field("force_quit_timeout", &self.force_quit_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("srt_idle_timeout", &self.srt_idle_timeout)
             .field("api_auth", &self.api_auth.as_ref().map(|_| "***"))
+            .field("register_allow", &self.register_allow)
+            .field("log_format", &self.log_format)
             .field("workers", &self.workers)
             .field("pin_cores", &self.pin_cores)
             .field("go_pprof", &self.go_pprof)
@@ -178,6 +195,7 @@ const VARS: &[(&str, &str, &str, &str)] = &[
     ("Register API auth", "PROXY_HTTP_API_AUTH_ENABLED", "off", "on: /api/v1/srs/register requires 'Authorization: Bearer <token>'"),
     ("Register API auth", "PROXY_HTTP_API_AUTH_TYPE", "", "must be bearer when auth is on"),
     ("Register API auth", "PROXY_HTTP_API_AUTH_TOKEN", "", "the bearer token, required when auth is on"),
+    ("Register API auth", "PROXY_REGISTER_ALLOW", "", "networks allowed to register, comma-separated CIDRs or addresses (e.g. 10.0.0.0/8,127.0.0.1); empty: any"),
     ("Default backend (debugging)", "PROXY_DEFAULT_BACKEND_ENABLED", "off", "on: register a fixed origin every 30 s"),
     ("Default backend (debugging)", "PROXY_DEFAULT_BACKEND_IP", "127.0.0.1", "its IP address"),
     ("Default backend (debugging)", "PROXY_DEFAULT_BACKEND_RTMP", "1935", "its RTMP endpoint"),
@@ -190,7 +208,9 @@ const VARS: &[(&str, &str, &str, &str)] = &[
     ("Runtime", "PROXY_WORKERS", "all usable cores", "executors (one per core), 1..=1024"),
     ("Runtime", "PROXY_PIN_CORES", "on", "on: pin each executor to its own usable core; off: let the kernel place them (several proxies or other busy programs sharing these cores)"),
     ("Runtime", "PROXY_IDLE_TIMEOUT", "300s", "a relay with no bytes either way for this long is closed (Go duration)"),
+    ("Runtime", "PROXY_SRT_IDLE_TIMEOUT", "10s", "an SRT session with no packet either way for this long ends, as SRS's peer_idle_timeout (Go duration)"),
     ("Runtime", "GO_PPROF", "", "accepted for compatibility with SRS Go; unused"),
+    ("Logs", "PROXY_LOG_FORMAT", "text", "text (human lines) or json (one JSON object per line, for log shippers); RUST_LOG sets the level"),
 ];
 
 /// The largest `PROXY_WORKERS`.
@@ -262,6 +282,18 @@ impl Config {
             Some(v) => return Err(err("PROXY_HTTP_API_AUTH_ENABLED", v, "must be on or off")),
         };
 
+        let register_allow = match r.value("PROXY_REGISTER_ALLOW") {
+            None => Vec::new(),
+            Some(v) => parse_networks(&v).map_err(|reason| err("PROXY_REGISTER_ALLOW", &v, &reason))?,
+        };
+
+        let log_format = match r.value("PROXY_LOG_FORMAT") {
+            None => LogFormat::Text,
+            Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(v) => return Err(err("PROXY_LOG_FORMAT", &v, "must be text or json")),
+        };
+
         let default_backend = if r.value("PROXY_DEFAULT_BACKEND_ENABLED").as_deref() == Some("on") {
             let ip = r.string("PROXY_DEFAULT_BACKEND_IP");
             if ip.parse::<IpAddr>().is_err() {
@@ -308,7 +340,10 @@ impl Config {
             grace_quit_timeout: r.duration("PROXY_GRACE_QUIT_TIMEOUT", Sign::NonNegative)?,
             force_quit_timeout: r.duration("PROXY_FORCE_QUIT_TIMEOUT", Sign::NonNegative)?,
             idle_timeout: r.duration("PROXY_IDLE_TIMEOUT", Sign::Positive)?,
+            srt_idle_timeout: r.duration("PROXY_SRT_IDLE_TIMEOUT", Sign::Positive)?,
             api_auth,
+            register_allow,
+            log_format,
             workers,
             pin_cores,
             go_pprof: r.value("GO_PPROF"),
@@ -333,12 +368,38 @@ impl Config {
         Config::from_lookup(&get, cores)
     }
 
+    /// Whether an origin at `ip` may register (`PROXY_REGISTER_ALLOW`). An
+    /// IPv4 peer seen on a dual-stack socket (`::ffff:a.b.c.d`) is matched
+    /// as the IPv4 address it is.
+    pub fn allows_register(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.register_allow.is_empty() || self.register_allow.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Why the system API is open to anyone who can reach it, if it is: it
+    /// listens beyond loopback with neither a bearer token nor an allow-list,
+    /// so a stranger could register an origin and take streams (SRS #4690).
+    pub fn open_register_warning(&self) -> Option<String> {
+        let ip = self.system_api.0.ip();
+        if ip.is_loopback() || self.api_auth.is_some() || !self.register_allow.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "PROXY_SYSTEM_API={} listens beyond loopback with neither PROXY_HTTP_API_AUTH_ENABLED nor \
+             PROXY_REGISTER_ALLOW: anyone who reaches it can register an origin and take streams",
+            self.system_api
+        ))
+    }
+
     /// One line with every setting, secrets masked, for the startup log.
     pub fn summary(&self) -> String {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         let mut s = format!(
             "rtmp={}, http={}, api={}, webrtc={}, srt={}, system={}, static={}, lb={:?}, \
-             origin_ttl={:?}, grace={:?}, force={:?}, workers={}, pin_cores={}, auth={}",
+             origin_ttl={:?}, grace={:?}, force={:?}, workers={}, pin_cores={}, auth={}, register_allow={}",
             self.rtmp_server,
             self.http_server,
             self.http_api,
@@ -353,6 +414,11 @@ impl Config {
             self.workers,
             if self.pin_cores { "on" } else { "off" },
             if self.api_auth.is_some() { "bearer" } else { "off" },
+            if self.register_allow.is_empty() {
+                "any".to_owned()
+            } else {
+                self.register_allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+            },
         );
         if self.load_balancer == LbType::Redis {
             s += &format!(
@@ -490,6 +556,30 @@ fn parse_port(v: &str) -> Result<u16, &'static str> {
         Ok(p @ 1..=65535) => Ok(p as u16),
         _ => Err("port must be in 1..=65535"),
     }
+}
+
+/// A comma-separated list of CIDRs (`10.0.0.0/8`, `fd00::/8`) or bare
+/// addresses (a /32 or /128). Host bits set under the mask are an error:
+/// `10.0.0.1/8` is more likely a typo than a meant network.
+fn parse_networks(v: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let net = if item.contains('/') {
+            let net: ipnet::IpNet = item.parse().map_err(|_| format!("{item:?} is not a CIDR"))?;
+            if net.trunc() != net {
+                return Err(format!("{item:?} has host bits set (the network is {})", net.trunc()));
+            }
+            net
+        } else {
+            let ip: IpAddr = item.parse().map_err(|_| format!("{item:?} is not an address or CIDR"))?;
+            ipnet::IpNet::from(ip)
+        };
+        out.push(net);
+    }
+    if out.is_empty() {
+        return Err("no network listed".into());
+    }
+    Ok(out)
 }
 
 /// `1935`, `:1935` → `0.0.0.0:1935`; `ip:port`, `[v6]:port` as written.
@@ -849,6 +939,14 @@ mod tests {
         pin_cores_off: [("PROXY_PIN_CORES", "off")] => |c| !c.pin_cores;
         pin_cores_on: [("PROXY_PIN_CORES", "on")] => |c| c.pin_cores;
         pprof_set: [("GO_PPROF", "localhost:6060")] => |c| c.go_pprof.as_deref() == Some("localhost:6060");
+        allow_default_any: [] => |c| c.register_allow.is_empty() && c.allows_register("203.0.113.9".parse().unwrap());
+        allow_cidrs: [("PROXY_REGISTER_ALLOW", "10.0.0.0/8, 127.0.0.1,fd00::/8")]
+            => |c| c.allows_register("10.1.2.3".parse().unwrap()) && c.allows_register("127.0.0.1".parse().unwrap())
+                && c.allows_register("fd00::5".parse().unwrap()) && !c.allows_register("127.0.0.2".parse().unwrap())
+                && !c.allows_register("11.0.0.1".parse().unwrap());
+        allow_v4_mapped: [("PROXY_REGISTER_ALLOW", "127.0.0.0/8")] => |c| c.allows_register("::ffff:127.0.0.1".parse().unwrap());
+        log_json: [("PROXY_LOG_FORMAT", "json")] => |c| c.log_format == LogFormat::Json;
+        log_text_default: [] => |c| c.log_format == LogFormat::Text;
     }
 
     /// One `#[test]` per bad value: (var, value) → error naming that variable
@@ -879,6 +977,11 @@ mod tests {
         bad_redis_port: [("PROXY_REDIS_PORT", "redis")] => ("PROXY_REDIS_PORT", "not a port");
         bad_redis_port_zero: [("PROXY_REDIS_PORT", "0")] => ("PROXY_REDIS_PORT", "1..=65535");
         bad_redis_port_big: [("PROXY_REDIS_PORT", "70000")] => ("PROXY_REDIS_PORT", "1..=65535");
+        bad_allow_word: [("PROXY_REGISTER_ALLOW", "office")] => ("PROXY_REGISTER_ALLOW", "not an address or CIDR");
+        bad_allow_prefix: [("PROXY_REGISTER_ALLOW", "10.0.0.0/33")] => ("PROXY_REGISTER_ALLOW", "not a CIDR");
+        bad_allow_host_bits: [("PROXY_REGISTER_ALLOW", "10.0.0.1/8")] => ("PROXY_REGISTER_ALLOW", "host bits set");
+        bad_allow_only_commas: [("PROXY_REGISTER_ALLOW", ",,")] => ("PROXY_REGISTER_ALLOW", "no network listed");
+        bad_log_format: [("PROXY_LOG_FORMAT", "xml")] => ("PROXY_LOG_FORMAT", "must be text or json");
         bad_redis_db: [("PROXY_REDIS_DB", "one")] => ("PROXY_REDIS_DB", "not an integer");
         bad_redis_db_float: [("PROXY_REDIS_DB", "1.5")] => ("PROXY_REDIS_DB", "not an integer");
         bad_redis_db_negative: [("PROXY_REDIS_DB", "-1")] => ("PROXY_REDIS_DB", "must not be negative");
@@ -918,6 +1021,23 @@ mod tests {
     fn error_display_one_line() {
         let e = config(&[("PROXY_RTMP_SERVER", "abc")]).unwrap_err();
         assert_eq!(e.to_string(), "PROXY_RTMP_SERVER=abc: not a port or ip:port");
+    }
+
+    #[test]
+    fn open_register_warning_when_public_and_unguarded() {
+        assert!(config(&[]).unwrap().open_register_warning().is_some());
+        for guarded in [
+            vec![("PROXY_SYSTEM_API", "127.0.0.1:12025")],
+            vec![("PROXY_SYSTEM_API", "[::1]:12025")],
+            vec![("PROXY_REGISTER_ALLOW", "10.0.0.0/8")],
+            vec![
+                ("PROXY_HTTP_API_AUTH_ENABLED", "on"),
+                ("PROXY_HTTP_API_AUTH_TYPE", "bearer"),
+                ("PROXY_HTTP_API_AUTH_TOKEN", "t"),
+            ],
+        ] {
+            assert_eq!(config(&guarded).unwrap().open_register_warning(), None, "{guarded:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP API server (PROXY_HTTP_API): versions, the WebRTC signalling
-//! paths (WHIP/WHEP; their own issue), and every other `/api/...` request
-//! forwarded to an origin's HTTP API, so SRS console tools keep working.
+//! paths (WHIP/WHEP; their own issue), the cluster-wide SRS API
+//! (`cluster_api`), and every other `/api/...` request forwarded to an
+//! origin's HTTP API, so SRS console tools keep working.
 
 use crate::http::{self, reply, Request, Response};
 use crate::http_proxy::{self, Body, ProxyError, Upstream};
@@ -42,6 +43,9 @@ async fn route(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, pe
         if p.starts_with(rtc) {
             return reply(s, req, Response::error(501, "WebRTC (WHIP/WHEP) is not supported by this proxy yet")).await;
         }
+    }
+    if let Some(cluster) = crate::cluster_api::route(p) {
+        return crate::cluster_api::serve(core, s, req, peer, cluster).await;
     }
     if p.starts_with("/api/") {
         return forward_api(core, id, s, req, peer).await;
@@ -90,7 +94,14 @@ async fn forward_api(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Reque
             }
         };
         let target = req.target();
-        let up = Upstream { addr, target: &target, body: Body::Finite, cors: false, idle: core.cfg.idle_timeout };
+        let up = Upstream {
+            addr,
+            target: &target,
+            body: Body::Finite,
+            cors: false,
+            idle: core.cfg.idle_timeout,
+            metrics: None,
+        };
         return match http_proxy::forward(s, req, peer, up).await {
             Ok(f) => {
                 tracing::debug!(conn = %id, %peer, path = %req.path, origin = %origin.id(), status = f.status, "api forwarded");

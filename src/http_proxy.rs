@@ -185,6 +185,9 @@ pub struct Upstream<'a> {
     pub cors: bool,
     /// A body silent this long ends the exchange.
     pub idle: Duration,
+    /// Count this exchange in the metrics as `Proto`, its setup time from
+    /// the `Instant` given to the response head sent.
+    pub metrics: Option<(crate::metrics::Proto, Instant)>,
 }
 
 /// Sends `req` to the origin and relays the answer to `client`.
@@ -194,7 +197,7 @@ pub async fn forward(
     peer: SocketAddr,
     up: Upstream<'_>,
 ) -> Result<Forwarded, ProxyError> {
-    let Upstream { addr, target, body, cors, idle } = up;
+    let Upstream { addr, target, body, cors, idle, metrics } = up;
     let mut o = match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await {
         Ok(s) => s,
         Err(e) => return Err(ProxyError::Connect(addr, e.into())),
@@ -223,6 +226,10 @@ pub async fn forward(
             out.extend_from_slice(&text);
         }
         client.write_all(&out).await.map_err(ProxyError::Client)?;
+        if let Some((proto, _)) = metrics {
+            let sink = crate::metrics::local().bytes(proto);
+            sink[1].set(sink[1].get() + text.len() as u64);
+        }
         return Ok(Forwarded {
             status: head.status,
             bytes: text.len() as u64,
@@ -247,7 +254,14 @@ pub async fn forward(
     h::write_response_head(&mut out, head.status, &head.reason, &headers);
     client.write_all(&out).await.map_err(ProxyError::Client)?;
 
-    let watch = Watch::new(idle);
+    let watch = match metrics {
+        Some((proto, since)) => {
+            let m = crate::metrics::local();
+            m.setup_time(proto, since.elapsed());
+            Watch::with_sink(idle, m.bytes(proto))
+        }
+        None => Watch::new(idle),
+    };
     let (bytes, end) = match body_filter(head.framing) {
         None => (0, "complete"),
         // A player that leaves ends the relay at once: its side is read too,
@@ -402,4 +416,28 @@ fn body_end(end: PumpEnd, framing: BodyFraming, total: u64) -> Result<(u64, &'st
         PumpEnd::Filter(e) => Err(ProxyError::Origin(e)),
         PumpEnd::Local(e) => Err(ProxyError::Local(e.to_string())),
     }
+}
+
+/// One whole exchange with an origin whose answer the proxy reads itself
+/// (the cluster API's fan-outs): `req`'s method, end-to-end headers and body
+/// go to `target` on `addr` as [`forward`] sends them; the answer's head and
+/// its body (bounded, de-chunked) come back. The caller bounds the time.
+pub async fn fetch(
+    addr: SocketAddr,
+    req: &Request,
+    peer: SocketAddr,
+    target: &str,
+) -> Result<(ResponseHead, Vec<u8>), ProxyError> {
+    let mut o = match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await {
+        Ok(s) => s,
+        Err(e) => return Err(ProxyError::Connect(addr, e.into())),
+    };
+    let _ = o.set_nodelay(true);
+    let head_req = req.method.eq_ignore_ascii_case("HEAD");
+    o.write_all(&origin_request(req, peer, target, true))
+        .await
+        .map_err(|e| ProxyError::Origin(format!("write: {e}")))?;
+    let (head, rest) = read_head(&mut o, addr, head_req).await?;
+    let body = read_all(&mut o, rest, head.framing, HEAD_TIMEOUT).await?;
+    Ok((head, body))
 }

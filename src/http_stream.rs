@@ -5,6 +5,7 @@
 
 use crate::http::{self, reply, Request, Response};
 use crate::http_proxy::{self, Body, ProxyError, Upstream};
+use crate::metrics::{self, Blame, Pick, Proto, Role};
 use crate::static_files::{self, Refused};
 use crate::worker::{ConnId, Core};
 use futures_lite::AsyncWriteExt;
@@ -79,7 +80,9 @@ fn stream_key(req: &Request) -> Result<StreamUrl, Response> {
 
 /// The stream's origin and its HTTP address, or the response to send instead.
 async fn origin_for(core: &Core, key: &StreamUrl) -> Result<(Origin, SocketAddr), Response> {
-    let origin = match core.lb.pick(key).await {
+    let picked = core.lb.pick(key).await;
+    metrics::local().pick(Pick::of(&picked));
+    let origin = match picked {
         Ok((o, outcome)) => {
             if let srs_lb::PickOutcome::Repinned { from } = &outcome {
                 tracing::info!(stream = %key, from = %from, to = %o.id(), "stream re-pinned: its origin expired");
@@ -126,11 +129,44 @@ async fn proxied(
     let started = Instant::now();
     let target = req.target();
     let live = matches!(body, Body::Live);
-    let up = Upstream { addr, target: &target, body, cors: true, idle: core.cfg.idle_timeout };
+    let proto = match what {
+        "flv" => Proto::HttpFlv,
+        "ts" => Proto::HttpTs,
+        _ => Proto::Hls,
+    };
+    let m = metrics::local();
+    // A live body is a play session; playlists and segments only add bytes.
+    let active = live.then(|| m.started(proto, Role::Play));
+    let up = Upstream {
+        addr,
+        target: &target,
+        body,
+        cors: true,
+        idle: core.cfg.idle_timeout,
+        metrics: Some((proto, started)),
+    };
     let r = http_proxy::forward(s, req, peer, up).await;
     let ms = started.elapsed().as_millis() as u64;
     if let (true, Err(e @ ProxyError::Connect(..))) = (may_retry, &r) {
         return Sent::Refused(e.to_string());
+    }
+    if live {
+        drop(active);
+        let (reason, blame) = match &r {
+            Ok(f) if f.status >= 400 => ("origin refused", Blame::Origin),
+            Ok(f) => match f.end {
+                "complete" => ("complete", Blame::None),
+                "idle timeout" => ("idle timeout", Blame::Timeout),
+                "client closed" => ("client closed", Blame::None),
+                _ => ("origin closed", Blame::None),
+            },
+            Err(ProxyError::Client(_)) => ("client write failed", Blame::Client),
+            Err(ProxyError::Local(_)) => ("proxy short of resources", Blame::Proxy),
+            Err(ProxyError::Connect(..)) => ("origin unreachable", Blame::Origin),
+            Err(ProxyError::Timeout(_)) => ("origin timeout", Blame::Origin),
+            Err(_) => ("origin failed", Blame::Origin),
+        };
+        m.ended(proto, Some(Role::Play), reason, blame);
     }
     Sent::Done(match r {
         Ok(f) => {

@@ -5,12 +5,15 @@
 
 mod api;
 mod balancer;
+mod cluster_api;
 mod http;
 mod http_api;
 mod http_proxy;
 mod http_stream;
+mod metrics;
 mod redis_lb;
 mod rtmp;
+mod srt;
 mod static_files;
 mod worker;
 
@@ -21,6 +24,7 @@ use srs_io::Shutdown;
 use srs_lb::LoadBalancer;
 use srs_proxy::config::{self, Config};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,7 +52,8 @@ fn main() {
         eprintln!("srs-proxy: unknown argument {a:?}; configuration is by PROXY_* variables, see --help");
         std::process::exit(2);
     }
-    init_logging();
+    // Configuration first: its errors go to stderr as one line, and the
+    // log format it names applies to every line after.
     let cfg = match Config::from_env() {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -56,19 +61,24 @@ fn main() {
             std::process::exit(2);
         }
     };
+    init_logging(cfg.log_format);
+    if let Some(w) = cfg.open_register_warning() {
+        tracing::warn!("{w}");
+    }
     std::process::exit(run(cfg));
 }
 
-fn init_logging() {
+fn init_logging(format: config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        config::LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line, the event's fields flattened beside
+        // `timestamp`, `level` and `message`, for log shippers.
+        config::LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).init(),
+    }
 }
 
 /// One listener an executor binds: which variable named it, and where.
@@ -114,11 +124,18 @@ fn run(cfg: Arc<Config>) -> i32 {
             return 1;
         }
     }
+    if let Err(e) = srt::probe(&cfg) {
+        eprintln!("srs-proxy: {e}");
+        tracing::error!("startup failed: {e}");
+        return 1;
+    }
     let shutdown = Shutdown::new();
     install_signals(shutdown.clone(), cfg.force_quit_timeout);
     let epoch = Instant::now();
     let workers = cfg.workers;
     let builder = srs_io::mesh::builder::<LbReq, LbResp>(workers);
+    let metrics_builder = metrics::builder(workers);
+    let srt_builder = srt::builder(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
     let mem_cfg = srs_lb::MemoryConfig { origin_ttl: cfg.origin_ttl, ..srs_lb::MemoryConfig::default() };
     let static_root = match &cfg.static_files {
@@ -139,6 +156,8 @@ fn run(cfg: Arc<Config>) -> i32 {
             let cfg = cfg.clone();
             let shutdown = shutdown.clone();
             let builder = builder.clone();
+            let metrics_builder = metrics_builder.clone();
+            let srt_builder = srt_builder.clone();
             let ready = ready_tx.clone();
             let mem_cfg = mem_cfg.clone();
             let static_root = static_root.clone();
@@ -166,6 +185,17 @@ fn run(cfg: Arc<Config>) -> i32 {
                     }
                 };
                 let core = Core::new(lb.core(), cfg.clone(), std::rc::Rc::new(lb), shutdown, static_root);
+                let weak = Rc::downgrade(&core);
+                let facts = move || {
+                    weak.upgrade().map_or_else(metrics::CoreFacts::default, |c| metrics::CoreFacts {
+                        live: c.live() as u64,
+                        hls_sessions: c.lb.hls_sessions() as u64,
+                    })
+                };
+                if let Err(e) = metrics::join(info.index, metrics_builder, facts).await {
+                    let _ = ready.send(Err(format!("executor {}: cannot join the metrics mesh: {e}", info.index)));
+                    return;
+                }
                 let specs = listen_specs(&cfg);
                 let mut ls = Vec::with_capacity(specs.len());
                 for spec in &specs {
@@ -177,6 +207,13 @@ fn run(cfg: Arc<Config>) -> i32 {
                         }
                     }
                 }
+                let srt_task = match srt::start(core.clone(), srt_builder).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
                 let _ = ready.send(Ok(core.index));
                 let [rtmp_l, api_l, sys_l, http_l]: [TcpListener; 4] = match ls.try_into() {
                     Ok(v) => v,
@@ -202,6 +239,7 @@ fn run(cfg: Arc<Config>) -> i32 {
                         "http",
                         http::serve::<http_stream::HttpStream>,
                     )),
+                    srt_task,
                 ];
                 if core.index == 0 {
                     if let Some(db) = cfg.default_backend.clone() {
@@ -246,7 +284,7 @@ fn run(cfg: Arc<Config>) -> i32 {
         version = VERSION, pid = std::process::id(), workers,
         pin_cores = %if cfg.pin_cores { "on" } else { "off" },
         rtmp = %cfg.rtmp_server.0, http = %cfg.http_server.0, http_api = %cfg.http_api.0,
-        system_api = %cfg.system_api.0,
+        system_api = %cfg.system_api.0, srt = %cfg.srt_server.0,
         balancer = ?cfg.load_balancer, origin_ttl = ?cfg.origin_ttl,
         "srs-proxy started"
     );

@@ -3,6 +3,7 @@
 //! part toward that origin, then relays chunks both ways without
 //! reassembling messages.
 
+use crate::metrics::{self, Blame, Pick, Proto};
 use crate::worker::{ConnId, Core};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -48,6 +49,21 @@ enum End {
 }
 
 impl End {
+    /// The metric's reason and who is to blame.
+    fn metric(&self) -> (&'static str, Blame) {
+        match self {
+            End::Relay(e) => metrics::pair_end(e),
+            End::ClientGone(_, 0) => ("client closed before a request", Blame::None),
+            End::ClientGone(..) => ("client closed during setup", Blame::Client),
+            End::ClientTimeout(_) => ("client setup timeout", Blame::Timeout),
+            End::Client(_) => ("client protocol error", Blame::Client),
+            End::BadStream(_) => ("bad stream name", Blame::Client),
+            End::NoOrigin(_) => ("no origin", Blame::Proxy),
+            End::Origin(_) => ("origin failed", Blame::Origin),
+            End::Io(_) => ("client i/o error", Blame::Client),
+        }
+    }
+
     fn is_failure(&self) -> bool {
         // A connect-and-close with no bytes is a health check, not a failure.
         !matches!(
@@ -100,10 +116,20 @@ pub fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) ->
     let setup = Box::pin(prepare(core.clone(), id, stream));
     async move {
         let (mut facts, ready) = setup.await;
+        let role = facts.role;
         let end = match ready {
-            Ok(ready) => relay(&core, ready, &mut facts).await,
+            Ok(mut ready) => {
+                let m = metrics::local();
+                let _active = role.map(|r| m.started(Proto::Rtmp, r));
+                // Setup ends with the first byte relayed the way the media goes.
+                let media = if role == Some(Role::Publish) { &mut ready.parts.up } else { &mut ready.parts.down };
+                media.1 = Some(started);
+                relay(&core, ready, &mut facts).await
+            }
             Err(end) => end,
         };
+        let (reason, blame) = end.metric();
+        metrics::local().ended(Proto::Rtmp, role, reason, blame);
         log_end(&core, id, peer, started, &facts, &end);
     }
 }
@@ -411,7 +437,9 @@ async fn setup(
     // again among the live ones: the client is retried there once.
     let mut refused: Option<String> = None;
     let (side, addr) = loop {
-        let (origin, outcome) = match core.lb.pick(&key).await {
+        let picked = core.lb.pick(&key).await;
+        metrics::local().pick(Pick::of(&picked));
+        let (origin, outcome) = match picked {
             Ok(picked) => picked,
             Err(e) => {
                 // After a refusal, the refusal is what went wrong.
@@ -457,8 +485,9 @@ async fn setup(
     let relaying = ident.start(out);
     tracing::info!(conn = %id, core = core.index, stream = facts.stream.as_ref().map_or("-", |s| s.as_str()),
         origin = facts.origin.as_deref().unwrap_or("-"), %addr, role = facts.role.map_or("-", Role::as_str), "rtmp session relaying");
-    let up = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }));
-    let down = RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }));
+    let up = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }), None);
+    let down =
+        RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }), None);
     Ok(Parts { origin: side.up, up, down, client_rest: buf, origin_rest: side.rest })
 }
 
@@ -467,7 +496,7 @@ async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End
     let Ready { client, parts: p } = &mut *ready;
     let client_rest = std::mem::take(&mut p.client_rest);
     let origin_rest = std::mem::take(&mut p.origin_rest);
-    let watch = Watch::new(core.cfg.idle_timeout);
+    let watch = Watch::with_sink(core.cfg.idle_timeout, metrics::local().bytes(Proto::Rtmp));
     let end =
         pump::relay(client, &mut p.origin, &mut p.up, client_rest, &mut p.down, origin_rest, RELAY_BUF, &watch).await;
     if facts.role == Some(Role::Play) && matches!(end, PairEnd::Upstream(_)) {
@@ -482,12 +511,16 @@ async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End
     End::Relay(end)
 }
 
-/// The chunk relay as a pump filter.
-struct RelayFilter(Relay);
+/// The chunk relay as a pump filter; on the media's direction, when the
+/// session was accepted, until its first bytes are relayed (setup time).
+struct RelayFilter(Relay, Option<Instant>);
 
 impl Filter for RelayFilter {
     type Error = ChunkError;
     fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), ChunkError> {
+        if let Some(accepted) = self.1.take() {
+            metrics::local().setup_time(Proto::Rtmp, accepted.elapsed());
+        }
         match self.0.process(buf)? {
             Forward::InPlace { consumed } => {
                 let buf: &'a [u8] = buf;

@@ -62,7 +62,16 @@ impl Core {
 }
 
 /// Counts a live connection for as long as it is held.
-struct LiveGuard(Rc<Core>);
+pub struct LiveGuard(Rc<Core>);
+
+impl Core {
+    /// Counts a session that is no accepted TCP connection (SRT) as live
+    /// while the guard is held, so the grace period at shutdown waits for it.
+    pub fn hold_live(self: &Rc<Self>) -> LiveGuard {
+        self.live.set(self.live.get() + 1);
+        LiveGuard(self.clone())
+    }
+}
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
@@ -108,6 +117,7 @@ where
             Err(_) => continue,
         };
         let _ = stream.set_nodelay(true);
+        crate::metrics::local().accepted(what);
         let id = core.conn_id();
         core.live.set(core.live.get() + 1);
         let guard = LiveGuard(core.clone());

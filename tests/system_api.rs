@@ -180,6 +180,83 @@ fn bearer_auth_guards_the_register_api() {
     assert!(origin_by_id(&proxy, "vid-3ax2y18-9d6628mo-31283").is_some());
 }
 
+/// One register POST from the source address `from` (any 127/8 address
+/// reaches the proxy's 127.0.0.1 listener over loopback).
+fn register_from(from: &str, sys_api: &str, body: &str) -> HttpResponse {
+    use socket2::{Domain, Socket, Type};
+    let to: std::net::SocketAddr = sys_api.parse().unwrap();
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let src: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    sock.bind(&src.into()).unwrap();
+    sock.connect_timeout(&to.into(), secs(5)).unwrap();
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(secs(10))).unwrap();
+    let req = format!(
+        "POST /api/v1/srs/register HTTP/1.1\r\nHost: {sys_api}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    read_http_response(&mut s).unwrap()
+}
+
+#[test]
+fn the_allow_list_refuses_registers_from_other_networks() {
+    let proxy = Proxy::start(&[("PROXY_REGISTER_ALLOW", "127.0.0.2/32, 10.0.0.0/8")]);
+    let id = "vid-3ax2y18-9d6628mo-31283";
+
+    let r = register_from("127.0.0.1", &proxy.sys_api(), SRS_HEARTBEAT);
+    let v = assert_api_error(&r, 403, "a register from 127.0.0.1");
+    assert!(v["message"].as_str().unwrap().contains("127.0.0.1"), "the refusal names the address: {v}");
+    assert!(origin_by_id(&proxy, id).is_none(), "a refused register registered");
+    assert!(
+        wait_until(secs(5), || !proxy
+            .log_lines_with(&["register refused", "PROXY_REGISTER_ALLOW", "127.0.0.1"])
+            .is_empty()),
+        "no log line for the refused register"
+    );
+
+    let r = register_from("127.0.0.2", &proxy.sys_api(), SRS_HEARTBEAT);
+    assert_eq!(r.status, 200, "a register from inside the list: {}", r.text());
+    assert_eq!(r.json().unwrap(), json!({"code": 0, "pid": proxy.pid().to_string()}));
+    assert!(origin_by_id(&proxy, id).is_some(), "the allowed register is not listed");
+}
+
+#[test]
+fn a_public_unguarded_system_api_is_warned_about_at_startup() {
+    let warning = "listens beyond loopback with neither PROXY_HTTP_API_AUTH_ENABLED nor PROXY_REGISTER_ALLOW";
+    // 0.0.0.0: reachable from every network the machine is on.
+    let port = free_port();
+    let open = Proxy::start(&[("PROXY_SYSTEM_API", &format!("0.0.0.0:{port}"))]);
+    assert!(open.wait_log(warning, secs(5)), "no warning for an open system API:\n{}", open.log());
+    let guarded = Proxy::start(&[("PROXY_REGISTER_ALLOW", "10.0.0.0/8")]);
+    let private = Proxy::start(&[]);
+    // Both are up (ready) and have logged their startup line; neither warns.
+    for p in [&guarded, &private] {
+        assert!(p.wait_log("srs-proxy started", secs(5)));
+        assert!(!p.log().contains(warning), "a guarded or loopback system API was warned about:\n{}", p.log());
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let proxy = Proxy::start(&[("PROXY_LOG_FORMAT", "json")]);
+    let r = proxy.register(SRS_HEARTBEAT);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(proxy.wait_log("origin registered", secs(5)), "{}", proxy.log());
+    let mut messages = Vec::new();
+    for line in proxy.log().lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+        messages.push(v);
+    }
+    let started = messages.iter().find(|v| v["message"] == "srs-proxy started").expect("the startup line");
+    assert_eq!(started["pid"], proxy.pid(), "fields sit beside the message: {started}");
+    let reg = messages.iter().find(|v| v["message"] == "origin registered").expect("the register line");
+    assert_eq!(reg["id"], "vid-3ax2y18-9d6628mo-31283", "{reg}");
+    assert_eq!(reg["level"], "INFO");
+}
+
 #[test]
 fn versions_origins_and_unknown_paths() {
     let proxy = Proxy::start(&[]);

@@ -16,9 +16,17 @@ const MIN_TICK: Duration = Duration::from_millis(50);
 /// The longest: a long timeout still gets looked at this often.
 const MAX_TICK: Duration = Duration::from_secs(1);
 
+/// A core-wide tally the relays of one kind add their bytes to (0: client
+/// → origin, 1: origin → client), for metrics. Relays add what moved since
+/// the last sweep, so the tally is at most a sweep behind and the data path
+/// never touches it.
+pub type ByteSink = [Cell<u64>; 2];
+
 /// One relay's counters and idle state.
 pub struct Watch {
     bytes: [Cell<u64>; 2],
+    /// Where the counters are tallied, and how much of each already was.
+    sink: Option<(Rc<ByteSink>, [Cell<u64>; 2])>,
     timeout: Duration,
     /// Sum of the counters at the last sweep, and since when it has not moved.
     last: Cell<u64>,
@@ -42,8 +50,18 @@ impl Watch {
     /// A watch that goes idle after `timeout` without a byte either way.
     /// Must be called on a glommio executor (it may start the core's sweeper).
     pub fn new(timeout: Duration) -> Rc<Watch> {
+        Self::build(timeout, None)
+    }
+
+    /// A watch whose byte counts are also tallied into `sink`.
+    pub fn with_sink(timeout: Duration, sink: Rc<ByteSink>) -> Rc<Watch> {
+        Self::build(timeout, Some((sink, [Cell::new(0), Cell::new(0)])))
+    }
+
+    fn build(timeout: Duration, sink: Option<(Rc<ByteSink>, [Cell<u64>; 2])>) -> Rc<Watch> {
         let w = Rc::new(Watch {
             bytes: [Cell::new(0), Cell::new(0)],
+            sink,
             timeout,
             last: Cell::new(0),
             since: Cell::new(Instant::now()),
@@ -87,8 +105,20 @@ impl Watch {
         Poll::Pending
     }
 
+    /// Adds what moved since the last tally to the sink.
+    fn tally(&self) {
+        if let Some((sink, done)) = &self.sink {
+            for dir in 0..2 {
+                let now = self.bytes[dir].get();
+                sink[dir].set(sink[dir].get() + (now - done[dir].get()));
+                done[dir].set(now);
+            }
+        }
+    }
+
     /// One sweep, at `now`.
     fn check(&self, now: Instant) {
+        self.tally();
         let total = self.total();
         if total != self.last.get() {
             self.last.set(total);
@@ -100,6 +130,12 @@ impl Watch {
                 w.wake();
             }
         }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.tally();
     }
 }
 
@@ -187,6 +223,26 @@ mod tests {
             });
             assert_eq!(until_idle(busy, &w).await, Some("done"));
             assert!(!w.is_idle());
+        });
+    }
+
+    #[test]
+    fn bytes_reach_the_sink_by_the_next_sweep_and_the_rest_at_drop() {
+        run(async {
+            let sink: Rc<ByteSink> = Rc::new([Cell::new(0), Cell::new(0)]);
+            let a = Watch::with_sink(Duration::from_millis(200), sink.clone());
+            let b = Watch::with_sink(Duration::from_millis(200), sink.clone());
+            a.bytes(0).set(100);
+            b.bytes(1).set(7);
+            glommio::timer::sleep(Duration::from_millis(120)).await;
+            assert_eq!((sink[0].get(), sink[1].get()), (100, 7), "tallied by a sweep");
+            a.bytes(0).set(150);
+            a.bytes(1).set(3);
+            drop(a);
+            assert_eq!((sink[0].get(), sink[1].get()), (150, 10), "the rest at drop, nothing twice");
+            glommio::timer::sleep(Duration::from_millis(120)).await;
+            assert_eq!((sink[0].get(), sink[1].get()), (150, 10));
+            drop(b);
         });
     }
 

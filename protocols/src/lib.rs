@@ -14,6 +14,7 @@ pub mod hls;
 pub mod http;
 pub mod percent;
 pub mod rtmp;
+pub mod srt;
 pub mod stream_url;
 
 /// Result of feeding bytes to an incremental parser, in httparse's style.

@@ -250,6 +250,23 @@ impl Conn {
     /// Sends one packed command or pipeline and reads its `n` replies
     /// (server errors among them as values), all within [`CALL_TIMEOUT`].
     pub async fn exec(&self, packed: &[u8], n: usize) -> Result<Vec<Value>, RedisError> {
+        let started = Instant::now();
+        let r = self.exec_timed(packed, n).await;
+        let error = match &r {
+            Ok(vals) if vals.iter().any(|v| matches!(v, Value::ServerError(_))) => Some("server error"),
+            Ok(_) => None,
+            Err(RedisError::Unavailable { .. }) => Some("unavailable"),
+            Err(RedisError::Connect(_)) => Some("connect"),
+            Err(RedisError::Timeout) => Some("timeout"),
+            Err(RedisError::Io(_)) => Some("io"),
+            Err(RedisError::Protocol(_)) => Some("protocol"),
+            Err(RedisError::Server { .. }) => Some("server error"),
+        };
+        crate::metrics::local().redis(started.elapsed(), error);
+        r
+    }
+
+    async fn exec_timed(&self, packed: &[u8], n: usize) -> Result<Vec<Value>, RedisError> {
         let work = async {
             let _permit = self.turn.acquire_permit(1).await.map_err(|e| RedisError::Connect(e.to_string()))?;
             let held = self.wire.borrow_mut().take();

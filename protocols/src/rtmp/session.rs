@@ -62,7 +62,7 @@ impl From<Amf0Error> for SessionError {
 }
 
 /// Publisher or player: what a client asked to do with a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     Publish,
     Play,
