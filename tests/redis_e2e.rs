@@ -608,10 +608,17 @@ fn concurrent_first_picks_of_one_stream_agree_and_concurrent_heartbeats_lose_no_
 }
 
 #[test]
-fn password_and_db_reach_the_data_node_and_a_wrong_password_stops_startup() {
+fn a_host_name_password_and_db_reach_the_data_node_and_a_wrong_password_stops_startup() {
     let redis = Redis::on_port(free_port(), &["--requirepass", "s3cret"]);
     let port = redis.port.to_string();
-    let base = [("PROXY_LOAD_BALANCER_TYPE", "redis"), ("PROXY_REDIS_PORT", port.as_str()), ("PROXY_REDIS_DB", "3")];
+    // A host name, as in K8s: looked up off the core (localhost may give
+    // ::1 first, where this redis-server does not listen).
+    let base = [
+        ("PROXY_LOAD_BALANCER_TYPE", "redis"),
+        ("PROXY_REDIS_HOST", "localhost"),
+        ("PROXY_REDIS_PORT", port.as_str()),
+        ("PROXY_REDIS_DB", "3"),
+    ];
     let mut bad = ProxyOpts::new().env("PROXY_REDIS_PASSWORD", "wrong");
     for (k, v) in base {
         bad = bad.env(k, v);

@@ -193,17 +193,34 @@ pub fn ok(v: Value) -> Result<Value, RedisError> {
     }
 }
 
-/// Resolves `host:port` (an IP needs no lookup; a name is looked up with
-/// the system resolver, which blocks: only on (re)connection).
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+/// Resolves `host:port`: an IP needs no lookup; a name (a K8s service, say)
+/// is looked up on glommio's blocking thread pool, so the core never waits
+/// on DNS. Only on (re)connection.
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{host}:{port}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host}:{port}: no address"))
+    let name = host.to_string();
+    let found = glommio::executor()
+        .spawn_blocking(move || (name.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()))
+        .await;
+    match found {
+        Ok(v) if !v.is_empty() => Ok(v),
+        Ok(_) => Err(format!("{host}:{port}: no address")),
+        Err(e) => Err(format!("{host}:{port}: {e}")),
+    }
+}
+
+/// The first of `addrs` that accepts (a name may give IPv6 and IPv4).
+async fn connect_any(addrs: &[SocketAddr]) -> Result<(Wire, SocketAddr), String> {
+    let mut errors = Vec::new();
+    for &a in addrs {
+        match Wire::connect(a).await {
+            Ok(w) => return Ok((w, a)),
+            Err(e) => errors.push(e),
+        }
+    }
+    Err(errors.join("; "))
 }
 
 /// Produces the command to run right after a reconnection (the write-back
@@ -383,9 +400,9 @@ impl Conn {
 
     /// The data node's address: as configured, or the master the first
     /// answering sentinel names.
-    async fn locate(&self) -> Result<SocketAddr, String> {
+    async fn locate(&self) -> Result<Vec<SocketAddr>, String> {
         match &self.settings.target {
-            Target::Direct { host, port } => resolve(host, *port),
+            Target::Direct { host, port } => resolve(host, *port).await,
             Target::Sentinel { sentinels, master, password } => {
                 let mut errors = Vec::new();
                 for (h, p) in sentinels {
@@ -400,8 +417,8 @@ impl Conn {
     }
 
     async fn open(&self) -> Result<Wire, String> {
-        let addr = self.locate().await?;
-        let mut wire = Wire::connect(addr).await?;
+        let addrs = self.locate().await?;
+        let (mut wire, addr) = connect_any(&addrs).await?;
         let mut p = redis::pipe();
         let mut n = 0;
         if let Some(pw) = &self.settings.password {
@@ -440,8 +457,8 @@ impl Conn {
     }
 }
 
-async fn ask_sentinel(host: &str, port: u16, master: &str, password: Option<&str>) -> Result<SocketAddr, String> {
-    let mut wire = Wire::connect(resolve(host, port)?).await?;
+async fn ask_sentinel(host: &str, port: u16, master: &str, password: Option<&str>) -> Result<Vec<SocketAddr>, String> {
+    let (mut wire, _) = connect_any(&resolve(host, port).await?).await?;
     let mut p = redis::pipe();
     let mut n = 1;
     if let Some(pw) = password {
@@ -455,7 +472,7 @@ async fn ask_sentinel(host: &str, port: u16, master: &str, password: Option<&str
         Some(Value::Array(a)) if a.len() == 2 => {
             let ip = as_str(&a[0]).ok_or("bad master address")?;
             let port: u16 = as_str(&a[1]).and_then(|p| p.parse().ok()).ok_or("bad master port")?;
-            resolve(&ip, port)
+            resolve(&ip, port).await
         }
         Some(Value::Nil) => Err(format!("no master named {master:?}")),
         _ => Err("unexpected answer to SENTINEL get-master-addr-by-name".into()),
