@@ -176,7 +176,7 @@ fn spbhid_of(line: &str) -> Option<String> {
 
 #[test]
 fn hls_playlist_from_a_and_its_segments_through_b_reach_the_holding_origin() {
-    let redis = Redis::start();
+    let mut redis = Redis::start();
     let origins: Vec<NginxRtmp> =
         (0..2).map(|_| NginxRtmp::launch("nginx-hls", "live", 1, 6, None, live_locations)).collect();
     let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
@@ -221,6 +221,19 @@ fn hls_playlist_from_a_and_its_segments_through_b_reach_the_holding_origin() {
     let _ = http("GET", &b_addr, &path, &[], b"").unwrap();
     let ttl: i64 = redis.cli(&["ttl", &format!("srs-proxy-spbhid:{sid}")]).parse().unwrap();
     assert!(ttl >= 119, "segment through B did not refresh the session: TTL {ttl}");
+
+    // Redis comes back empty: the proxies write the session back, so the
+    // player's next segment (the origin's newest) still finds its origin.
+    let port = redis.port;
+    redis.guard.signal(libc::SIGKILL);
+    assert!(redis.guard.wait_exit(secs(5)).is_some());
+    redis = Redis::on_port(port, &[]);
+    let key = format!("srs-proxy-spbhid:{sid}");
+    assert!(wait_until(secs(10), || !redis.get(&key).is_empty()), "the HLS session was not written back");
+    let newest = holder.hls_segments("crosshls").pop().expect("the origin's playlist has segments");
+    let path = format!("/live/{newest}?spbhid={sid}");
+    let seg = http("GET", &b_addr, &path, &[], b"").unwrap();
+    assert_eq!(seg.status, 200, "segment {path} through B after Redis came back empty: {}", seg.text());
 }
 
 #[test]

@@ -23,6 +23,8 @@ const CACHE_REFRESH: Duration = Duration::from_secs(1);
 const MAX_REMEMBERED_PINS: usize = 100_000;
 /// Past this many origins heard from, the silent ones are forgotten.
 const MAX_HEARTBEATS: usize = 4096;
+/// Past this many HLS sessions remembered for write-back, idle ones go.
+const MAX_REMEMBERED_HLS: usize = 100_000;
 
 struct Script {
     code: &'static str,
@@ -51,9 +53,21 @@ struct Shared {
     picked: RefCell<HashMap<StreamUrl, String>>,
     /// Origins whose heartbeats reach this core, and when last.
     heartbeats: RefCell<HashMap<OriginId, (Origin, Instant)>>,
+    /// HLS sessions this core opened or served a segment of: id -> (its
+    /// JSON record, last use), so a player mid-stream keeps its id across
+    /// a Redis that came back empty.
+    hls: RefCell<HashMap<String, (String, Instant)>>,
 }
 
 impl Shared {
+    fn hls_used(&self, id: &str, json: String) {
+        let mut hls = self.hls.borrow_mut();
+        if hls.len() >= MAX_REMEMBERED_HLS {
+            hls.retain(|_, (_, at)| at.elapsed() < HLS_SESSION_TTL);
+        }
+        hls.insert(id.to_string(), (json, Instant::now()));
+    }
+
     fn remember(&self, origin: &Origin, key: String, ttl_left: Duration) {
         let c = Cached { origin: origin.clone(), key, expires: Instant::now() + ttl_left };
         self.cache.borrow_mut().insert(origin.id(), c);
@@ -61,8 +75,9 @@ impl Shared {
 
     /// The write-back after a reconnection: every origin still alive as
     /// this core last knew it, with the TTL it had left, then the pins
-    /// this core answered whose origin is among them. NX throughout: what
-    /// another proxy wrote since is newer and stays.
+    /// this core answered whose origin is among them, then the HLS sessions
+    /// it used within their TTL. NX throughout: what another proxy wrote
+    /// since is newer and stays.
     fn restore_command(&self) -> Option<(Vec<u8>, usize)> {
         let now = Instant::now();
         let mut origins: HashMap<String, (String, u64, String)> = HashMap::new();
@@ -79,12 +94,37 @@ impl Shared {
                 origins.insert(self.keys.server(id), (serde_json::to_string(o).ok()?, left, self.keys.down(id)));
             }
         }
-        if origins.is_empty() {
+        let mut p = redis::pipe();
+        let mut n = 0;
+        if !origins.is_empty() {
+            p.add_command(self.restore_origins(&origins));
+            n += 1;
+        }
+        let mut sessions = 0;
+        for (id, (json, at)) in self.hls.borrow().iter() {
+            let left = HLS_SESSION_TTL.saturating_sub(now.duration_since(*at)).as_millis() as u64;
+            if left > 0 {
+                p.cmd("SET").arg(self.keys.spbhid(id)).arg(json).arg("PX").arg(left).arg("NX");
+                n += 1;
+                sessions += 1;
+            }
+        }
+        if n == 0 {
             return None;
         }
+        tracing::info!(
+            origins = origins.len(),
+            hls_sessions = sessions,
+            "redis: writing back origins, pins and HLS sessions"
+        );
+        Some((p.get_packed_pipeline(), n))
+    }
+
+    /// The RESTORE_SCRIPT call for `origins` and the pins to them.
+    fn restore_origins(&self, origins: &HashMap<String, (String, u64, String)>) -> redis::Cmd {
         let mut c = redis::cmd("EVAL");
         c.arg(schema::RESTORE_SCRIPT).arg(1).arg(self.keys.all_servers()).arg(origins.len());
-        for (k, (json, left, down)) in &origins {
+        for (k, (json, left, down)) in origins {
             c.arg(k).arg(json).arg(*left).arg(down);
         }
         for (stream, key) in self.picked.borrow().iter() {
@@ -92,8 +132,7 @@ impl Shared {
                 c.arg(self.keys.url(stream)).arg(key);
             }
         }
-        tracing::info!(origins = origins.len(), "redis: writing back origins and pins");
-        Some((c.get_packed_command(), 1))
+        c
     }
 }
 
@@ -134,6 +173,7 @@ impl RedisBalancer {
             cache: RefCell::default(),
             picked: RefCell::default(),
             heartbeats: RefCell::default(),
+            hls: RefCell::default(),
         });
         {
             let shared = shared.clone();
@@ -369,6 +409,7 @@ impl RedisBalancer {
         for v in self.conn.exec(&p.get_packed_pipeline(), 3).await.map_err(backend)? {
             ok(v).map_err(backend)?;
         }
+        self.shared.hls_used(&id, json);
         Ok(id)
     }
 
@@ -381,6 +422,9 @@ impl RedisBalancer {
         let v = self.conn.exec(&c.get_packed_command(), 1).await.map_err(backend)?.pop().unwrap_or(Value::Nil);
         let Some(raw) = bytes(&ok(v).map_err(backend)?) else { return Ok(None) };
         let Ok(rec) = serde_json::from_slice::<HlsRecord>(&raw) else { return Ok(None) };
+        if let Ok(json) = String::from_utf8(raw) {
+            self.shared.hls_used(id, json);
+        }
         let stream = StreamUrl::new_unchecked(rec.stream_url);
         let oid = match rec.origin {
             Some(o) => OriginId::new(o),
