@@ -429,6 +429,13 @@ fn an_origin_killed_while_registered_loses_its_next_publish_at_once_memory() {
     let p = Proxy::start(&[]);
     let _hb = heartbeats(&p, &infos);
     killed_origin_case(&p, &p, &p, &mut origins, &infos);
+    // Held down, not forgotten: its heartbeats (still sent) bring it back
+    // once the hold-down (10 s) is over.
+    let alive = |p: &Proxy| {
+        p.origins().iter().any(|o| o["id"] == infos[0].id().as_str() && o["alive"] == serde_json::json!(true))
+    };
+    assert!(!alive(&p), "the refused origin is listed alive during its hold-down");
+    assert!(wait_until(secs(15), || alive(&p)), "the origin never came back after the hold-down: {:?}", p.origins());
 }
 
 #[test]
@@ -446,6 +453,10 @@ fn an_origin_killed_while_registered_loses_its_next_publish_at_once_redis_either
     let dead = format!("srs-proxy-server:{}", infos[0].id());
     assert_eq!(redis.cli(&["exists", &dead]), "0", "the dead origin is still listed");
     assert_eq!(redis.cli(&["exists", &format!("srs-proxy-down:{}", infos[0].id())]), "1");
+    // After the hold-down its next heartbeat lists it again.
+    assert!(wait_until(secs(15), || redis.cli(&["exists", &dead]) == "1"), "the origin never came back");
+    let all = redis.get("srs-proxy-all-servers");
+    assert!(all.contains(&dead), "back in srs-proxy-all-servers: {all}");
 }
 
 // ---------------------------------------------------------------------------
