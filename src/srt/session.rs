@@ -4,7 +4,8 @@
 //! the upstream socket and writing out of the core's listening socket to
 //! the client's current address.
 
-use super::{AddrKey, Srt, MAX_DATAGRAM};
+use super::recvbuf::RecvBuf;
+use super::{AddrKey, Srt};
 use glommio::net::UdpSocket;
 use srs_protocols::srt::handshake::{self, HsType};
 use srs_protocols::srt::packet;
@@ -98,7 +99,7 @@ impl Session {
 
 /// Adds `s` to this core's maps and starts its origin→client task with
 /// `buf` (the session's receive buffer, kept for its life).
-pub fn install(srt: &Rc<Srt>, s: Rc<Session>, buf: Vec<u8>) {
+pub fn install(srt: &Rc<Srt>, s: Rc<Session>, buf: RecvBuf) {
     srt.by_client.borrow_mut().insert((AddrKey::of(s.client.get()), s.client_id), s.proxy_id);
     srt.by_id.borrow_mut().insert(s.proxy_id, s.clone());
     let task = glommio::spawn_local(from_origin(srt.clone(), s.clone(), buf));
@@ -162,8 +163,7 @@ fn send_now(fd: std::os::fd::RawFd, b: &[u8], to: Option<SocketAddr>) {
 /// Origin → client: each datagram out of the listening socket to the
 /// client's address of the moment. Handshake answers the origin repeats get
 /// our socket id, as the first one did.
-async fn from_origin(srt: Rc<Srt>, s: Rc<Session>, mut buf: Vec<u8>) {
-    buf.resize(MAX_DATAGRAM, 0);
+async fn from_origin(srt: Rc<Srt>, s: Rc<Session>, mut buf: RecvBuf) {
     loop {
         // recv_from, not recv: glommio's recv asks the kernel for the peer's
         // address (getpeername) on every call; a connected socket hears
