@@ -638,6 +638,19 @@ fn a_repeated_conclusion_gets_the_same_answer_and_a_silent_client_idles_out() {
         assert_eq!(&buf[..n], &got[..], "the cached answer");
     }
     assert_eq!(session_lines(&proxy, "srt session started", "quiet").len(), 1);
+    // Its id from five new addresses within a few milliseconds (a forger's
+    // flood, or a client flapping): the session moves at most once a
+    // second, so at most twice here (if a second boundary falls between).
+    let mut keepalive = [0x80u8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    keepalive[12..16].copy_from_slice(&proxy_id.to_be_bytes());
+    let others: Vec<UdpSocket> = (0..5).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    for o in &others {
+        o.send_to(&keepalive, proxy_srt(&proxy)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(500));
+    let moves = proxy.log_lines_with(&["srt client changed address"]).len()
+        + proxy.log_lines_with(&["srt session moved"]).len();
+    assert!((1..=2).contains(&moves), "{moves} address changes for 5 addresses within milliseconds");
     // Then the client says nothing more.
     let end = wait_line(&proxy, "srt session ended", "quiet", secs(15));
     assert_eq!(log_field(&end, "reason").as_deref(), Some("idle timeout"), "{end}");

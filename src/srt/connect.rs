@@ -127,6 +127,7 @@ pub async fn run(srt: Rc<Srt>, client: SocketAddr, conclusion: Vec<u8>, target: 
         started,
         hs_core: srt.core.index,
         moves: Cell::new(0),
+        moved_at: Cell::new(None),
         reader: RefCell::new(None),
         ended: Cell::new(false),
         _live: srt.core.hold_live(),

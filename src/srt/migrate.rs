@@ -73,6 +73,9 @@ pub fn install(srt: &Rc<Srt>) {
 
 fn take(srt: &Srt, id: u32) -> Option<Box<Moved>> {
     let s = srt.by_id.borrow().get(&id).cloned()?;
+    if !s.may_move(srt.tick.get()) {
+        return None;
+    }
     // SAFETY: dup of a descriptor this core owns; the copy goes in `Moved`.
     let fd = unsafe { libc::dup(s.up.as_raw_fd()) };
     if fd < 0 {
@@ -128,6 +131,7 @@ fn adopt(srt: &Rc<Srt>, mut m: Moved, client: SocketAddr, from_core: usize, buf:
         started: m.started,
         hs_core: m.hs_core,
         moves: Cell::new(m.moves + 1),
+        moved_at: Cell::new(Some(srt.tick.get())),
         reader: RefCell::new(None),
         ended: Cell::new(false),
         _live: srt.core.hold_live(),

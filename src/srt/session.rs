@@ -56,6 +56,9 @@ pub struct Session {
     /// The core that did the handshake, and how often the session moved.
     pub hs_core: usize,
     pub moves: Cell<u32>,
+    /// The tick of the last address change or move: at most one a second
+    /// (a forger who learnt the id cannot make the session flap per packet).
+    pub moved_at: Cell<Option<u32>>,
     pub reader: RefCell<Option<glommio::Task<()>>>,
     pub ended: Cell<bool>,
     /// Counts the session as live on its core (the grace period waits).
@@ -89,6 +92,15 @@ impl End {
 }
 
 impl Session {
+    /// Whether the client's address may change now (and marks it so).
+    pub fn may_move(&self, tick: u32) -> bool {
+        if self.moved_at.get().is_some_and(|t| tick.wrapping_sub(t) < 1) {
+            return false;
+        }
+        self.moved_at.set(Some(tick));
+        true
+    }
+
     pub fn log_start(&self, core: usize) {
         tracing::info!(stream = %self.stream, client = %self.client.get(), origin = %self.origin,
             origin_addr = %self.origin_addr, core, mode = self.mode.as_str(),
