@@ -44,7 +44,7 @@ async fn route(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, pe
             return reply(s, req, Response::error(501, "WebRTC (WHIP/WHEP) is not supported by this proxy yet")).await;
         }
     }
-    if let Some(cluster) = crate::cluster_api::route(p) {
+    if let Some(cluster) = crate::cluster_api::route(p, &req.query) {
         return crate::cluster_api::serve(core, s, req, peer, cluster).await;
     }
     if p.starts_with("/api/") {
