@@ -14,7 +14,9 @@ pub mod hls;
 pub mod http;
 pub mod percent;
 pub mod rtmp;
+pub mod sdp;
 pub mod stream_url;
+pub mod stun;
 
 /// Result of feeding bytes to an incremental parser, in httparse's style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
