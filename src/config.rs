@@ -98,6 +98,11 @@ pub struct Config {
     pub api_auth: Option<String>,
     /// Executors (cores) to run, 1..=1024.
     pub workers: usize,
+    /// `PROXY_WEBRTC_CANDIDATE` (ours): the addresses WebRTC clients reach the
+    /// proxy at, put in answers' candidates; empty: the offer's local address.
+    pub webrtc_candidate: Vec<std::net::IpAddr>,
+    /// `PROXY_WEBRTC_SESSION_TIMEOUT` (ours): a WebRTC media session silent this long ends.
+    pub webrtc_session_timeout: Duration,
     /// `PROXY_PIN_CORES` (ours): pin executor i to the i-th usable core. Off
     /// where other programs (another proxy) would pin to the same cores.
     pub pin_cores: bool,
@@ -124,6 +129,8 @@ impl fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("api_auth", &self.api_auth.as_ref().map(|_| "***"))
             .field("workers", &self.workers)
+            .field("webrtc_candidate", &self.webrtc_candidate)
+            .field("webrtc_session_timeout", &self.webrtc_session_timeout)
             .field("pin_cores", &self.pin_cores)
             .field("go_pprof", &self.go_pprof)
             .finish()
@@ -177,6 +184,8 @@ const VARS: &[(&str, &str, &str, &str)] = &[
     ("Runtime", "PROXY_WORKERS", "all usable cores", "executors (one per core), 1..=1024"),
     ("Runtime", "PROXY_PIN_CORES", "on", "on: pin each executor to its own usable core; off: let the kernel place them (several proxies or other busy programs sharing these cores)"),
     ("Runtime", "PROXY_IDLE_TIMEOUT", "300s", "a relay with no bytes either way for this long is closed (Go duration)"),
+    ("WebRTC", "PROXY_WEBRTC_CANDIDATE", "", "comma-separated IPs clients reach the proxy's WebRTC port at, written into answers' candidates; empty: the address the offer arrived on"),
+    ("WebRTC", "PROXY_WEBRTC_SESSION_TIMEOUT", "30s", "a WebRTC media session with no packet from its client this long ends (SRS's STUN timeout; Go duration)"),
     ("Runtime", "GO_PPROF", "", "accepted for compatibility with SRS Go; unused"),
 ];
 
@@ -291,6 +300,16 @@ impl Config {
             idle_timeout: r.duration("PROXY_IDLE_TIMEOUT", Sign::Positive)?,
             api_auth,
             workers,
+            webrtc_candidate: match r.value("PROXY_WEBRTC_CANDIDATE") {
+                None => Vec::new(),
+                Some(v) => v
+                    .split(',')
+                    .map(|a| {
+                        a.trim().parse().map_err(|_| err("PROXY_WEBRTC_CANDIDATE", &v, "not a list of IP addresses"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            webrtc_session_timeout: r.duration("PROXY_WEBRTC_SESSION_TIMEOUT", Sign::Positive)?,
             pin_cores,
             go_pprof: r.value("GO_PPROF"),
         })

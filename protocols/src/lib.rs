@@ -17,6 +17,7 @@ pub mod rtmp;
 pub mod sdp;
 pub mod stream_url;
 pub mod stun;
+pub mod udp_demux;
 
 /// Result of feeding bytes to an incremental parser, in httparse's style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
