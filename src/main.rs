@@ -9,6 +9,7 @@ mod http;
 mod http_api;
 mod http_proxy;
 mod http_stream;
+mod rtc;
 mod rtmp;
 mod static_files;
 mod worker;
@@ -107,7 +108,7 @@ fn listen_specs(cfg: &Config) -> [ListenSpec; 4] {
 
 fn run(cfg: Arc<Config>) -> i32 {
     for spec in &listen_specs(&cfg) {
-        if let Err(e) = probe(spec) {
+        if let Err(e) = probe(spec).and_then(|_| rtc::probe(&cfg)) {
             eprintln!("srs-proxy: {e}");
             tracing::error!("startup failed: {e}");
             return 1;
@@ -118,6 +119,7 @@ fn run(cfg: Arc<Config>) -> i32 {
     let epoch = Instant::now();
     let workers = cfg.workers;
     let builder = srs_io::mesh::builder::<LbReq, LbResp>(workers);
+    let rtc_mesh = rtc::builder(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
     let mem_cfg = srs_lb::MemoryConfig { origin_ttl: cfg.origin_ttl, ..srs_lb::MemoryConfig::default() };
     let static_root = match &cfg.static_files {
@@ -138,6 +140,7 @@ fn run(cfg: Arc<Config>) -> i32 {
             let cfg = cfg.clone();
             let shutdown = shutdown.clone();
             let builder = builder.clone();
+            let rtc_mesh = rtc_mesh.clone();
             let ready = ready_tx.clone();
             let mem_cfg = mem_cfg.clone();
             let static_root = static_root.clone();
@@ -162,12 +165,20 @@ fn run(cfg: Arc<Config>) -> i32 {
                         }
                     }
                 }
+                let rtc_task = match rtc::start(core.clone(), rtc_mesh).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
                 let _ = ready.send(Ok(core.index));
                 let [rtmp_l, api_l, sys_l, http_l]: [TcpListener; 4] = match ls.try_into() {
                     Ok(v) => v,
                     Err(_) => return,
                 };
                 let mut tasks = vec![
+                    rtc_task,
                     glommio::spawn_local(worker::accept_loop(core.clone(), rtmp_l, "rtmp", rtmp::serve)),
                     glommio::spawn_local(worker::accept_loop(
                         core.clone(),
@@ -231,7 +242,7 @@ fn run(cfg: Arc<Config>) -> i32 {
         version = VERSION, pid = std::process::id(), workers,
         pin_cores = %if cfg.pin_cores { "on" } else { "off" },
         rtmp = %cfg.rtmp_server.0, http = %cfg.http_server.0, http_api = %cfg.http_api.0,
-        system_api = %cfg.system_api.0,
+        system_api = %cfg.system_api.0, webrtc = %cfg.webrtc_server.0,
         balancer = ?cfg.load_balancer, origin_ttl = ?cfg.origin_ttl,
         "srs-proxy started"
     );

@@ -1,0 +1,369 @@
+//! WebRTC media on this executor's share of PROXY_WEBRTC_SERVER (UDP,
+//! SO_REUSEPORT): the demux by client address, one session per client with
+//! its own connected socket toward the origin (the origin sees one 5-tuple
+//! per client), replies sent back from the shared port, idle expiry, and a
+//! session handed to another core when its client's new address lands there.
+//!
+//! Per relayed datagram: one map lookup by integer key, counters, one send.
+//! No allocation, no task, no cross-core call (`udp_demux`'s counting test);
+//! a new address costs one claim task and one cross-core call.
+
+use super::{lookup_ufrag, Moved, Record, Req, Resp, RtcMesh, Ufrag};
+use crate::worker::Core;
+use glommio::net::UdpSocket;
+use srs_io::signal::LocalSignal;
+use srs_protocols::udp_demux::{Demux, Drop, Route};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Sessions per core (each holds a 64 KiB receive buffer and a socket).
+pub const MAX_SESSIONS: usize = 8192;
+/// New addresses being looked up at once; more are dropped (a flood of
+/// made-up ufrags cannot queue unbounded work).
+const MAX_CLAIMS: usize = 256;
+/// A UDP datagram's largest payload: nothing is ever truncated.
+const DATAGRAM: usize = 65536;
+/// Drops are logged at most this often (per core), with the counts so far.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(1);
+
+const IN_PKTS: usize = 0;
+const IN_BYTES: usize = 1;
+const OUT_PKTS: usize = 2;
+const OUT_BYTES: usize = 3;
+
+pub struct Session {
+    ufrag: Ufrag,
+    rec: Record,
+    up: UdpSocket,
+    client: Cell<SocketAddr>,
+    /// Client->origin packets and bytes, origin->client packets and bytes.
+    counts: [Cell<u64>; 4],
+    /// Client packets at the last sweep, and when that count last moved.
+    seen: Cell<(u64, Instant)>,
+    end: Cell<Option<&'static str>>,
+    stop: LocalSignal,
+    started: Instant,
+}
+
+impl Session {
+    fn add(&self, i: usize, n: usize) {
+        self.counts[i].set(self.counts[i].get() + 1);
+        self.counts[i + 1].set(self.counts[i + 1].get() + n as u64);
+    }
+
+    fn ending(&self, why: &'static str) {
+        if self.end.get().is_none() {
+            self.end.set(Some(why));
+        }
+        self.stop.fire();
+    }
+}
+
+pub struct Media {
+    core: Rc<Core>,
+    sock: UdpSocket,
+    mesh: Rc<RtcMesh>,
+    demux: RefCell<Demux<Rc<Session>>>,
+    by_ufrag: RefCell<HashMap<Ufrag, Rc<Session>>>,
+    claims: Cell<usize>,
+    last_drop_log: Cell<Option<Instant>>,
+    send_errors: Cell<u64>,
+}
+
+impl Media {
+    pub fn new(core: Rc<Core>, sock: UdpSocket, mesh: Rc<RtcMesh>) -> Rc<Self> {
+        Rc::new(Media {
+            core,
+            sock,
+            mesh,
+            demux: RefCell::new(Demux::new(MAX_SESSIONS)),
+            by_ufrag: RefCell::default(),
+            claims: Cell::new(0),
+            last_drop_log: Cell::new(None),
+            send_errors: Cell::new(0),
+        })
+    }
+
+    fn drop_packet(&self, why: Drop, from: SocketAddr) {
+        let now = Instant::now();
+        if self.last_drop_log.get().is_some_and(|t| now.duration_since(t) < DROP_LOG_EVERY) {
+            return;
+        }
+        self.last_drop_log.set(Some(now));
+        let d = self.demux.borrow();
+        let counts: Vec<String> =
+            Drop::NAMES.iter().zip(d.drops()).filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        tracing::warn!(core = self.core.index, %from, reason = why.name(), totals = %counts.join(", "), "rtc: datagram dropped (client garbage or unknown peer; logged at most once a second)");
+    }
+
+    /// Ends the session known by `ufrag` on this core, if it is here.
+    pub fn close(&self, ufrag: &str, why: &'static str) {
+        let s = self.by_ufrag.borrow().get(ufrag).cloned();
+        if let Some(s) = s {
+            s.ending(why);
+        }
+    }
+
+    /// Hands the session over to another core: its upstream socket (a
+    /// duplicate of the descriptor, so the origin keeps its 5-tuple), its
+    /// record and counters. This core's copy ends as "moved".
+    pub fn take(&self, ufrag: &str) -> Option<Box<Moved>> {
+        let s = self.by_ufrag.borrow_mut().remove(ufrag)?;
+        self.unmap(&s);
+        // SAFETY: the descriptor is the session's open socket, alive while `s` is.
+        let fd = unsafe { BorrowedFd::borrow_raw(s.up.as_raw_fd()) }.try_clone_to_owned().ok();
+        s.ending("moved");
+        let counts = [0, 1, 2, 3].map(|i| s.counts[i].get());
+        fd.map(|fd| Box::new(Moved { fd, started: s.started.elapsed(), counts }))
+    }
+
+    fn unmap(&self, s: &Rc<Session>) {
+        let mut d = self.demux.borrow_mut();
+        let addr = s.client.get();
+        if let Some(held) = d.remove(addr) {
+            if !Rc::ptr_eq(&held, s) {
+                let _ = d.insert(addr, held);
+            }
+        }
+    }
+
+    /// A STUN check from a new address for a session this core holds: the
+    /// client moved (ICE restart, NAT rebinding). Remap and keep it.
+    fn remap(&self, s: &Rc<Session>, from: SocketAddr) -> bool {
+        self.unmap(s);
+        if self.demux.borrow_mut().insert(from, s.clone()).is_err() {
+            return false;
+        }
+        let old = s.client.replace(from);
+        tracing::info!(core = self.core.index, ufrag = %s.ufrag, stream = %s.rec.stream, from = %old, to = %from, "rtc session client address changed");
+        true
+    }
+}
+
+/// The receive loop of this core's shared port, until shutdown.
+pub async fn serve(m: Rc<Media>) {
+    glommio::spawn_local(sweep(m.clone())).detach();
+    let mut buf = vec![0u8; DATAGRAM];
+    loop {
+        let got = futures_lite::future::or(async { Some(m.sock.recv_from(&mut buf).await) }, async {
+            m.core.stopping.wait().await;
+            None
+        })
+        .await;
+        let (n, from) = match got {
+            None => break,
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                tracing::warn!(core = m.core.index, error = %e, "rtc: receive failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let pkt = &buf[..n];
+        let route = m.demux.borrow_mut().route(from, pkt);
+        match route {
+            Route::Session(s) => {
+                s.add(IN_PKTS, n);
+                if s.up.send(pkt).await.is_err() {
+                    m.send_errors.set(m.send_errors.get() + 1);
+                }
+            }
+            Route::Identify(user) => {
+                let local = m.by_ufrag.borrow().get(user).cloned();
+                match local {
+                    Some(s) => {
+                        if m.remap(&s, from) {
+                            s.add(IN_PKTS, n);
+                            let _ = s.up.send(pkt).await;
+                        } else {
+                            m.drop_packet(Drop::Full, from);
+                        }
+                    }
+                    None if m.claims.get() >= MAX_CLAIMS => {
+                        m.demux.borrow_mut().count(Drop::Full);
+                        m.drop_packet(Drop::Full, from);
+                    }
+                    None => {
+                        m.claims.set(m.claims.get() + 1);
+                        glommio::spawn_local(claim(m.clone(), user.to_string(), from, pkt.to_vec())).detach();
+                    }
+                }
+            }
+            Route::Drop(why) => m.drop_packet(why, from),
+        }
+    }
+    let all: Vec<Rc<Session>> = m.by_ufrag.borrow().values().cloned().collect();
+    for s in all {
+        s.ending("shutdown");
+    }
+}
+
+/// A STUN check from a new address: find the session by its USERNAME (over
+/// the mesh), bring it here, forward the check.
+async fn claim(m: Rc<Media>, user: String, from: SocketAddr, pkt: Vec<u8>) {
+    let me = m.core.index;
+    let found = lookup_ufrag(&m.mesh, &user, me).await;
+    m.claims.set(m.claims.get() - 1);
+    let (rec, before) = match found {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            m.demux.borrow_mut().count(Drop::UnknownUfrag);
+            m.drop_packet(Drop::UnknownUfrag, from);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(core = me, %from, ufrag = %user, error = %e, "rtc: ufrag lookup failed (our bug or shutting down)");
+            return;
+        }
+    };
+    let ufrag = Ufrag(user.as_str().into());
+    // Another check from this client got here first.
+    let here = m.by_ufrag.borrow().get(&ufrag).cloned();
+    if let Some(s) = here {
+        if m.remap(&s, from) {
+            let _ = s.up.send(&pkt).await;
+        }
+        return;
+    }
+    let mut moved = None;
+    if let Some(core) = before {
+        if let Ok(Resp::Taken(t)) = m.mesh.call(core, Req::Take { ufrag: user.clone() }).await {
+            moved = t.map(|t| (t, core));
+        }
+    }
+    let moved_from = moved.as_ref().map(|(_, c)| *c);
+    let (up, started, counts) = match moved {
+        Some((t, _)) => {
+            // SAFETY: `t.fd` is an open UDP socket this call now owns alone.
+            let up = unsafe { UdpSocket::from_raw_fd(t.fd.into_raw_fd()) };
+            (up, Instant::now() - t.started, t.counts)
+        }
+        None => match upstream_socket(rec.media) {
+            Ok(up) => (up, Instant::now(), [0; 4]),
+            Err(e) => {
+                tracing::warn!(core = me, client = %from, stream = %rec.stream, origin = %rec.origin, media = %rec.media, error = %e, "rtc: cannot open a socket toward the origin");
+                release(&m, &user);
+                return;
+            }
+        },
+    };
+    let s = Rc::new(Session {
+        ufrag: ufrag.clone(),
+        rec,
+        up,
+        client: Cell::new(from),
+        counts: counts.map(Cell::new),
+        seen: Cell::new((counts[IN_PKTS], Instant::now())),
+        end: Cell::new(None),
+        stop: LocalSignal::new(),
+        started,
+    });
+    if m.demux.borrow_mut().insert(from, s.clone()).is_err() {
+        m.drop_packet(Drop::Full, from);
+        release(&m, &user);
+        return;
+    }
+    m.by_ufrag.borrow_mut().insert(ufrag, s.clone());
+    let how = moved_from.map_or_else(|| "new".to_string(), |c| format!("moved from core {c}"));
+    tracing::info!(
+        core = me, client = %from, stream = %s.rec.stream, origin = %s.rec.origin, media = %s.rec.media,
+        ufrag = %s.ufrag, how = %how, "rtc session start"
+    );
+    glommio::spawn_local(upstream(m.clone(), s.clone())).detach();
+    s.add(IN_PKTS, pkt.len());
+    let _ = s.up.send(&pkt).await;
+}
+
+fn release(m: &Rc<Media>, ufrag: &str) {
+    let mesh = m.mesh.clone();
+    let req = Req::Release { ufrag: ufrag.to_string(), core: m.core.index };
+    let owner = mesh.owner(ufrag);
+    glommio::spawn_local(async move {
+        let _ = mesh.call(owner, req).await;
+    })
+    .detach();
+}
+
+/// A connected socket toward the origin's media address, on an ephemeral port.
+fn upstream_socket(to: SocketAddr) -> std::io::Result<UdpSocket> {
+    let any: IpAddr = if to.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let s = std::net::UdpSocket::bind((any, 0))?;
+    s.connect(to)?;
+    s.set_nonblocking(true)?;
+    // SAFETY: the descriptor comes from a socket this function owns and gives up.
+    Ok(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
+}
+
+/// Origin -> client for one session, until it ends; then it is unmapped,
+/// logged and released (unless it moved to another core).
+async fn upstream(m: Rc<Media>, s: Rc<Session>) {
+    let mut buf = vec![0u8; DATAGRAM];
+    futures_lite::future::or(
+        async {
+            loop {
+                match s.up.recv(&mut buf).await {
+                    Ok(n) => {
+                        s.add(OUT_PKTS, n);
+                        if m.sock.send_to(&buf[..n], s.client.get()).await.is_err() {
+                            m.send_errors.set(m.send_errors.get() + 1);
+                        }
+                    }
+                    // ICMP unreachable from the origin, one per send: keep going.
+                    Err(glommio::GlommioError::IoError(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                    Err(e) => {
+                        tracing::warn!(core = m.core.index, stream = %s.rec.stream, origin = %s.rec.origin, error = %e, "rtc: origin socket failed");
+                        s.ending("origin socket error");
+                        return;
+                    }
+                }
+            }
+        },
+        s.stop.wait(),
+    )
+    .await;
+    let why = s.end.get().unwrap_or("ended");
+    if why == "moved" {
+        tracing::info!(core = m.core.index, ufrag = %s.ufrag, stream = %s.rec.stream, "rtc session handed to another core");
+        return;
+    }
+    {
+        let mut by = m.by_ufrag.borrow_mut();
+        if by.get(&s.ufrag).is_some_and(|h| Rc::ptr_eq(h, &s)) {
+            by.remove(&s.ufrag);
+        }
+    }
+    m.unmap(&s);
+    let c = |i: usize| s.counts[i].get();
+    tracing::info!(
+        core = m.core.index, client = %s.client.get(), stream = %s.rec.stream, origin = %s.rec.origin,
+        ufrag = %s.ufrag, pkts_in = c(IN_PKTS), bytes_in = c(IN_BYTES), pkts_out = c(OUT_PKTS), bytes_out = c(OUT_BYTES),
+        secs = s.started.elapsed().as_secs_f32(), reason = why, "rtc session end"
+    );
+    if why != "deleted" {
+        release(&m, &s.ufrag.0);
+    }
+}
+
+/// Ends sessions whose client has been silent for the session timeout.
+async fn sweep(m: Rc<Media>) {
+    let timeout = m.core.cfg.webrtc_session_timeout;
+    let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    while !m.core.stopping.is_fired() {
+        glommio::timer::sleep(every).await;
+        let now = Instant::now();
+        let all: Vec<Rc<Session>> = m.by_ufrag.borrow().values().cloned().collect();
+        for s in all {
+            let pkts = s.counts[IN_PKTS].get();
+            let (seen, at) = s.seen.get();
+            if pkts != seen {
+                s.seen.set((pkts, now));
+            } else if now.duration_since(at) >= timeout {
+                s.ending("idle");
+            }
+        }
+    }
+}
