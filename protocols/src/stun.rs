@@ -51,6 +51,21 @@ pub enum StunError {
 }
 
 impl StunError {
+    pub const ALL: [StunError; 7] = [
+        StunError::Truncated,
+        StunError::NotStun,
+        StunError::BadCookie,
+        StunError::UnalignedLength,
+        StunError::LengthMismatch,
+        StunError::AttributeOverrun,
+        StunError::BadUsername,
+    ];
+
+    /// Position in [`StunError::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// A short static reason, for counters and logs.
     pub fn reason(self) -> &'static str {
         match self {

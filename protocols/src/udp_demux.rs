@@ -3,7 +3,7 @@
 //! the STUN USERNAME that may identify a new one, or why it is dropped.
 //! Routing a datagram never allocates; the caller owns sockets and clocks.
 
-use crate::stun::{self, Kind, Message};
+use crate::stun::{self, Kind, Message, StunError};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -41,18 +41,26 @@ pub enum Drop {
 }
 
 impl Drop {
-    pub const ALL: usize = 7;
+    /// Counters: six reasons, then one per STUN error.
+    pub const ALL: usize = 6 + StunError::ALL.len();
 
     pub fn index(self) -> usize {
         match self {
             Drop::NotWebRtc => 0,
             Drop::UnknownDtls => 1,
             Drop::UnknownRtp => 2,
-            Drop::BadStun(_) => 3,
-            Drop::StunNoUsername => 4,
-            Drop::UnknownUfrag => 5,
-            Drop::Full => 6,
+            Drop::StunNoUsername => 3,
+            Drop::UnknownUfrag => 4,
+            Drop::Full => 5,
+            Drop::BadStun(e) => 6 + e.index(),
         }
+    }
+
+    /// Every reason, in counter order.
+    pub fn all() -> impl Iterator<Item = Drop> {
+        [Drop::NotWebRtc, Drop::UnknownDtls, Drop::UnknownRtp, Drop::StunNoUsername, Drop::UnknownUfrag, Drop::Full]
+            .into_iter()
+            .chain(StunError::ALL.into_iter().map(Drop::BadStun))
     }
 
     pub fn name(self) -> &'static str {
@@ -66,16 +74,6 @@ impl Drop {
             Drop::Full => "session table full",
         }
     }
-
-    pub const NAMES: [&'static str; Drop::ALL] = [
-        "not webrtc",
-        "dtls from unknown address",
-        "rtp from unknown address",
-        "bad stun",
-        "stun without username from unknown address",
-        "unknown ufrag",
-        "session table full",
-    ];
 }
 
 /// Where a datagram goes.
@@ -215,6 +213,12 @@ mod tests {
         assert_eq!(d.route(a("10.0.0.1:1001"), &[0x80; 12]), Route::Drop(Drop::UnknownRtp));
         // An IPv4 address and its IPv6-mapped form are one key.
         assert_eq!(d.route(a("[::ffff:10.0.0.1]:1000"), b"x"), Route::Session(7));
+    }
+
+    #[test]
+    fn every_reason_has_its_own_counter() {
+        let idx: Vec<usize> = Drop::all().map(Drop::index).collect();
+        assert_eq!(idx, (0..Drop::ALL).collect::<Vec<_>>());
     }
 
     #[test]

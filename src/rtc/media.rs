@@ -95,8 +95,10 @@ impl Media {
         }
         self.last_drop_log.set(Some(now));
         let d = self.demux.borrow();
-        let counts: Vec<String> =
-            Drop::NAMES.iter().zip(d.drops()).filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        let counts: Vec<String> = Drop::all()
+            .filter(|w| d.drops()[w.index()] > 0)
+            .map(|w| format!("{}={}", w.name(), d.drops()[w.index()]))
+            .collect();
         tracing::warn!(core = self.core.index, %from, reason = why.name(), totals = %counts.join(", "), "rtc: datagram dropped (client garbage or unknown peer; logged at most once a second)");
     }
 

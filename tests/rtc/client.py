@@ -70,6 +70,8 @@ async def signal(http, url, pc, legacy):
             raise RuntimeError(f"POST {url}: {r.status} {text}")
         if r.headers.get("Content-Type") != "application/sdp":
             raise RuntimeError(f"answer Content-Type {r.headers.get('Content-Type')!r}")
+        if not r.headers.get("ETag"):
+            raise RuntimeError("the origin's ETag did not come through")
         loc = r.headers.get("Location")
         return text, urllib.parse.urljoin(url, loc) if loc else None
 
@@ -142,6 +144,7 @@ async def play_one(http, args, idx):
         out["resource"] = resource
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         out["ufrag"] = f"{ufrag_of(answer)}:{ufrag_of(pc.localDescription.sdp)}"
+        out["candidates"] = [l for l in answer.splitlines() if l.startswith("a=candidate:")]
         start = time.monotonic()
         while time.monotonic() - start < args.seconds:
             await asyncio.sleep(0.1)
