@@ -481,3 +481,44 @@ fn garbage_on_the_webrtc_port_is_dropped_and_counted() {
     let r = http("GET", &format!("127.0.0.1:{}", proxy.http_api_port), "/api/v1/versions", &[], b"").unwrap();
     assert_eq!(r.status, 200);
 }
+
+/// Headless Chromium publishes its fake camera with players/whip.html and
+/// plays it back with players/whep.html, both through the proxy, inside a
+/// network namespace with only loopback (tests/browser/webrtc-netns.sh).
+#[test]
+fn browser_publishes_with_whip_html_and_plays_with_whep_html() {
+    require_browser();
+    let dir = TempDir::new("rtc-browser");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new("unshare");
+    cmd.arg("-n")
+        .arg("sh")
+        .arg(repo.join("tests/browser/webrtc-netns.sh"))
+        .arg(proxy_bin())
+        .arg(python())
+        .arg(&repo)
+        .arg(dir.path())
+        .current_dir(repo.join("tests/browser"));
+    let mut g = ProcGuard::spawn("webrtc-browser", cmd, dir.path());
+    g.add_log(dir.join("proxy.log"));
+    g.add_log(dir.join("origin.log"));
+    if g.wait_exit(Duration::from_secs(150)).is_none() {
+        g.print_tails();
+        panic!("the browser check did not finish");
+    }
+    let line = g.stdout().lines().last().unwrap_or_default().to_string();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        g.print_tails();
+        panic!("no JSON from webrtc.mjs ({e}): {line:?}")
+    });
+    if v["ok"] != true {
+        g.print_tails();
+        panic!("the WHEP page did not play through the proxy: {v}");
+    }
+    assert!(v["player"]["framesDecoded"].as_u64().unwrap() >= 30, "{v}");
+    assert!(v["player"]["currentTime"].as_f64().unwrap() > v["firstTime"].as_f64().unwrap(), "{v}");
+    let log = std::fs::read_to_string(dir.join("proxy.log")).unwrap();
+    let starts =
+        log.lines().filter(|l| l.contains("rtc session start") && l.contains("__defaultVhost__/live/cam")).count();
+    assert_eq!(starts, 2, "{log}");
+}

@@ -136,6 +136,10 @@ impl Media {
     /// A STUN check from a new address for a session this core holds: the
     /// client moved (ICE restart, NAT rebinding). Remap and keep it.
     fn remap(&self, s: &Rc<Session>, from: SocketAddr) -> bool {
+        if s.client.get() == from {
+            // Two checks from one new address raced through the lookup.
+            return true;
+        }
         self.unmap(s);
         if self.demux.borrow_mut().insert(from, s.clone()).is_err() {
             return false;

@@ -137,6 +137,9 @@ async fn write_answer(
         hs.push((k, v));
     }
     hs.extend_from_slice(&http_proxy::CORS);
+    // A page on another origin (the players are served on PROXY_HTTP_SERVER)
+    // needs the resource URL to DELETE it.
+    hs.push(("Access-Control-Expose-Headers", b"Location, ETag"));
     let len = body.len().to_string();
     hs.push(("Content-Length", len.as_bytes()));
     hs.push(("Connection", if req.keep_alive { b"keep-alive" } else { b"close" }));
