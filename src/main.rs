@@ -178,7 +178,6 @@ fn run(cfg: Arc<Config>) -> i32 {
                     Err(_) => return,
                 };
                 let mut tasks = vec![
-                    rtc_task,
                     glommio::spawn_local(worker::accept_loop(core.clone(), rtmp_l, "rtmp", rtmp::serve)),
                     glommio::spawn_local(worker::accept_loop(
                         core.clone(),
@@ -205,6 +204,7 @@ fn run(cfg: Arc<Config>) -> i32 {
                     }
                 }
                 core.stopping.wait().await;
+                rtc_task.await;
                 // Listeners close as their accept loops end; live sessions get the grace period.
                 let grace_end = Instant::now() + cfg.grace_quit_timeout;
                 while core.live() > 0 && Instant::now() < grace_end {

@@ -382,6 +382,71 @@ fn raw_session_relays_64k_datagrams_both_ways_and_follows_the_client() {
     assert!(proxy.wait_log("rtp from unknown address", Duration::from_secs(2)), "{}", proxy.log());
 }
 
+/// Signals a WHEP session for `stream` through the proxy to a fake origin
+/// whose media socket the test holds, and opens it with a STUN check from a
+/// fresh client socket. Returns (client, origin media socket, the proxy's
+/// upstream address as the origin sees it, the session's USERNAME).
+fn open_raw_session(proxy: &Proxy, stream: &str) -> (UdpSocket, UdpSocket, SocketAddr, String) {
+    let origin_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let media_port = origin_udp.local_addr().unwrap().port();
+    let (a, o) = (format!("a{media_port}"), format!("o{media_port}"));
+    let answer = format!(
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:{a}\r\na=ice-pwd:answerpassword12345678\r\na=candidate:1 1 udp 2130706431 127.0.0.1 {media_port} typ host\r\n"
+    );
+    let api = fake_api(201, answer, 1);
+    register_fake(proxy, api, media_port);
+    let path = format!("/rtc/v1/whep/?app=live&stream={stream}");
+    let r = http("POST", &format!("127.0.0.1:{}", proxy.http_api_port), &path, &[], offer(&o).as_bytes()).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let user = format!("{a}:{o}");
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to: SocketAddr = format!("127.0.0.1:{}", proxy.webrtc_port).parse().unwrap();
+    origin_udp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let check = stun(&user);
+    let mut up = None;
+    let ok = wait_until(Duration::from_secs(5), || {
+        client.send_to(&check, to).unwrap();
+        let mut b = [0u8; 2048];
+        match origin_udp.recv_from(&mut b) {
+            Ok((n, from)) if b[..n] == check[..] => {
+                up = Some(from);
+                true
+            }
+            _ => false,
+        }
+    });
+    assert!(ok, "the STUN check never reached the origin");
+    (client, origin_udp, up.unwrap(), user)
+}
+
+#[test]
+fn raw_sessions_end_when_idle_and_at_shutdown() {
+    let mut proxy = Proxy::start(&[("PROXY_WORKERS", "2"), ("PROXY_WEBRTC_SESSION_TIMEOUT", "1s")]);
+    let (_c1, _o1, _, idle) = open_raw_session(&proxy, "idle");
+    let ended = wait_until(Duration::from_secs(5), || !lines_for(&proxy, "rtc session end", &idle).is_empty());
+    assert!(ended, "no end line for the silent session: {}", proxy.log());
+    let line = &lines_for(&proxy, "rtc session end", &idle)[0];
+    assert_eq!(log_field(line, "reason").as_deref(), Some("idle"), "{line}");
+    // A session that keeps talking is kept past the timeout.
+    let (c2, o2, _, busy) = open_raw_session(&proxy, "busy");
+    let to: SocketAddr = format!("127.0.0.1:{}", proxy.webrtc_port).parse().unwrap();
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        c2.send_to(&[0x80; 40], to).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(lines_for(&proxy, "rtc session end", &busy).is_empty(), "{}", proxy.log());
+    let mut b = [0u8; 64];
+    o2.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert!(o2.recv_from(&mut b).is_ok());
+    // SIGTERM ends it, with its line.
+    proxy.guard.signal(libc::SIGTERM);
+    assert!(proxy.guard.wait_exit(Duration::from_secs(15)).is_some());
+    let ends = lines_for(&proxy, "rtc session end", &busy);
+    assert_eq!(ends.len(), 1, "{}", proxy.log());
+    assert_eq!(log_field(&ends[0], "reason").as_deref(), Some("shutdown"), "{}", ends[0]);
+}
+
 #[test]
 fn answer_without_ice_credentials_is_a_502_with_json() {
     let proxy = two_workers();

@@ -206,6 +206,13 @@ pub async fn serve(m: Rc<Media>) {
     for s in all {
         s.ending("shutdown");
     }
+    // Each session's task logs its end line; give them a moment (bounded).
+    for _ in 0..100 {
+        if m.by_ufrag.borrow().is_empty() {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A STUN check from a new address: find the session by its USERNAME (over

@@ -164,7 +164,8 @@ pub fn probe(cfg: &Config) -> Result<(), String> {
 }
 
 /// Joins the mesh, binds PROXY_WEBRTC_SERVER on this executor and starts
-/// its media loop; the task ends at shutdown, ending every session.
+/// its media loop; the task ends at shutdown once every session of the core
+/// has ended (await it before leaving the executor, for their end lines).
 pub async fn start(core: Rc<Core>, builder: Builder) -> Result<glommio::Task<()>, String> {
     let addr = core.cfg.webrtc_server.0;
     let mesh = Mesh::join(core.index, builder)
