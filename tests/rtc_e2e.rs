@@ -183,8 +183,22 @@ fn delete_through_the_proxy_ends_the_session_at_origin_and_proxy() {
     let proxy = two_workers();
     let origin = RtcOrigin::start(&proxy, "o1");
     let (_pub, _d) = publish(&proxy, "del", 30);
-    let out = play(&[&whep(&proxy, "del"), "--seconds", "6", "--delete-after", "3"], Duration::from_secs(40));
+    let out =
+        play(&[&whep(&proxy, "del"), "--seconds", "6", "--delete-after", "3", "--patch"], Duration::from_secs(40));
     let p = &out[0];
+    // PATCH on the resource reaches its origin: a trickle gets its 204; an
+    // ICE restart's answering fragment comes back with the origin's headers
+    // and every candidate on the proxy's port.
+    assert_eq!(p["patch_trickle_status"], 204, "{p}");
+    assert_eq!(p["patch_restart_status"], 200, "{p}");
+    assert_eq!(p["patch_restart_type"], "application/trickle-ice-sdpfrag", "{p}");
+    assert_eq!(p["patch_restart_etag"], "\"restarted\"", "{p}");
+    let frag = p["patch_restart_body"].as_str().unwrap();
+    assert!(frag.contains("a=ice-ufrag:rstr"), "{frag}");
+    let cands: Vec<&str> = frag.lines().filter(|l| l.starts_with("a=candidate:")).collect();
+    assert!(!cands.is_empty(), "{frag}");
+    let want = format!(" 127.0.0.1 {} typ host", proxy.webrtc_port);
+    assert!(cands.iter().all(|c| c.contains(&want)), "{cands:?}");
     assert_eq!(p["delete_status"], 200, "{p}");
     assert!(p["frames_at_delete"].as_u64().unwrap() > 10, "{p}");
     let resource = p["resource"].as_str().unwrap();

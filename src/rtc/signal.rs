@@ -292,6 +292,9 @@ async fn resource(
             }
         },
     };
+    if req.method.eq_ignore_ascii_case("PATCH") {
+        return patch(core, id, s, req, peer, api, &target, ufrag.as_deref()).await;
+    }
     let up = Upstream { addr: api, target: &target, body: Body::Finite, cors: true, idle: core.cfg.idle_timeout };
     match http_proxy::forward(s, req, peer, up).await {
         Ok(f) => {
@@ -316,6 +319,39 @@ async fn resource(
             None
         }
     }
+}
+
+/// PATCH (trickle candidates, ICE restart) to the resource's origin. An
+/// answering fragment (ICE restart: the origin's new ufrag, pwd and
+/// candidates) gets its candidates replaced by the proxy's, as an answer
+/// does. The client's checks with the new credentials come from its known
+/// address and reach the same session.
+#[allow(clippy::too_many_arguments)]
+async fn patch(
+    core: &Rc<Core>,
+    id: ConnId,
+    s: &mut TcpStream,
+    req: &Request,
+    peer: SocketAddr,
+    api: SocketAddr,
+    target: &str,
+    ufrag: Option<&str>,
+) -> Option<bool> {
+    let a = match ask_origin(api, req, peer, target).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(conn = %id, %peer, resource = %target, error = %e, "rtc: PATCH to origin failed");
+            return reply(s, req, Response::error(e.status(), format!("origin: {e}"))).await;
+        }
+    };
+    let body = match std::str::from_utf8(&a.body) {
+        Ok(t) if (200..300).contains(&a.status) && t.contains("a=candidate:") => {
+            sdp::rewrite_candidates(t, &candidates(core, s)).into_bytes()
+        }
+        _ => a.body.clone(),
+    };
+    tracing::info!(conn = %id, %peer, core = core.index, resource = %target, ufrag = ufrag.unwrap_or("-"), status = a.status, "rtc resource patched");
+    write_answer(s, req, &a, None, &body).await
 }
 
 #[cfg(test)]

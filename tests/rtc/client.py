@@ -153,6 +153,18 @@ async def play_one(http, args, idx):
                 frames["at_rebind"] = frames["n"]
                 out["old_port"], out["new_port"] = await rebind(pc)
             if args.delete_after and "delete_status" not in out and t >= args.delete_after:
+                if args.patch:
+                    # Trickle (nothing to answer), then an ICE restart's fragment.
+                    frag = {"Content-Type": "application/trickle-ice-sdpfrag"}
+                    trickle = "a=mid:0\r\na=candidate:9 1 udp 1 127.0.0.1 9 typ host\r\n"
+                    async with http.patch(resource, data=trickle, headers=frag) as r:
+                        out["patch_trickle_status"] = r.status
+                    restart = "a=ice-ufrag:rest\r\na=ice-pwd:restartclientpassword01\r\n"
+                    async with http.patch(resource, data=restart, headers=frag) as r:
+                        out["patch_restart_status"] = r.status
+                        out["patch_restart_type"] = r.headers.get("Content-Type")
+                        out["patch_restart_etag"] = r.headers.get("ETag")
+                        out["patch_restart_body"] = await r.text()
                 async with http.delete(resource) as r:
                     out["delete_status"] = r.status
                 out["frames_at_delete"] = frames["n"]
@@ -192,6 +204,7 @@ async def main():
     ap.add_argument("--legacy")
     ap.add_argument("--rebind-after", type=float)
     ap.add_argument("--delete-after", type=float)
+    ap.add_argument("--patch", action="store_true", help="PATCH the resource (trickle, ICE restart) before the DELETE")
     args = ap.parse_args()
     async with ClientSession() as http:
         if args.mode == "publish":

@@ -104,7 +104,18 @@ async def whip_whep(request):
         await pc.close()
         return web.Response(status=200)
     if request.method == "PATCH":
-        return web.Response(status=204, headers={"ETag": '"patched"'})
+        token = request.query.get("token", "")
+        if token not in pcs:
+            return web.Response(status=404, text="no such session")
+        frag = await request.text()
+        if "a=ice-ufrag:" not in frag:
+            # Trickled candidates: nothing to answer (the offer had them all).
+            return web.Response(status=204, headers={"ETag": '"patched"'})
+        # An ICE restart: the fragment of the answer (this stand-in does not
+        # restart its ICE agent; the proxy's handling of the answer is the point).
+        cands = [l for l in pcs[token].localDescription.sdp.splitlines() if l.startswith("a=candidate:")]
+        body = "a=ice-ufrag:rstr\r\na=ice-pwd:restartpassword0123456789\r\n" + "".join(c + "\r\n" for c in cands)
+        return web.Response(status=200, body=body.encode(), headers={"Content-Type": "application/trickle-ice-sdpfrag", "ETag": '"restarted"'})
     publish = request.path.startswith("/rtc/v1/whip/")
     offer = await request.text()
     key = stream_of(request)
