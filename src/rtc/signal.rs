@@ -358,6 +358,38 @@ async fn patch(
 mod tests {
     use super::*;
 
+    fn req(path: &str, query: &str) -> Request {
+        Request {
+            method: "POST".into(),
+            path: path.into(),
+            query: query.into(),
+            headers: vec![("Host".into(), "proxy.example.com:11985".into())],
+            body: Vec::new(),
+            keep_alive: true,
+        }
+    }
+
+    #[test]
+    fn stream_keys_from_query_path_and_streamurl() {
+        let key = |path: &str, query: &str, route: &str, su: Option<&str>| {
+            stream_key(&req(path, query), route, su).map(|k| k.as_str().to_string())
+        };
+        let whep = "/rtc/v1/whep/";
+        assert_eq!(key(whep, "app=live&stream=s", whep, None).unwrap(), "proxy.example.com/live/s");
+        assert_eq!(key("/rtc/v1/whep/live/s", "", whep, None).unwrap(), "proxy.example.com/live/s");
+        assert_eq!(key("/rtc/v1/whep/a/b/s", "", whep, None).unwrap(), "proxy.example.com/a/b/s");
+        assert!(key(whep, "", whep, None).is_err());
+        let play = "/rtc/v1/play/";
+        assert_eq!(key(play, "", play, Some("webrtc://10.0.0.1/live/s?x=1")).unwrap(), "__defaultVhost__/live/s");
+        assert_eq!(key(play, "", play, Some("webrtc://v.example.com:1985/live/s")).unwrap(), "v.example.com/live/s");
+        // The query wins over the body's streamurl, as SRS's handler reads it.
+        assert_eq!(
+            key(play, "app=live&stream=q", play, Some("webrtc://h/live/s")).unwrap(),
+            "proxy.example.com/live/q"
+        );
+        assert!(key(play, "", play, Some("webrtc://h")).is_err());
+    }
+
     #[test]
     fn resource_keys() {
         assert_eq!(resource_key("/rtc/v1/whip/?action=delete&token=x"), "/rtc/v1/whip/?action=delete&token=x");
