@@ -4,9 +4,14 @@
 //! per client), replies sent back from the shared port, idle expiry, and a
 //! session handed to another core when its client's new address lands there.
 //!
-//! Per relayed datagram: one map lookup by integer key, counters, one send.
+//! Per relayed datagram: one non-blocking receive straight into the core's
+//! buffer, one map lookup by integer key, counters, one non-blocking send.
 //! No allocation, no task, no cross-core call (`udp_demux`'s counting test);
-//! a new address costs one claim task and one cross-core call.
+//! a new address costs one claim task and one cross-core call. Sockets are
+//! drained with plain non-blocking calls (`Io`) and the runtime is asked
+//! only to wait for the next datagram (a one-byte peek), so glommio's
+//! receive path, which takes a buffer as large as the caller's (64 KiB
+//! here) per operation and copies out of it, is off the relay path.
 
 use super::{lookup_ufrag, Moved, Record, Req, Resp, RtcMesh, Ufrag};
 use crate::worker::Core;
@@ -16,7 +21,7 @@ use srs_protocols::udp_demux::{Demux, Drop, Route};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -35,10 +40,55 @@ const IN_BYTES: usize = 1;
 const OUT_PKTS: usize = 2;
 const OUT_BYTES: usize = 3;
 
+/// A socket twice over: glommio's, to wait on, and a duplicate of its
+/// descriptor as a std socket (non-blocking) for the calls that move data.
+struct Io {
+    wait: UdpSocket,
+    now: std::net::UdpSocket,
+}
+
+impl Io {
+    fn new(wait: UdpSocket) -> std::io::Result<Io> {
+        // SAFETY: the descriptor is `wait`'s open socket, alive for the call.
+        let fd = unsafe { BorrowedFd::borrow_raw(wait.as_raw_fd()) }.try_clone_to_owned()?;
+        let now = std::net::UdpSocket::from(fd);
+        now.set_nonblocking(true)?;
+        Ok(Io { wait, now })
+    }
+
+    /// Until a datagram is ready (it stays queued).
+    async fn readable(&self) -> std::io::Result<()> {
+        let mut one = [0u8; 1];
+        self.wait.peek_from(&mut one).await.map(drop).map_err(std::io::Error::from)
+    }
+
+    /// Sends at once, or, when the socket buffer is full, through the runtime.
+    async fn send(&self, pkt: &[u8]) -> std::io::Result<usize> {
+        match self.now.send(pkt) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.wait.send(pkt).await.map_err(std::io::Error::from)
+            }
+            r => r,
+        }
+    }
+
+    async fn send_to(&self, pkt: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        match self.now.send_to(pkt, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.wait.send_to(pkt, to).await.map_err(std::io::Error::from)
+            }
+            r => r,
+        }
+    }
+}
+
+/// Datagrams relayed before the loop lets the core's other tasks run.
+const BATCH: u32 = 64;
+
 pub struct Session {
     ufrag: Ufrag,
     rec: Record,
-    up: UdpSocket,
+    up: Io,
     client: Cell<SocketAddr>,
     /// Client->origin packets and bytes, origin->client packets and bytes.
     counts: [Cell<u64>; 4],
@@ -65,7 +115,7 @@ impl Session {
 
 pub struct Media {
     core: Rc<Core>,
-    sock: UdpSocket,
+    sock: Io,
     mesh: Rc<RtcMesh>,
     demux: RefCell<Demux<Rc<Session>>>,
     by_ufrag: RefCell<HashMap<Ufrag, Rc<Session>>>,
@@ -75,17 +125,17 @@ pub struct Media {
 }
 
 impl Media {
-    pub fn new(core: Rc<Core>, sock: UdpSocket, mesh: Rc<RtcMesh>) -> Rc<Self> {
-        Rc::new(Media {
+    pub fn new(core: Rc<Core>, sock: UdpSocket, mesh: Rc<RtcMesh>) -> std::io::Result<Rc<Self>> {
+        Ok(Rc::new(Media {
             core,
-            sock,
+            sock: Io::new(sock)?,
             mesh,
             demux: RefCell::new(Demux::new(MAX_SESSIONS)),
             by_ufrag: RefCell::default(),
             claims: Cell::new(0),
             last_drop_log: Cell::new(None),
             send_errors: Cell::new(0),
-        })
+        }))
     }
 
     fn drop_packet(&self, why: Drop, from: SocketAddr) {
@@ -117,7 +167,7 @@ impl Media {
         let s = self.by_ufrag.borrow_mut().remove(ufrag)?;
         self.unmap(&s);
         // SAFETY: the descriptor is the session's open socket, alive while `s` is.
-        let fd = unsafe { BorrowedFd::borrow_raw(s.up.as_raw_fd()) }.try_clone_to_owned().ok();
+        let fd = s.up.now.try_clone().ok().map(OwnedFd::from);
         s.ending("moved");
         let counts = [0, 1, 2, 3].map(|i| s.counts[i].get());
         fd.map(|fd| Box::new(Moved { fd, started: s.started.elapsed(), counts }))
@@ -154,21 +204,41 @@ impl Media {
 pub async fn serve(m: Rc<Media>) {
     glommio::spawn_local(sweep(m.clone())).detach();
     let mut buf = vec![0u8; DATAGRAM];
+    let mut burst = 0u32;
     loop {
-        let got = futures_lite::future::or(async { Some(m.sock.recv_from(&mut buf).await) }, async {
-            m.core.stopping.wait().await;
-            None
-        })
-        .await;
-        let (n, from) = match got {
-            None => break,
-            Some(Ok(x)) => x,
-            Some(Err(e)) => {
+        let (n, from) = match m.sock.now.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                burst = 0;
+                let ready = futures_lite::future::or(async { Some(m.sock.readable().await) }, async {
+                    m.core.stopping.wait().await;
+                    None
+                })
+                .await;
+                match ready {
+                    None => break,
+                    Some(Ok(())) => continue,
+                    Some(Err(e)) => {
+                        tracing::warn!(core = m.core.index, error = %e, "rtc: waiting for datagrams failed");
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                }
+            }
+            Err(e) => {
                 tracing::warn!(core = m.core.index, error = %e, "rtc: receive failed");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
+        burst += 1;
+        if burst >= BATCH {
+            burst = 0;
+            glommio::yield_if_needed().await;
+            if m.core.stopping.is_fired() {
+                break;
+            }
+        }
         let pkt = &buf[..n];
         let route = m.demux.borrow_mut().route(from, pkt);
         match route {
@@ -252,8 +322,14 @@ async fn claim(m: Rc<Media>, user: String, from: SocketAddr, pkt: Vec<u8>) {
     let (up, started, counts) = match moved {
         Some((t, _)) => {
             // SAFETY: `t.fd` is an open UDP socket this call now owns alone.
-            let up = unsafe { UdpSocket::from_raw_fd(t.fd.into_raw_fd()) };
-            (up, Instant::now() - t.started, t.counts)
+            match Io::new(unsafe { UdpSocket::from_raw_fd(t.fd.into_raw_fd()) }) {
+                Ok(up) => (up, Instant::now() - t.started, t.counts),
+                Err(e) => {
+                    tracing::warn!(core = me, client = %from, stream = %rec.stream, error = %e, "rtc: cannot take over the origin socket (out of descriptors?)");
+                    release(&m, &user);
+                    return;
+                }
+            }
         }
         None => match upstream_socket(rec.media) {
             Ok(up) => (up, Instant::now(), [0; 4]),
@@ -302,13 +378,13 @@ fn release(m: &Rc<Media>, ufrag: &str) {
 }
 
 /// A connected socket toward the origin's media address, on an ephemeral port.
-fn upstream_socket(to: SocketAddr) -> std::io::Result<UdpSocket> {
+fn upstream_socket(to: SocketAddr) -> std::io::Result<Io> {
     let any: IpAddr = if to.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
     let s = std::net::UdpSocket::bind((any, 0))?;
     s.connect(to)?;
     s.set_nonblocking(true)?;
     // SAFETY: the descriptor comes from a socket this function owns and gives up.
-    Ok(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
+    Io::new(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
 }
 
 /// Origin -> client for one session, until it ends; then it is unmapped,
@@ -317,16 +393,35 @@ async fn upstream(m: Rc<Media>, s: Rc<Session>) {
     let mut buf = vec![0u8; DATAGRAM];
     futures_lite::future::or(
         async {
+            let mut burst = 0u32;
             loop {
-                match s.up.recv(&mut buf).await {
+                match s.up.now.recv(&mut buf) {
                     Ok(n) => {
                         s.add(OUT_PKTS, n);
                         if m.sock.send_to(&buf[..n], s.client.get()).await.is_err() {
                             m.send_errors.set(m.send_errors.get() + 1);
                         }
+                        burst += 1;
+                        if burst >= BATCH {
+                            burst = 0;
+                            glommio::yield_if_needed().await;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        burst = 0;
+                        match s.up.readable().await {
+                            Ok(()) => {}
+                            // ICMP unreachable from the origin (one per send): the peek reports it.
+                            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                            Err(e) => {
+                                tracing::warn!(core = m.core.index, stream = %s.rec.stream, origin = %s.rec.origin, error = %e, "rtc: origin socket failed");
+                                s.ending("origin socket error");
+                                return;
+                            }
+                        }
                     }
                     // ICMP unreachable from the origin, one per send: keep going.
-                    Err(glommio::GlommioError::IoError(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                     Err(e) => {
                         tracing::warn!(core = m.core.index, stream = %s.rec.stream, origin = %s.rec.origin, error = %e, "rtc: origin socket failed");
                         s.ending("origin socket error");

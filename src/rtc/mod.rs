@@ -174,7 +174,8 @@ pub async fn start(core: Rc<Core>, builder: Builder) -> Result<glommio::Task<()>
     let sock =
         glommio::net::UdpSocket::bind(addr).map_err(|e| format!("PROXY_WEBRTC_SERVER={addr}: cannot listen: {e}"))?;
     let epoch = Instant::now();
-    let media = media::Media::new(core.clone(), sock, mesh.clone());
+    let media = media::Media::new(core.clone(), sock, mesh.clone())
+        .map_err(|e| format!("PROXY_WEBRTC_SERVER={addr}: cannot set up the socket: {e}"))?;
     let rtc = Rc::new(Rtc {
         mesh: mesh.clone(),
         owned: Rc::default(),
