@@ -25,7 +25,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Sessions per core (each holds a 64 KiB receive buffer and a socket).
+/// Sessions per core (each holds two descriptors for its origin socket).
 pub const MAX_SESSIONS: usize = 8192;
 /// New addresses being looked up at once; more are dropped (a flood of
 /// made-up ufrags cannot queue unbounded work).
@@ -72,13 +72,17 @@ impl Io {
         }
     }
 
-    async fn send_to(&self, pkt: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+    /// Sends at once; `None` when the socket buffer is full.
+    fn try_send_to(&self, pkt: &[u8], to: SocketAddr) -> Option<std::io::Result<usize>> {
         match self.now.send_to(pkt, to) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.wait.send_to(pkt, to).await.map_err(std::io::Error::from)
-            }
-            r => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            r => Some(r),
         }
+    }
+
+    /// Sends through the runtime (it waits for room).
+    async fn send_to_later(&self, pkt: Vec<u8>, to: SocketAddr) -> std::io::Result<usize> {
+        self.wait.send_to(&pkt, to).await.map_err(std::io::Error::from)
     }
 }
 
@@ -122,6 +126,10 @@ pub struct Media {
     claims: Cell<usize>,
     last_drop_log: Cell<Option<Instant>>,
     send_errors: Cell<u64>,
+    /// Every session's origin -> client datagram passes through this one
+    /// buffer, borrowed only between a receive and its send (no await in
+    /// between), so a session costs no buffer of its own.
+    relay_buf: RefCell<Vec<u8>>,
 }
 
 impl Media {
@@ -135,6 +143,7 @@ impl Media {
             claims: Cell::new(0),
             last_drop_log: Cell::new(None),
             send_errors: Cell::new(0),
+            relay_buf: RefCell::new(vec![0u8; DATAGRAM]),
         }))
     }
 
@@ -390,15 +399,29 @@ fn upstream_socket(to: SocketAddr) -> std::io::Result<Io> {
 /// Origin -> client for one session, until it ends; then it is unmapped,
 /// logged and released (unless it moved to another core).
 async fn upstream(m: Rc<Media>, s: Rc<Session>) {
-    let mut buf = vec![0u8; DATAGRAM];
     futures_lite::future::or(
         async {
             let mut burst = 0u32;
             loop {
-                match s.up.now.recv(&mut buf) {
-                    Ok(n) => {
+                let got = {
+                    let mut buf = m.relay_buf.borrow_mut();
+                    match s.up.now.recv(&mut buf) {
+                        Ok(n) => match m.sock.try_send_to(&buf[..n], s.client.get()) {
+                            Some(sent) => Ok((n, sent.is_ok(), None)),
+                            // The client's side is full: this datagram waits in a copy of its own.
+                            None => Ok((n, true, Some(buf[..n].to_vec()))),
+                        },
+                        Err(e) => Err(e),
+                    }
+                };
+                match got {
+                    Ok((n, sent, later)) => {
                         s.add(OUT_PKTS, n);
-                        if m.sock.send_to(&buf[..n], s.client.get()).await.is_err() {
+                        let sent = match later {
+                            Some(pkt) => m.sock.send_to_later(pkt, s.client.get()).await.is_ok(),
+                            None => sent,
+                        };
+                        if !sent {
                             m.send_errors.set(m.send_errors.get() + 1);
                         }
                         burst += 1;
