@@ -403,6 +403,20 @@ async fn upstream(m: Rc<Media>, s: Rc<Session>) {
         async {
             let mut burst = 0u32;
             loop {
+                // Wait first: an origin socket carries one client's media, a
+                // datagram now and then, so a receive tried before waiting
+                // would mostly find nothing (one system call wasted per
+                // datagram); the peek answers at once when one is queued.
+                match s.up.readable().await {
+                    Ok(()) => {}
+                    // ICMP unreachable from the origin (one per send): the peek reports it.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                    Err(e) => {
+                        tracing::warn!(core = m.core.index, stream = %s.rec.stream, origin = %s.rec.origin, error = %e, "rtc: origin socket failed");
+                        s.ending("origin socket error");
+                        return;
+                    }
+                }
                 let got = {
                     let mut buf = m.relay_buf.borrow_mut();
                     match s.up.now.recv(&mut buf) {
@@ -430,19 +444,7 @@ async fn upstream(m: Rc<Media>, s: Rc<Session>) {
                             glommio::yield_if_needed().await;
                         }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        burst = 0;
-                        match s.up.readable().await {
-                            Ok(()) => {}
-                            // ICMP unreachable from the origin (one per send): the peek reports it.
-                            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                            Err(e) => {
-                                tracing::warn!(core = m.core.index, stream = %s.rec.stream, origin = %s.rec.origin, error = %e, "rtc: origin socket failed");
-                                s.ending("origin socket error");
-                                return;
-                            }
-                        }
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => burst = 0,
                     // ICMP unreachable from the origin, one per send: keep going.
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                     Err(e) => {
