@@ -797,6 +797,10 @@ mod tests {
         grace_zero: [("PROXY_GRACE_QUIT_TIMEOUT", "0")] => |c| c.grace_quit_timeout == Duration::ZERO;
         force_ms: [("PROXY_FORCE_QUIT_TIMEOUT", "500ms")] => |c| c.force_quit_timeout == Duration::from_millis(500);
         idle_set: [("PROXY_IDLE_TIMEOUT", "2m")] => |c| c.idle_timeout == Duration::from_secs(120);
+        rtc_defaults: [] => |c| c.webrtc_candidate.is_empty() && c.webrtc_session_timeout == Duration::from_secs(30);
+        rtc_candidates: [("PROXY_WEBRTC_CANDIDATE", "192.0.2.7, 2001:db8::1")]
+            => |c| c.webrtc_candidate == ["192.0.2.7".parse::<std::net::IpAddr>().unwrap(), "2001:db8::1".parse().unwrap()];
+        rtc_timeout: [("PROXY_WEBRTC_SESSION_TIMEOUT", "5s")] => |c| c.webrtc_session_timeout == Duration::from_secs(5);
         auth_on: [("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TYPE", "bearer"), ("PROXY_HTTP_API_AUTH_TOKEN", "s3cret")]
             => |c| c.api_auth.as_deref() == Some("s3cret");
         auth_type_case: [("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TYPE", "Bearer"), ("PROXY_HTTP_API_AUTH_TOKEN", "t")]
@@ -834,6 +838,9 @@ mod tests {
         bad_listen_host_name: [("PROXY_WEBRTC_SERVER", "localhost:8000")] => ("PROXY_WEBRTC_SERVER", "not a port or ip:port");
         bad_listen_ip_port_zero: [("PROXY_RTMP_SERVER", "127.0.0.1:0")] => ("PROXY_RTMP_SERVER", "1..=65535");
         bad_listen_v6_unbracketed: [("PROXY_RTMP_SERVER", "::1:1935")] => ("PROXY_RTMP_SERVER", "not a port or ip:port");
+        bad_rtc_candidate: [("PROXY_WEBRTC_CANDIDATE", "proxy.example.com")] => ("PROXY_WEBRTC_CANDIDATE", "not a list of IP addresses");
+        bad_rtc_candidate_empty_item: [("PROXY_WEBRTC_CANDIDATE", "192.0.2.7,")] => ("PROXY_WEBRTC_CANDIDATE", "not a list of IP addresses");
+        bad_rtc_timeout_zero: [("PROXY_WEBRTC_SESSION_TIMEOUT", "0")] => ("PROXY_WEBRTC_SESSION_TIMEOUT", "must be positive");
         bad_lb_type: [("PROXY_LOAD_BALANCER_TYPE", "etcd")] => ("PROXY_LOAD_BALANCER_TYPE", "must be memory or redis");
         bad_redis_port: [("PROXY_REDIS_PORT", "redis")] => ("PROXY_REDIS_PORT", "not a port");
         bad_redis_port_zero: [("PROXY_REDIS_PORT", "0")] => ("PROXY_REDIS_PORT", "1..=65535");

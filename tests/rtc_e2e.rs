@@ -498,6 +498,49 @@ fn answer_without_ice_credentials_is_a_502_with_json() {
     assert_eq!(r.header("access-control-allow-methods"), Some("*"));
 }
 
+/// PROXY_WEBRTC_CANDIDATE names the answer's candidates, one per address,
+/// on the WebRTC port.
+#[test]
+fn candidate_variable_names_the_answers_candidates() {
+    let proxy = Proxy::start(&[("PROXY_WORKERS", "2"), ("PROXY_WEBRTC_CANDIDATE", "192.0.2.7,2001:db8::1")]);
+    let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:ansC\r\na=ice-pwd:answerpassword12345678\r\n\
+a=candidate:1 1 udp 2130706431 10.1.1.1 8000 typ host\r\na=candidate:2 1 tcp 1 10.1.1.1 8000 typ host tcptype passive\r\n";
+    let api = fake_api(201, answer.into(), 1);
+    register_fake(&proxy, api, 8000);
+    let r = http(
+        "POST",
+        &format!("127.0.0.1:{}", proxy.http_api_port),
+        "/rtc/v1/whip/live/cand",
+        &[("Content-Type", "application/sdp")],
+        offer("offC").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let cands: Vec<String> = r.text().lines().filter(|l| l.starts_with("a=candidate:")).map(String::from).collect();
+    let port = proxy.webrtc_port;
+    assert_eq!(
+        cands,
+        [
+            format!("a=candidate:1 1 udp 2130706431 192.0.2.7 {port} typ host"),
+            format!("a=candidate:2 1 udp 2130706175 2001:db8::1 {port} typ host"),
+        ]
+    );
+    // The path form named the stream.
+    assert!(proxy.wait_log("stream=__defaultVhost__/live/cand", Duration::from_secs(2)), "{}", proxy.log());
+}
+
+/// A WebRTC port someone else holds stops startup with a clear error.
+#[test]
+fn webrtc_port_in_use_stops_startup() {
+    let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let mut p = Proxy::spawn(ProxyOpts::new().env("PROXY_WEBRTC_SERVER", &format!("127.0.0.1:{port}")));
+    let st = p.guard.wait_exit(Duration::from_secs(15)).expect("the proxy should exit");
+    assert!(!st.success());
+    let err = p.log();
+    assert!(err.contains(&format!("PROXY_WEBRTC_SERVER=127.0.0.1:{port}: cannot listen")), "{err}");
+}
+
 /// Anything on the port from strangers: dropped by reason, the proxy lives
 /// and still answers.
 #[test]
