@@ -71,9 +71,14 @@ fn whep(proxy: &Proxy, stream: &str) -> String {
 /// A WHIP publisher of a test picture and silence for `secs`; returns once
 /// its answer came back.
 fn publish(proxy: &Proxy, stream: &str, secs: u32) -> (ProcGuard, TempDir) {
+    publish_with(&[&whip(proxy, stream), "--seconds", &secs.to_string()])
+}
+
+/// A publisher with client.py's `publish` arguments `args`.
+fn publish_with(args: &[&str]) -> (ProcGuard, TempDir) {
     let dir = TempDir::new("rtc-pub");
     let mut cmd = Command::new(python());
-    cmd.arg(script("client.py")).args(["publish", &whip(proxy, stream), "--seconds", &secs.to_string()]);
+    cmd.arg(script("client.py")).arg("publish").args(args);
     let g = ProcGuard::spawn("rtc-publisher", cmd, dir.path());
     let ok = wait_until(Duration::from_secs(20), || g.stdout().contains("\"published\": true"));
     if !ok {
@@ -137,10 +142,11 @@ fn whip_publish_and_whep_play_through_the_proxy() {
 }
 
 #[test]
-fn legacy_play_api_through_the_proxy() {
+fn legacy_publish_and_play_api_through_the_proxy() {
     let proxy = two_workers();
     let _origin = RtcOrigin::start(&proxy, "o1");
-    let (_pub, _d) = publish(&proxy, "legacy", 30);
+    let publish_url = format!("http://127.0.0.1:{}/rtc/v1/publish/", proxy.http_api_port);
+    let (_pub, _d) = publish_with(&[&publish_url, "--legacy", "webrtc://127.0.0.1/live/legacy", "--seconds", "30"]);
     let url = format!("http://127.0.0.1:{}/rtc/v1/play/", proxy.http_api_port);
     let stream_url = "webrtc://127.0.0.1/live/legacy";
     let out = play(&[&url, "--legacy", stream_url, "--seconds", "5"], Duration::from_secs(40));
@@ -151,6 +157,9 @@ fn legacy_play_api_through_the_proxy() {
     let answered = lines_for(&proxy, "rtc offer answered", ufrag);
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert_eq!(log_field(&answered[0], "stream").as_deref(), Some("__defaultVhost__/live/legacy"));
+    // Both sessions (the legacy publisher's and player's) went through the media port.
+    let starts = proxy.log_lines_with(&["rtc session start", "__defaultVhost__/live/legacy"]);
+    assert_eq!(starts.len(), 2, "{starts:?}");
 }
 
 #[test]
