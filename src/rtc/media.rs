@@ -4,8 +4,9 @@
 //! per client), replies sent back from the shared port, idle expiry, and a
 //! session handed to another core when its client's new address lands there.
 //!
-//! Per relayed datagram: one non-blocking receive straight into the core's
-//! buffer, one map lookup by integer key, counters, one non-blocking send.
+//! Per relayed datagram: a share of one recvmmsg(2) (up to 16 datagrams per
+//! call, straight into the core's buffers), one map lookup by integer key,
+//! counters, one non-blocking send.
 //! No allocation, no task, no cross-core call (`udp_demux`'s counting test);
 //! a new address costs one claim task and one cross-core call. Sockets are
 //! drained with plain non-blocking calls (`Io`) and the runtime is asked
@@ -212,73 +213,50 @@ impl Media {
 /// The receive loop of this core's shared port, until shutdown.
 pub async fn serve(m: Rc<Media>) {
     glommio::spawn_local(sweep(m.clone())).detach();
-    let mut buf = vec![0u8; DATAGRAM];
+    let mut batch = Batch::new(RECV_BATCH);
     let mut burst = 0u32;
-    loop {
-        let (n, from) = match m.sock.now.recv_from(&mut buf) {
-            Ok(x) => x,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                burst = 0;
-                let ready = futures_lite::future::or(async { Some(m.sock.readable().await) }, async {
-                    m.core.stopping.wait().await;
-                    None
-                })
-                .await;
-                match ready {
-                    None => break,
-                    Some(Ok(())) => continue,
-                    Some(Err(e)) => {
-                        tracing::warn!(core = m.core.index, error = %e, "rtc: waiting for datagrams failed");
-                        glommio::timer::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                }
-            }
+    'recv: loop {
+        let got = match batch.recv(&m.sock.now) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(e) => {
                 tracing::warn!(core = m.core.index, error = %e, "rtc: receive failed");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        burst += 1;
-        if burst >= BATCH {
-            burst = 0;
-            glommio::yield_if_needed().await;
-            if m.core.stopping.is_fired() {
-                break;
+        for i in 0..got {
+            let (pkt, from) = batch.get(i);
+            match from {
+                Some(from) => relay_in(&m, pkt, from).await,
+                None => m.demux.borrow_mut().count(Drop::NotWebRtc),
+            }
+            burst += 1;
+            if burst >= BATCH {
+                burst = 0;
+                glommio::yield_if_needed().await;
+                if m.core.stopping.is_fired() {
+                    break 'recv;
+                }
             }
         }
-        let pkt = &buf[..n];
-        let route = m.demux.borrow_mut().route(from, pkt);
-        match route {
-            Route::Session(s) => {
-                s.add(IN_PKTS, n);
-                if s.up.send(pkt).await.is_err() {
-                    m.send_errors.set(m.send_errors.get() + 1);
-                }
+        if got == RECV_BATCH {
+            continue; // more may be queued
+        }
+        // The queue was empty when asked: wait for the next datagram.
+        burst = 0;
+        let ready = futures_lite::future::or(async { Some(m.sock.readable().await) }, async {
+            m.core.stopping.wait().await;
+            None
+        })
+        .await;
+        match ready {
+            None => break,
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(core = m.core.index, error = %e, "rtc: waiting for datagrams failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
             }
-            Route::Identify(user) => {
-                let local = m.by_ufrag.borrow().get(user).cloned();
-                match local {
-                    Some(s) => {
-                        if m.remap(&s, from) {
-                            s.add(IN_PKTS, n);
-                            let _ = s.up.send(pkt).await;
-                        } else {
-                            m.drop_packet(Drop::Full, from);
-                        }
-                    }
-                    None if m.claims.get() >= MAX_CLAIMS => {
-                        m.demux.borrow_mut().count(Drop::Full);
-                        m.drop_packet(Drop::Full, from);
-                    }
-                    None => {
-                        m.claims.set(m.claims.get() + 1);
-                        glommio::spawn_local(claim(m.clone(), user.to_string(), from, pkt.to_vec())).detach();
-                    }
-                }
-            }
-            Route::Drop(why) => m.drop_packet(why, from),
         }
     }
     let all: Vec<Rc<Session>> = m.by_ufrag.borrow().values().cloned().collect();
@@ -291,6 +269,128 @@ pub async fn serve(m: Rc<Media>) {
             break;
         }
         glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One datagram from a client: to its session, or identified, or dropped.
+async fn relay_in(m: &Rc<Media>, pkt: &[u8], from: SocketAddr) {
+    let n = pkt.len();
+    let route = m.demux.borrow_mut().route(from, pkt);
+    match route {
+        Route::Session(s) => {
+            s.add(IN_PKTS, n);
+            if s.up.send(pkt).await.is_err() {
+                m.send_errors.set(m.send_errors.get() + 1);
+            }
+        }
+        Route::Identify(user) => {
+            let local = m.by_ufrag.borrow().get(user).cloned();
+            match local {
+                Some(s) => {
+                    if m.remap(&s, from) {
+                        s.add(IN_PKTS, n);
+                        let _ = s.up.send(pkt).await;
+                    } else {
+                        m.drop_packet(Drop::Full, from);
+                    }
+                }
+                None if m.claims.get() >= MAX_CLAIMS => {
+                    m.demux.borrow_mut().count(Drop::Full);
+                    m.drop_packet(Drop::Full, from);
+                }
+                None => {
+                    m.claims.set(m.claims.get() + 1);
+                    glommio::spawn_local(claim(m.clone(), user.to_string(), from, pkt.to_vec())).detach();
+                }
+            }
+        }
+        Route::Drop(why) => m.drop_packet(why, from),
+    }
+}
+
+/// Datagrams taken from the shared port per system call.
+const RECV_BATCH: usize = 16;
+
+/// recvmmsg(2) state: `n` receive buffers of a whole datagram each, their
+/// source addresses, and the headers pointing at both. Built once per core;
+/// the heap blocks never move, so the pointers stay valid.
+struct Batch {
+    bufs: Vec<Vec<u8>>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl Batch {
+    fn new(n: usize) -> Batch {
+        let mut bufs: Vec<Vec<u8>> = (0..n).map(|_| vec![0u8; DATAGRAM]).collect();
+        // SAFETY: all-zero is a valid sockaddr_storage and mmsghdr.
+        let mut addrs: Vec<libc::sockaddr_storage> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut iovs: Vec<libc::iovec> =
+            bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
+        let mut hdrs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for i in 0..n {
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_iov = &mut iovs[i];
+            h.msg_iovlen = 1;
+        }
+        Batch { bufs, addrs, iovs, hdrs }
+    }
+
+    /// What is queued, at most `n` datagrams, without waiting.
+    fn recv(&mut self, sock: &std::net::UdpSocket) -> std::io::Result<usize> {
+        debug_assert_eq!(self.iovs.len(), self.bufs.len());
+        for h in &mut self.hdrs {
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+        }
+        // SAFETY: every header points at this batch's own buffers and
+        // address slots, sized as the header says.
+        let r = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                self.hdrs.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
+    /// Datagram `i` of the last receive and where it came from.
+    fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
+        let len = (self.hdrs[i].msg_len as usize).min(DATAGRAM);
+        (&self.bufs[i][..len], sockaddr(&self.addrs[i]))
+    }
+}
+
+fn sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::new(ip.into(), u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
     }
 }
 
