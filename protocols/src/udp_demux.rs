@@ -23,7 +23,7 @@ impl From<SocketAddr> for AddrKey {
 
 /// Why a datagram went nowhere. Counted per reason; `name` labels logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     /// Not STUN, DTLS or RTP by its first byte (random bytes, empty).
     NotWebRtc,
     /// DTLS from an address with no session.
@@ -40,38 +40,45 @@ pub enum Drop {
     Full,
 }
 
-impl Drop {
+impl DropReason {
     /// Counters: six reasons, then one per STUN error.
     pub const ALL: usize = 6 + StunError::ALL.len();
 
     pub fn index(self) -> usize {
         match self {
-            Drop::NotWebRtc => 0,
-            Drop::UnknownDtls => 1,
-            Drop::UnknownRtp => 2,
-            Drop::StunNoUsername => 3,
-            Drop::UnknownUfrag => 4,
-            Drop::Full => 5,
-            Drop::BadStun(e) => 6 + e.index(),
+            DropReason::NotWebRtc => 0,
+            DropReason::UnknownDtls => 1,
+            DropReason::UnknownRtp => 2,
+            DropReason::StunNoUsername => 3,
+            DropReason::UnknownUfrag => 4,
+            DropReason::Full => 5,
+            DropReason::BadStun(e) => 6 + e.index(),
         }
     }
 
     /// Every reason, in counter order.
-    pub fn all() -> impl Iterator<Item = Drop> {
-        [Drop::NotWebRtc, Drop::UnknownDtls, Drop::UnknownRtp, Drop::StunNoUsername, Drop::UnknownUfrag, Drop::Full]
-            .into_iter()
-            .chain(StunError::ALL.into_iter().map(Drop::BadStun))
+    pub fn all() -> impl Iterator<Item = DropReason> {
+        [
+            DropReason::NotWebRtc,
+            DropReason::UnknownDtls,
+            DropReason::UnknownRtp,
+            DropReason::StunNoUsername,
+            DropReason::UnknownUfrag,
+            DropReason::Full,
+        ]
+        .into_iter()
+        .chain(StunError::ALL.into_iter().map(DropReason::BadStun))
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Drop::NotWebRtc => "not webrtc",
-            Drop::UnknownDtls => "dtls from unknown address",
-            Drop::UnknownRtp => "rtp from unknown address",
-            Drop::BadStun(e) => e.reason(),
-            Drop::StunNoUsername => "stun without username from unknown address",
-            Drop::UnknownUfrag => "unknown ufrag",
-            Drop::Full => "session table full",
+            DropReason::NotWebRtc => "not webrtc",
+            DropReason::UnknownDtls => "dtls from unknown address",
+            DropReason::UnknownRtp => "rtp from unknown address",
+            DropReason::BadStun(e) => e.reason(),
+            DropReason::StunNoUsername => "stun without username from unknown address",
+            DropReason::UnknownUfrag => "unknown ufrag",
+            DropReason::Full => "session table full",
         }
     }
 }
@@ -84,19 +91,19 @@ pub enum Route<'a, S> {
     /// A STUN Binding request from a new address: the USERNAME
     /// (`<answer ufrag>:<offer ufrag>`) to look the session up by.
     Identify(&'a str),
-    Drop(Drop),
+    Drop(DropReason),
 }
 
 /// Client address -> session, bounded, with drop counters.
 pub struct Demux<S> {
     by_addr: HashMap<AddrKey, S>,
     max: usize,
-    drops: [u64; Drop::ALL],
+    drops: [u64; DropReason::ALL],
 }
 
 impl<S: Clone> Demux<S> {
     pub fn new(max: usize) -> Self {
-        Demux { by_addr: HashMap::with_capacity(max.min(1024)), max, drops: [0; Drop::ALL] }
+        Demux { by_addr: HashMap::with_capacity(max.min(1024)), max, drops: [0; DropReason::ALL] }
     }
 
     /// Routes one datagram from `from`. A known address wins, whatever the
@@ -109,35 +116,35 @@ impl<S: Clone> Demux<S> {
             Kind::Stun => match Message::parse(pkt) {
                 Ok(m) if m.is_binding_request() => match m.username() {
                     Ok(Some(u)) => return Route::Identify(u),
-                    Ok(None) => Drop::StunNoUsername,
-                    Err(e) => Drop::BadStun(e),
+                    Ok(None) => DropReason::StunNoUsername,
+                    Err(e) => DropReason::BadStun(e),
                 },
-                Ok(_) => Drop::StunNoUsername,
-                Err(e) => Drop::BadStun(e),
+                Ok(_) => DropReason::StunNoUsername,
+                Err(e) => DropReason::BadStun(e),
             },
-            Kind::Dtls => Drop::UnknownDtls,
-            Kind::Rtp => Drop::UnknownRtp,
-            Kind::Other => Drop::NotWebRtc,
+            Kind::Dtls => DropReason::UnknownDtls,
+            Kind::Rtp => DropReason::UnknownRtp,
+            Kind::Other => DropReason::NotWebRtc,
         };
         self.count(why);
         Route::Drop(why)
     }
 
     /// Counts a drop the caller decided (an unknown ufrag, say).
-    pub fn count(&mut self, why: Drop) {
+    pub fn count(&mut self, why: DropReason) {
         self.drops[why.index()] += 1;
     }
 
-    pub fn drops(&self) -> &[u64; Drop::ALL] {
+    pub fn drops(&self) -> &[u64; DropReason::ALL] {
         &self.drops
     }
 
     /// Maps `addr` to `s` (a new session, or a known one at a new address).
-    pub fn insert(&mut self, addr: SocketAddr, s: S) -> Result<(), Drop> {
+    pub fn insert(&mut self, addr: SocketAddr, s: S) -> Result<(), DropReason> {
         let k = AddrKey::from(addr);
         if self.by_addr.len() >= self.max && !self.by_addr.contains_key(&k) {
-            self.count(Drop::Full);
-            return Err(Drop::Full);
+            self.count(DropReason::Full);
+            return Err(DropReason::Full);
         }
         self.by_addr.insert(k, s);
         Ok(())
@@ -191,16 +198,16 @@ mod tests {
 
     demux! {
         unknown_stun_with_username_identifies: binding("ans:off") => Route::Identify("ans:off");
-        empty_datagram: vec![] => Route::Drop(Drop::NotWebRtc);
-        random_bytes: vec![0x47, 1, 2, 3, 4, 5] => Route::Drop(Drop::NotWebRtc);
-        dtls_from_unknown: vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] => Route::Drop(Drop::UnknownDtls);
-        rtp_from_unknown: { let mut v = vec![0x80, 96]; v.resize(200, 0); v } => Route::Drop(Drop::UnknownRtp);
-        truncated_stun: binding("ans:off")[..30].to_vec() => Route::Drop(Drop::BadStun(stun::StunError::LengthMismatch));
-        stun_header_only_request: { let mut v = binding("a:b"); v.truncate(20); v[2] = 0; v[3] = 0; v } => Route::Drop(Drop::StunNoUsername);
-        stun_response_from_unknown: { let mut v = binding("a:b"); v[0] = 1; v[1] = 1; v } => Route::Drop(Drop::StunNoUsername);
-        stun_wrong_cookie: { let mut v = binding("a:b"); v[4] = 0; v } => Route::Drop(Drop::BadStun(stun::StunError::BadCookie));
-        stun_username_overruns: { let mut v = binding("a:b"); v[23] = 200; v } => Route::Drop(Drop::BadStun(stun::StunError::AttributeOverrun));
-        stun_bad_username: binding("nocolon") => Route::Drop(Drop::BadStun(stun::StunError::BadUsername));
+        empty_datagram: vec![] => Route::Drop(DropReason::NotWebRtc);
+        random_bytes: vec![0x47, 1, 2, 3, 4, 5] => Route::Drop(DropReason::NotWebRtc);
+        dtls_from_unknown: vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] => Route::Drop(DropReason::UnknownDtls);
+        rtp_from_unknown: { let mut v = vec![0x80, 96]; v.resize(200, 0); v } => Route::Drop(DropReason::UnknownRtp);
+        truncated_stun: binding("ans:off")[..30].to_vec() => Route::Drop(DropReason::BadStun(stun::StunError::LengthMismatch));
+        stun_header_only_request: { let mut v = binding("a:b"); v.truncate(20); v[2] = 0; v[3] = 0; v } => Route::Drop(DropReason::StunNoUsername);
+        stun_response_from_unknown: { let mut v = binding("a:b"); v[0] = 1; v[1] = 1; v } => Route::Drop(DropReason::StunNoUsername);
+        stun_wrong_cookie: { let mut v = binding("a:b"); v[4] = 0; v } => Route::Drop(DropReason::BadStun(stun::StunError::BadCookie));
+        stun_username_overruns: { let mut v = binding("a:b"); v[23] = 200; v } => Route::Drop(DropReason::BadStun(stun::StunError::AttributeOverrun));
+        stun_bad_username: binding("nocolon") => Route::Drop(DropReason::BadStun(stun::StunError::BadUsername));
     }
 
     #[test]
@@ -210,15 +217,15 @@ mod tests {
         assert_eq!(d.route(a("10.0.0.1:1000"), b"garbage"), Route::Session(7));
         assert_eq!(d.route(a("10.0.0.1:1000"), &binding("x:y")), Route::Session(7));
         // The same IP, another port, is another address.
-        assert_eq!(d.route(a("10.0.0.1:1001"), &[0x80; 12]), Route::Drop(Drop::UnknownRtp));
+        assert_eq!(d.route(a("10.0.0.1:1001"), &[0x80; 12]), Route::Drop(DropReason::UnknownRtp));
         // An IPv4 address and its IPv6-mapped form are one key.
         assert_eq!(d.route(a("[::ffff:10.0.0.1]:1000"), b"x"), Route::Session(7));
     }
 
     #[test]
     fn every_reason_has_its_own_counter() {
-        let idx: Vec<usize> = Drop::all().map(Drop::index).collect();
-        assert_eq!(idx, (0..Drop::ALL).collect::<Vec<_>>());
+        let idx: Vec<usize> = DropReason::all().map(DropReason::index).collect();
+        assert_eq!(idx, (0..DropReason::ALL).collect::<Vec<_>>());
     }
 
     #[test]
@@ -226,12 +233,12 @@ mod tests {
         let mut d: Demux<u32> = Demux::new(2);
         d.insert(a("1.1.1.1:1"), 1).unwrap();
         d.insert(a("1.1.1.1:2"), 2).unwrap();
-        assert_eq!(d.insert(a("1.1.1.1:3"), 3), Err(Drop::Full));
+        assert_eq!(d.insert(a("1.1.1.1:3"), 3), Err(DropReason::Full));
         // Re-mapping a present key is not growth.
         d.insert(a("1.1.1.1:2"), 9).unwrap();
         assert_eq!(d.remove(a("1.1.1.1:1")), Some(1));
         d.insert(a("1.1.1.1:3"), 3).unwrap();
         assert_eq!(d.len(), 2);
-        assert_eq!(d.drops()[Drop::Full.index()], 1);
+        assert_eq!(d.drops()[DropReason::Full.index()], 1);
     }
 }

@@ -18,7 +18,7 @@ use super::{lookup_ufrag, Moved, Record, Req, Resp, RtcMesh, Ufrag};
 use crate::worker::Core;
 use glommio::net::UdpSocket;
 use srs_io::signal::LocalSignal;
-use srs_protocols::udp_demux::{Demux, Drop, Route};
+use srs_protocols::udp_demux::{Demux, DropReason, Route};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -148,18 +148,22 @@ impl Media {
         }))
     }
 
-    fn drop_packet(&self, why: Drop, from: SocketAddr) {
+    fn drop_packet(&self, why: DropReason, from: SocketAddr) {
         let now = Instant::now();
         if self.last_drop_log.get().is_some_and(|t| now.duration_since(t) < DROP_LOG_EVERY) {
             return;
         }
         self.last_drop_log.set(Some(now));
         let d = self.demux.borrow();
-        let counts: Vec<String> = Drop::all()
+        let counts: Vec<String> = DropReason::all()
             .filter(|w| d.drops()[w.index()] > 0)
             .map(|w| format!("{}={}", w.name(), d.drops()[w.index()]))
             .collect();
-        tracing::warn!(core = self.core.index, %from, reason = why.name(), totals = %counts.join(", "), "rtc: datagram dropped (client garbage or unknown peer; logged at most once a second)");
+        tracing::warn!(
+            core = self.core.index, %from, reason = why.name(), totals = %counts.join(", "),
+            send_errors = self.send_errors.get(),
+            "rtc: datagram dropped (client garbage or unknown peer; logged at most once a second)"
+        );
     }
 
     /// Ends the session known by `ufrag` on this core, if it is here.
@@ -229,7 +233,7 @@ pub async fn serve(m: Rc<Media>) {
             let (pkt, from) = batch.get(i);
             match from {
                 Some(from) => relay_in(&m, pkt, from).await,
-                None => m.demux.borrow_mut().count(Drop::NotWebRtc),
+                None => m.demux.borrow_mut().count(DropReason::NotWebRtc),
             }
             burst += 1;
             if burst >= BATCH {
@@ -291,12 +295,12 @@ async fn relay_in(m: &Rc<Media>, pkt: &[u8], from: SocketAddr) {
                         s.add(IN_PKTS, n);
                         let _ = s.up.send(pkt).await;
                     } else {
-                        m.drop_packet(Drop::Full, from);
+                        m.drop_packet(DropReason::Full, from);
                     }
                 }
                 None if m.claims.get() >= MAX_CLAIMS => {
-                    m.demux.borrow_mut().count(Drop::Full);
-                    m.drop_packet(Drop::Full, from);
+                    m.demux.borrow_mut().count(DropReason::Full);
+                    m.drop_packet(DropReason::Full, from);
                 }
                 None => {
                     m.claims.set(m.claims.get() + 1);
@@ -403,8 +407,8 @@ async fn claim(m: Rc<Media>, user: String, from: SocketAddr, pkt: Vec<u8>) {
     let (rec, before) = match found {
         Ok(Some(x)) => x,
         Ok(None) => {
-            m.demux.borrow_mut().count(Drop::UnknownUfrag);
-            m.drop_packet(Drop::UnknownUfrag, from);
+            m.demux.borrow_mut().count(DropReason::UnknownUfrag);
+            m.drop_packet(DropReason::UnknownUfrag, from);
             return;
         }
         Err(e) => {
@@ -461,7 +465,7 @@ async fn claim(m: Rc<Media>, user: String, from: SocketAddr, pkt: Vec<u8>) {
         started,
     });
     if m.demux.borrow_mut().insert(from, s.clone()).is_err() {
-        m.drop_packet(Drop::Full, from);
+        m.drop_packet(DropReason::Full, from);
         release(&m, &user);
         return;
     }
