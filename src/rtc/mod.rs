@@ -54,9 +54,8 @@ pub struct Record {
     pub media: SocketAddr,
 }
 
-/// Bounds per core.
+/// Bound per core on ufrag records, and on resources.
 const MAX_RECORDS: usize = 100_000;
-const MAX_RESOURCES: usize = 100_000;
 
 pub enum Req {
     Store {
@@ -106,6 +105,8 @@ pub struct Moved {
 
 pub enum Resp {
     Done,
+    /// Whether a record was stored (false: this core holds its maximum).
+    Stored(bool),
     Claimed(Option<(Record, Option<usize>)>),
     Killed(Option<usize>),
     Taken(Option<Box<Moved>>),
@@ -126,11 +127,66 @@ struct Entry {
     expires: Duration,
 }
 
-/// The records this core owns.
-#[derive(Default)]
+/// The records this core owns: ufrag -> session, resource -> (origin api,
+/// ufrag). Bounded; an unclaimed record and a resource expire after `ttl`.
 struct Owned {
     records: HashMap<String, Entry>,
     resources: HashMap<String, (SocketAddr, String, Duration)>,
+    max: usize,
+    ttl: Duration,
+}
+
+impl Owned {
+    fn new(max: usize, ttl: Duration) -> Owned {
+        Owned { records: HashMap::new(), resources: HashMap::new(), max, ttl }
+    }
+
+    fn store(&mut self, now: Duration, ufrag: String, rec: Record) -> bool {
+        if self.records.len() >= self.max && !self.records.contains_key(&ufrag) {
+            return false;
+        }
+        self.records.insert(ufrag, Entry { rec, holder: None, expires: now + self.ttl });
+        true
+    }
+
+    /// The record for `core`, which holds the session from now on, and the
+    /// core that held it before (if another).
+    fn claim(&mut self, ufrag: &str, core: usize) -> Option<(Record, Option<usize>)> {
+        let e = self.records.get_mut(ufrag)?;
+        let before = e.holder.replace(core).filter(|&c| c != core);
+        Some((e.rec.clone(), before))
+    }
+
+    /// The session ended on `core`: forget it, unless another core took it since.
+    fn release(&mut self, ufrag: &str, core: usize) {
+        if self.records.get(ufrag).is_some_and(|e| e.holder == Some(core)) {
+            self.records.remove(ufrag);
+        }
+    }
+
+    /// Forgets the record; answers the core holding its session.
+    fn kill(&mut self, ufrag: &str) -> Option<usize> {
+        self.records.remove(ufrag).and_then(|e| e.holder)
+    }
+
+    fn store_resource(&mut self, now: Duration, key: String, api: SocketAddr, ufrag: String) {
+        if self.resources.len() < self.max || self.resources.contains_key(&key) {
+            self.resources.insert(key, (api, ufrag, now + self.ttl));
+        }
+    }
+
+    fn find_resource(&mut self, key: &str, forget: bool) -> Option<(SocketAddr, String)> {
+        let hit = if forget { self.resources.remove(key) } else { self.resources.get(key).cloned() };
+        hit.map(|(api, u, _)| (api, u))
+    }
+
+    /// Drops unclaimed records past their time, and resources a TTL past
+    /// theirs (a late DELETE still reaches its origin).
+    fn expire(&mut self, now: Duration) {
+        self.records.retain(|_, e| e.holder.is_some() || e.expires > now);
+        let ttl = self.ttl;
+        self.resources.retain(|_, r| r.2 + ttl > now);
+    }
 }
 
 /// This core's WebRTC state and its end of the mesh.
@@ -138,8 +194,6 @@ pub struct Rtc {
     pub mesh: Rc<RtcMesh>,
     owned: Rc<RefCell<Owned>>,
     epoch: Instant,
-    /// A record nobody claims lives this long (SRS keeps its Redis one 120 s).
-    unclaimed_ttl: Duration,
 }
 
 thread_local! {
@@ -176,68 +230,37 @@ pub async fn start(core: Rc<Core>, builder: Builder) -> Result<glommio::Task<()>
     let epoch = Instant::now();
     let media = media::Media::new(core.clone(), sock, mesh.clone())
         .map_err(|e| format!("PROXY_WEBRTC_SERVER={addr}: cannot set up the socket: {e}"))?;
-    let rtc = Rc::new(Rtc {
-        mesh: mesh.clone(),
-        owned: Rc::default(),
-        epoch,
-        unclaimed_ttl: (core.cfg.webrtc_session_timeout * 4).max(Duration::from_secs(60)),
-    });
+    let ttl = (core.cfg.webrtc_session_timeout * 4).max(Duration::from_secs(60));
+    let rtc = Rc::new(Rtc { mesh: mesh.clone(), owned: Rc::new(RefCell::new(Owned::new(MAX_RECORDS, ttl))), epoch });
     {
         let owned = rtc.owned.clone();
         let media = media.clone();
-        let ttl = rtc.unclaimed_ttl;
-        mesh.set_handler(move |req| handle(&owned, &media, epoch.elapsed(), ttl, req));
+        mesh.set_handler(move |req| handle(&owned, &media, epoch.elapsed(), req));
     }
     RTC.with(|r| *r.borrow_mut() = Some(rtc.clone()));
     rtc.spawn_expiry(core.clone());
     Ok(glommio::spawn_local(media::serve(media)))
 }
 
-fn handle(owned: &RefCell<Owned>, media: &media::Media, now: Duration, ttl: Duration, req: Req) -> Resp {
+fn handle(owned: &RefCell<Owned>, media: &media::Media, now: Duration, req: Req) -> Resp {
     match req {
-        Req::Store { ufrag, rec } => {
-            let mut o = owned.borrow_mut();
-            if o.records.len() >= MAX_RECORDS && !o.records.contains_key(&ufrag) {
-                return Resp::Done;
-            }
-            o.records.insert(ufrag, Entry { rec, holder: None, expires: now + ttl });
-            Resp::Done
-        }
-        Req::Claim { ufrag, core } => {
-            let mut o = owned.borrow_mut();
-            match o.records.get_mut(&ufrag) {
-                Some(e) => {
-                    let before = e.holder.replace(core).filter(|&c| c != core);
-                    Resp::Claimed(Some((e.rec.clone(), before)))
-                }
-                None => Resp::Claimed(None),
-            }
-        }
+        Req::Store { ufrag, rec } => Resp::Stored(owned.borrow_mut().store(now, ufrag, rec)),
+        Req::Claim { ufrag, core } => Resp::Claimed(owned.borrow_mut().claim(&ufrag, core)),
         Req::Release { ufrag, core } => {
-            let mut o = owned.borrow_mut();
-            if o.records.get(&ufrag).is_some_and(|e| e.holder == Some(core)) {
-                o.records.remove(&ufrag);
-            }
+            owned.borrow_mut().release(&ufrag, core);
             Resp::Done
         }
-        Req::Kill { ufrag } => Resp::Killed(owned.borrow_mut().records.remove(&ufrag).and_then(|e| e.holder)),
+        Req::Kill { ufrag } => Resp::Killed(owned.borrow_mut().kill(&ufrag)),
         Req::Take { ufrag } => Resp::Taken(media.take(&ufrag)),
         Req::Close { ufrag } => {
             media.close(&ufrag, "deleted");
             Resp::Done
         }
         Req::Resource { key, api, ufrag } => {
-            let mut o = owned.borrow_mut();
-            if o.resources.len() < MAX_RESOURCES || o.resources.contains_key(&key) {
-                o.resources.insert(key, (api, ufrag, now + ttl));
-            }
+            owned.borrow_mut().store_resource(now, key, api, ufrag);
             Resp::Done
         }
-        Req::FindResource { key, forget } => {
-            let mut o = owned.borrow_mut();
-            let hit = if forget { o.resources.remove(&key) } else { o.resources.get(&key).cloned() };
-            Resp::Found(hit.map(|(api, u, _)| (api, u)))
-        }
+        Req::FindResource { key, forget } => Resp::Found(owned.borrow_mut().find_resource(&key, forget)),
     }
 }
 
@@ -246,7 +269,6 @@ impl Rtc {
     fn spawn_expiry(&self, core: Rc<Core>) {
         let owned = self.owned.clone();
         let epoch = self.epoch;
-        let ttl = self.unclaimed_ttl;
         glommio::spawn_local(async move {
             loop {
                 let stop = futures_lite::future::or(
@@ -263,11 +285,7 @@ impl Rtc {
                 if stop {
                     break;
                 }
-                let now = epoch.elapsed();
-                let mut o = owned.borrow_mut();
-                o.records.retain(|_, e| e.holder.is_some() || e.expires > now);
-                // A resource outlives its session by a while: a late DELETE still reaches its origin.
-                o.resources.retain(|_, r| r.2 + ttl > now);
+                owned.borrow_mut().expire(epoch.elapsed());
             }
         })
         .detach();
@@ -277,8 +295,12 @@ impl Rtc {
         self.mesh.owner(key)
     }
 
-    pub async fn store(&self, ufrag: &str, rec: Record) -> Result<(), MeshError> {
-        self.mesh.call(self.owner(ufrag), Req::Store { ufrag: ufrag.to_string(), rec }).await.map(drop)
+    /// Records a signalled session; `Ok(false)` when its owning core is full.
+    pub async fn store(&self, ufrag: &str, rec: Record) -> Result<bool, MeshError> {
+        match self.mesh.call(self.owner(ufrag), Req::Store { ufrag: ufrag.to_string(), rec }).await? {
+            Resp::Stored(ok) => Ok(ok),
+            _ => Err(MeshError::NoHandler),
+        }
     }
 
     pub async fn store_resource(&self, key: &str, api: SocketAddr, ufrag: &str) -> Result<(), MeshError> {
@@ -314,5 +336,76 @@ pub async fn lookup_ufrag(
     match mesh.call(mesh.owner(ufrag), Req::Claim { ufrag: ufrag.to_string(), core: me }).await? {
         Resp::Claimed(c) => Ok(c),
         _ => Err(MeshError::NoHandler),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(s: &str) -> Record {
+        Record {
+            stream: StreamUrl::new_unchecked(format!("__defaultVhost__/live/{s}")),
+            origin: OriginId::new("o1".into()),
+            media: "127.0.0.1:8000".parse().unwrap(),
+        }
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn claim_moves_the_holder_and_release_only_frees_the_current_one() {
+        let mut o = Owned::new(10, 60 * S);
+        assert!(o.store(S, "a:b".into(), rec("x")));
+        assert!(o.claim("nobody:here", 0).is_none());
+        let (r, before) = o.claim("a:b", 0).unwrap();
+        assert_eq!((r.stream.as_str(), before), ("__defaultVhost__/live/x", None));
+        // The same core again (a second check): no handover.
+        assert_eq!(o.claim("a:b", 0).unwrap().1, None);
+        // The client's new address landed on core 1: it takes over from 0.
+        assert_eq!(o.claim("a:b", 1).unwrap().1, Some(0));
+        // Core 0's copy ending (moved) does not forget the record...
+        o.release("a:b", 0);
+        assert!(o.records.contains_key("a:b"));
+        // ...core 1's does.
+        o.release("a:b", 1);
+        assert!(o.claim("a:b", 1).is_none());
+    }
+
+    #[test]
+    fn kill_answers_the_holder_and_forgets() {
+        let mut o = Owned::new(10, 60 * S);
+        o.store(S, "a:b".into(), rec("x"));
+        assert_eq!(o.kill("a:b"), None);
+        o.store(S, "a:b".into(), rec("x"));
+        o.claim("a:b", 1);
+        assert_eq!(o.kill("a:b"), Some(1));
+        assert!(o.claim("a:b", 1).is_none());
+    }
+
+    #[test]
+    fn bounded_and_expiring() {
+        let mut o = Owned::new(2, 60 * S);
+        assert!(o.store(S, "a:1".into(), rec("1")));
+        assert!(o.store(S, "a:2".into(), rec("2")));
+        assert!(!o.store(S, "a:3".into(), rec("3")), "full");
+        assert!(o.store(S, "a:2".into(), rec("2")), "a present key is not growth");
+        o.claim("a:1", 0);
+        o.store_resource(S, "/r1".into(), "127.0.0.1:1985".parse().unwrap(), "a:1".into());
+        o.store_resource(S, "/r2".into(), "127.0.0.1:1985".parse().unwrap(), "a:2".into());
+        o.store_resource(S, "/r3".into(), "127.0.0.1:1985".parse().unwrap(), "a:3".into());
+        assert!(o.find_resource("/r3", false).is_none(), "resources are bounded too");
+        // Past the TTL: the unclaimed record goes, the claimed one stays
+        // (its session is alive); resources stay one TTL longer.
+        o.expire(62 * S);
+        assert!(o.records.contains_key("a:1"));
+        assert!(!o.records.contains_key("a:2"));
+        assert_eq!(o.find_resource("/r1", false).map(|r| r.1), Some("a:1".into()));
+        o.expire(122 * S);
+        assert!(o.find_resource("/r1", false).is_none());
+        // DELETE forgets its resource at once.
+        o.store_resource(S, "/r4".into(), "127.0.0.1:1985".parse().unwrap(), "a:4".into());
+        assert!(o.find_resource("/r4", true).is_some());
+        assert!(o.find_resource("/r4", false).is_none());
     }
 }

@@ -245,8 +245,15 @@ async fn offer(
     };
     let ufrag = format!("{}:{}", answer_creds.ufrag, offer_creds.ufrag);
     let rewritten = sdp::rewrite_candidates(&answer_sdp, &candidates(core, s));
-    if let Err(e) = rtc.store(&ufrag, Record { stream: key.clone(), origin: origin.id(), media }).await {
-        return reply(s, req, Response::error(503, format!("proxy: cannot record the session: {e}"))).await;
+    match rtc.store(&ufrag, Record { stream: key.clone(), origin: origin.id(), media }).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(conn = %id, %peer, stream = %key, "rtc: too many WebRTC sessions signalled and not yet started");
+            return reply(s, req, Response::error(503, "proxy: too many WebRTC sessions; try again later")).await;
+        }
+        Err(e) => {
+            return reply(s, req, Response::error(503, format!("proxy: cannot record the session: {e}"))).await;
+        }
     }
     let loc =
         a.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| String::from_utf8_lossy(v));
