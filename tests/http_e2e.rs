@@ -895,10 +895,10 @@ fn http_api_answers_versions_and_forwards_to_the_right_origin() {
     // Nothing registered yet: 503.
     let r = http("GET", &api, "/api/v1/summaries", &[], b"").unwrap();
     assert_json_error(&r, 503, "an API call with no origin");
-    // WebRTC signalling has its place, for another issue.
+    // WebRTC signalling (tests/rtc_e2e.rs): an offer without ICE credentials is the client's fault.
     let r = http("POST", &api, "/rtc/v1/whip/?app=live&stream=S", &[("Content-Type", "application/sdp")], b"v=0\r\n")
         .unwrap();
-    assert_json_error(&r, 501, "WHIP");
+    assert_json_error(&r, 400, "WHIP");
 
     let origins = [nginx_origin("origin-1"), nginx_origin("origin-2")];
     let markers = ["origin-1", "origin-2"];
