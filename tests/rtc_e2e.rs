@@ -218,6 +218,19 @@ fn delete_through_the_proxy_ends_the_session_at_origin_and_proxy() {
     let ends = lines_for(&proxy, "rtc session end", ufrag);
     assert_eq!(ends.len(), 1, "{ends:?}");
     assert_eq!(log_field(&ends[0], "reason").as_deref(), Some("deleted"), "{}", ends[0]);
+    // The metrics say so too: a WHEP (play) session ended by its DELETE, its
+    // datagrams counted; only the publisher's session is still held.
+    let m = proxy.get("/metrics").text();
+    let value = |series: &str| -> f64 {
+        m.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+    };
+    assert_eq!(
+        value(r#"srs_proxy_sessions_ended_total{protocol="webrtc",role="play",reason="deleted",blame="none"}"#),
+        1.0,
+        "{m}"
+    );
+    assert!(value(r#"srs_proxy_udp_datagrams_total{protocol="webrtc",direction="to_client"}"#) > 10.0, "{m}");
+    assert_eq!(value(r#"srs_proxy_udp_sessions{protocol="webrtc"}"#), 1.0, "{m}");
     // A second DELETE of the same resource is the origin's 404: the record is gone too.
     let path = &resource[resource.find("/rtc/").unwrap()..];
     let r = http("DELETE", &format!("127.0.0.1:{}", proxy.http_api_port), path, &[], b"").unwrap();

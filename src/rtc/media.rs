@@ -15,6 +15,7 @@
 //! here) per operation and copies out of it, is off the relay path.
 
 use super::{lookup_ufrag, Moved, Record, Req, Resp, RtcMesh, Ufrag};
+use crate::metrics::{Blame, Proto};
 use crate::worker::Core;
 use glommio::net::UdpSocket;
 use srs_io::signal::LocalSignal;
@@ -149,6 +150,7 @@ impl Media {
     }
 
     fn drop_packet(&self, why: DropReason, from: SocketAddr) {
+        crate::metrics::local().dropped(Proto::WebRtc, why.name());
         let now = Instant::now();
         if self.last_drop_log.get().is_some_and(|t| now.duration_since(t) < DROP_LOG_EVERY) {
             return;
@@ -470,6 +472,7 @@ async fn claim(m: Rc<Media>, user: String, from: SocketAddr, pkt: Vec<u8>) {
         return;
     }
     m.by_ufrag.borrow_mut().insert(ufrag, s.clone());
+    crate::metrics::local().udp_sessions(Proto::WebRtc, 1);
     let how = moved_from.map_or_else(|| "new".to_string(), |c| format!("moved from core {c}"));
     tracing::info!(
         core = me, client = %from, stream = %s.rec.stream, origin = %s.rec.origin, media = %s.rec.media,
@@ -563,6 +566,8 @@ async fn upstream(m: Rc<Media>, s: Rc<Session>) {
     )
     .await;
     let why = s.end.get().unwrap_or("ended");
+    let metrics = crate::metrics::local();
+    metrics.udp_sessions(Proto::WebRtc, -1);
     if why == "moved" {
         tracing::info!(core = m.core.index, ufrag = %s.ufrag, stream = %s.rec.stream, "rtc session handed to another core");
         return;
@@ -575,6 +580,19 @@ async fn upstream(m: Rc<Media>, s: Rc<Session>) {
     }
     m.unmap(&s);
     let c = |i: usize| s.counts[i].get();
+    // Counted where the session ends (a moved session carries its counts).
+    metrics.datagrams(Proto::WebRtc, "to_origin", c(IN_PKTS));
+    metrics.datagrams(Proto::WebRtc, "to_client", c(OUT_PKTS));
+    let sink = metrics.bytes(Proto::WebRtc);
+    sink[0].set(sink[0].get() + c(IN_BYTES));
+    sink[1].set(sink[1].get() + c(OUT_BYTES));
+    let blame = match why {
+        "idle" => Blame::Timeout,
+        "origin socket error" => Blame::Origin,
+        "shutdown" => Blame::Proxy,
+        _ => Blame::None,
+    };
+    metrics.ended(Proto::WebRtc, s.rec.role, why, blame);
     tracing::info!(
         core = m.core.index, client = %s.client.get(), stream = %s.rec.stream, origin = %s.rec.origin,
         ufrag = %s.ufrag, pkts_in = c(IN_PKTS), bytes_in = c(IN_BYTES), pkts_out = c(OUT_PKTS), bytes_out = c(OUT_BYTES),

@@ -52,6 +52,8 @@ pub struct Record {
     pub origin: OriginId,
     /// Where the origin's ICE listens (its registered IP, the answer's port).
     pub media: SocketAddr,
+    /// WHIP/publish or WHEP/play, for the metrics.
+    pub role: Option<crate::metrics::Role>,
 }
 
 /// Bound per core on ufrag records, and on resources.
@@ -348,6 +350,7 @@ mod tests {
             stream: StreamUrl::new_unchecked(format!("__defaultVhost__/live/{s}")),
             origin: OriginId::new("o1".into()),
             media: "127.0.0.1:8000".parse().unwrap(),
+            role: None,
         }
     }
 

@@ -18,11 +18,12 @@
 use super::{Record, Rtc};
 use crate::http::{self, Request, Response};
 use crate::http_proxy::{self, Body, ProxyError, Upstream};
+use crate::metrics::Role;
 use crate::worker::{ConnId, Core};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use srs_lb::{LoadBalancer, Origin};
-use srs_protocols::http::{self as h, BodyFraming};
+use srs_protocols::http as h;
 use srs_protocols::sdp::{self, Envelope};
 use srs_protocols::stream_url::{self, StreamUrl};
 use std::net::SocketAddr;
@@ -104,17 +105,7 @@ struct Answer {
 }
 
 async fn ask_origin(api: SocketAddr, req: &Request, peer: SocketAddr, target: &str) -> Result<Answer, ProxyError> {
-    let mut o = TcpStream::connect_timeout(api, http_proxy::CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| ProxyError::Connect(api, e.into()))?;
-    o.write_all(&http_proxy::origin_request(req, peer, target, false))
-        .await
-        .map_err(|e| ProxyError::Origin(format!("write: {e}")))?;
-    let (head, rest) = http_proxy::read_head(&mut o, api, false).await?;
-    let body = match head.framing {
-        BodyFraming::None => Vec::new(),
-        f => http_proxy::read_all(&mut o, rest, f, http_proxy::HEAD_TIMEOUT).await?,
-    };
+    let (head, body) = http_proxy::fetch(api, req, peer, target).await?;
     let headers = http_proxy::pass_headers(&head).into_iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
     Ok(Answer { status: head.status, reason: head.reason.clone(), headers, body })
 }
@@ -150,7 +141,9 @@ async fn write_answer(
 }
 
 async fn pick(core: &Core, key: &StreamUrl) -> Result<(Origin, SocketAddr), Response> {
-    let (origin, _) = core.lb.pick(key).await.map_err(|e| Response::error(503, e))?;
+    let picked = core.lb.pick(key).await;
+    crate::metrics::local().pick(crate::metrics::Pick::of(&picked));
+    let (origin, _) = picked.map_err(|e| Response::error(503, e))?;
     match origin.api_addr() {
         Ok(Some(a)) => Ok((origin, a)),
         Ok(None) => Err(Response::error(502, format!("origin {} has no api endpoint", origin.id()))),
@@ -245,7 +238,12 @@ async fn offer(
     };
     let ufrag = format!("{}:{}", answer_creds.ufrag, offer_creds.ufrag);
     let rewritten = sdp::rewrite_candidates(&answer_sdp, &candidates(core, s));
-    match rtc.store(&ufrag, Record { stream: key.clone(), origin: origin.id(), media }).await {
+    let role = match route {
+        "/rtc/v1/whip/" | "/rtc/v1/publish/" => Some(Role::Publish),
+        "/rtc/v1/whep/" | "/rtc/v1/play/" => Some(Role::Play),
+        _ => None,
+    };
+    match rtc.store(&ufrag, Record { stream: key.clone(), origin: origin.id(), media, role }).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::warn!(conn = %id, %peer, stream = %key, "rtc: too many WebRTC sessions signalled and not yet started");
