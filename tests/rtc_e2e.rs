@@ -671,3 +671,53 @@ fn browser_publishes_with_whip_html_and_plays_with_whep_html() {
         log.lines().filter(|l| l.contains("rtc session start") && l.contains("__defaultVhost__/live/cam")).count();
     assert_eq!(starts, 2, "{log}");
 }
+
+/// Two proxies sharing a redis-server (the Redis balancer): a player
+/// signals through proxy A, and its media goes to proxy B's WebRTC port (a
+/// UDP balancer in front of both may do that). B finds the session by the
+/// ufrag A wrote to Redis (B§5.3 `srs-proxy-ufrag:`), relays it to the
+/// origin that answered, and the frames decode. A publisher does the same
+/// the other way round.
+#[test]
+fn a_session_signalled_through_one_proxy_is_found_by_another_through_redis() {
+    let dir = TempDir::new("rtc-redis");
+    let port = free_port();
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path());
+    let _redis = ProcGuard::spawn("redis-server", cmd, dir.path());
+    assert!(wait_port(port, Duration::from_secs(10)), "redis-server did not listen");
+    let env = [
+        ("PROXY_WORKERS", "2"),
+        ("PROXY_STATIC_FILES", "off"),
+        ("PROXY_LOAD_BALANCER_TYPE", "redis"),
+        ("PROXY_REDIS_PORT", &port.to_string()),
+    ];
+    let (a, b) = (Proxy::start(&env), Proxy::start(&env));
+    // The origin registers on A only; B sees it through Redis.
+    let _origin = RtcOrigin::start(&a, "o1");
+
+    let b_port = b.webrtc_port.to_string();
+    let (_pub, _d) =
+        publish_with(&[&whip(&b, "across"), "--seconds", "30", "--media-port", &a.webrtc_port.to_string()]);
+    let out = play(&[&whep(&a, "across"), "--seconds", "6", "--media-port", &b_port], Duration::from_secs(40));
+    let p = &out[0];
+    assert!(frames(p) > 20, "frames decoded with media through the other proxy: {p}");
+    let ufrag = p["ufrag"].as_str().unwrap();
+    assert!(
+        a.log_lines_with(&["rtc offer answered"]).iter().any(|l| log_field(l, "ufrag").as_deref() == Some(ufrag)),
+        "the offer went through A"
+    );
+    let found = lines_for(&b, "found in redis", ufrag);
+    assert_eq!(found.len(), 1, "B found the session in Redis once: {found:?}");
+    assert!(!lines_for(&b, "rtc session start", ufrag).is_empty(), "B relayed the session");
+    assert!(lines_for(&a, "rtc session start", ufrag).is_empty(), "A never saw its media");
+    // What B read: the record of B§5.3, with srs-proxy's extra fields.
+    let key = format!("srs-proxy-ufrag:{ufrag}");
+    let rec = Command::new("redis-cli").args(["-p", &port.to_string(), "GET", &key]).output().unwrap();
+    let rec: Value = serde_json::from_slice(&rec.stdout).unwrap_or_else(|e| panic!("{key}: {e}"));
+    assert_eq!(rec["stream_url"], "__defaultVhost__/live/across", "{rec}");
+    assert_eq!(rec["ufrag"], ufrag, "{rec}");
+    assert_eq!(rec["role"], "play", "{rec}");
+}

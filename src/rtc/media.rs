@@ -19,6 +19,8 @@ use crate::metrics::{Blame, Proto};
 use crate::worker::Core;
 use glommio::net::UdpSocket;
 use srs_io::signal::LocalSignal;
+use srs_lb::{LoadBalancer, OriginId};
+use srs_protocols::stream_url::StreamUrl;
 use srs_protocols::udp_demux::{Demux, DropReason, Route};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -87,6 +89,9 @@ impl Io {
         self.wait.send_to(&pkt, to).await.map_err(std::io::Error::from)
     }
 }
+
+/// How often the Redis records of live sessions are refreshed (their TTL is 120 s).
+const REDIS_REFRESH: Duration = Duration::from_secs(30);
 
 /// Datagrams relayed before the loop lets the core's other tasks run.
 const BATCH: u32 = 64;
@@ -404,7 +409,18 @@ fn sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
 /// the mesh), bring it here, forward the check.
 async fn claim(m: Rc<Media>, user: String, from: SocketAddr, pkt: Vec<u8>) {
     let me = m.core.index;
-    let found = lookup_ufrag(&m.mesh, &user, me).await;
+    let mut found = lookup_ufrag(&m.mesh, &user, me).await;
+    if matches!(found, Ok(None)) {
+        // Signalled through another proxy: its record is in Redis. It is
+        // stored with this proxy's owning core, so the session can move
+        // between this proxy's cores as any other.
+        if let Some(rec) = shared_record(&m, &user).await {
+            let owner = m.mesh.owner(user.as_str());
+            if let Ok(Resp::Stored(true)) = m.mesh.call(owner, Req::Store { ufrag: user.clone(), rec }).await {
+                found = lookup_ufrag(&m.mesh, &user, me).await;
+            }
+        }
+    }
     m.claims.set(m.claims.get() - 1);
     let (rec, before) = match found {
         Ok(Some(x)) => x,
@@ -481,6 +497,36 @@ async fn claim(m: Rc<Media>, user: String, from: SocketAddr, pkt: Vec<u8>) {
     glommio::spawn_local(upstream(m.clone(), s.clone())).detach();
     s.add(IN_PKTS, pkt.len());
     let _ = s.up.send(&pkt).await;
+}
+
+/// The record another proxy shared for `ufrag` (Redis mode), as this
+/// proxy's record: the origin it names (or the stream's pin, for a record
+/// an SRS Go proxy wrote) and its media address (or the origin's `rtc`).
+async fn shared_record(m: &Rc<Media>, ufrag: &str) -> Option<Record> {
+    let shared = match m.core.lb.rtc_lookup(ufrag).await {
+        Ok(r) => r?,
+        Err(e) => {
+            tracing::warn!(core = m.core.index, ufrag, error = %e, "rtc: ufrag lookup in redis failed");
+            return None;
+        }
+    };
+    let stream = StreamUrl::new_unchecked(shared.stream_url);
+    let origin = match shared.origin.map(OriginId::new).and_then(|id| m.core.lb.origin(&id)) {
+        Some(o) => o,
+        None => m.core.lb.pick(&stream).await.ok()?.0,
+    };
+    let media = match shared.media.and_then(|a| a.parse().ok()) {
+        Some(a) => a,
+        None => origin.rtc_addr().ok()??,
+    };
+    let role = match shared.role.as_deref() {
+        Some("publish") => Some(crate::metrics::Role::Publish),
+        Some("play") => Some(crate::metrics::Role::Play),
+        _ => None,
+    };
+    tracing::info!(core = m.core.index, ufrag, stream = %stream, origin = %origin.id(), %media,
+        "rtc: session signalled through another proxy, found in redis");
+    Some(Record { stream, origin: origin.id(), media, role })
 }
 
 fn release(m: &Rc<Media>, ufrag: &str) {
@@ -607,10 +653,24 @@ async fn upstream(m: Rc<Media>, s: Rc<Session>) {
 async fn sweep(m: Rc<Media>) {
     let timeout = m.core.cfg.webrtc_session_timeout;
     let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut refreshed = Instant::now();
     while !m.core.stopping.is_fired() {
         glommio::timer::sleep(every).await;
         let now = Instant::now();
         let all: Vec<Rc<Session>> = m.by_ufrag.borrow().values().cloned().collect();
+        if now.duration_since(refreshed) >= REDIS_REFRESH && matches!(*m.core.lb, crate::balancer::Balancer::Redis(_)) {
+            // Redis records of live sessions expire in 120 s: refresh them
+            // (GETEX) well before, so another proxy can still find them.
+            refreshed = now;
+            let ufrags: Vec<String> = all.iter().map(|s| s.ufrag.0.to_string()).collect();
+            let m2 = m.clone();
+            glommio::spawn_local(async move {
+                for u in ufrags {
+                    let _ = m2.core.lb.rtc_lookup(&u).await;
+                }
+            })
+            .detach();
+        }
         for s in all {
             let pkts = s.counts[IN_PKTS].get();
             let (seen, at) = s.seen.get();

@@ -253,6 +253,15 @@ async fn offer(
             return reply(s, req, Response::error(503, format!("proxy: cannot record the session: {e}"))).await;
         }
     }
+    // With Redis, every proxy can find the session by its ufrag.
+    let shared = srs_lb::redis::RtcRecord {
+        stream_url: key.as_str().to_string(),
+        ufrag: ufrag.clone(),
+        origin: Some(origin.id().to_string()),
+        media: Some(media.to_string()),
+        role: role.map(|r| r.as_str().to_string()),
+    };
+    core.lb.rtc_store(&shared).await;
     let loc =
         a.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| String::from_utf8_lossy(v));
     let loc_key = loc.as_deref().map(resource_key);

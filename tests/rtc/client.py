@@ -10,7 +10,9 @@ keeps ICE on loopback). A player counts decoded video frames; with
 --rebind-after it moves to a new local UDP port mid-session and sends a
 fresh STUN check from there, and reports frames decoded before and after;
 with --delete-after it DELETEs its resource (the Location it got) and
-reports the status.
+reports the status. --media-port P sends media to port P instead of the
+answer's candidates' (a UDP balancer routing the client to another proxy
+than the one it signalled through).
 """
 
 import argparse
@@ -114,6 +116,20 @@ async def rebind(pc):
     return old_port, new_port
 
 
+def media_port(answer, port):
+    """The answer with every candidate's port set to `port`."""
+    if not port:
+        return answer
+    out = []
+    for line in answer.split("\r\n"):
+        if line.startswith("a=candidate:"):
+            f = line.split(" ")
+            f[5] = str(port)
+            line = " ".join(f)
+        out.append(line)
+    return "\r\n".join(out)
+
+
 async def play_one(http, args, idx):
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
@@ -141,6 +157,7 @@ async def play_one(http, args, idx):
     out = {"session": idx}
     try:
         answer, resource = await signal(http, args.url, pc, args.legacy)
+        answer = media_port(answer, args.media_port)
         out["resource"] = resource
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         out["ufrag"] = f"{ufrag_of(answer)}:{ufrag_of(pc.localDescription.sdp)}"
@@ -186,6 +203,7 @@ async def publish(http, args):
     await pc.setLocalDescription(await pc.createOffer())
     await wait_gathered(pc)
     answer, resource = await signal(http, args.url, pc, args.legacy)
+    answer = media_port(answer, args.media_port)
     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     print(json.dumps({"published": True, "resource": resource}), flush=True)
     start = time.monotonic()
@@ -204,6 +222,7 @@ async def main():
     ap.add_argument("--legacy")
     ap.add_argument("--rebind-after", type=float)
     ap.add_argument("--delete-after", type=float)
+    ap.add_argument("--media-port", type=int)
     ap.add_argument("--patch", action="store_true", help="PATCH the resource (trickle, ICE restart) before the DELETE")
     args = ap.parse_args()
     async with ClientSession() as http:
