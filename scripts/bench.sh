@@ -58,6 +58,12 @@
 #     ratio of their CPU per session and both sides' setup latency p50/p99,
 #     and the pick alone (BENCH_ONLY=picklat for just that): request
 #     latency p50/p99 of HTTP requests answered right after the pick.
+#   * UDP relay (WebRTC media): UDP_SESSIONS sessions of RTP-sized datagrams
+#     (1200 bytes) at a steady rate each, echoed by the loader's own origin,
+#     straight to it (direct), through srs-proxy's WebRTC port (each session
+#     signalled as WHEP and opened by a STUN check first) and through nginx
+#     stream (`listen ... udp`); relay CPU per packet and per GiB, drops,
+#     round-trip delay.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -77,12 +83,15 @@ if [ "$QUICK" = 1 ]; then
     FAN_CLIENTS=20; FAN_SECONDS=6; SESS_RATE=50; SESS_SECONDS=5; PAIR_WINDOWS=2
     IDLE_SMALL=200; IDLE_BIG=1000; IDLE_HOLD=3
     SRT_FLOWS=4; SRT_SECONDS=6; SRT_WINDOWS=2
+    UDP_SESSIONS=50; UDP_PPS=50; UDP_SECONDS=5
 else
     FAN_CLIENTS=40; FAN_SECONDS=20; SESS_RATE=50; SESS_SECONDS=20; PAIR_WINDOWS=8
     IDLE_SMALL=1000; IDLE_BIG=10000; IDLE_HOLD=4
     SRT_FLOWS=10; SRT_SECONDS=15; SRT_WINDOWS=4
+    UDP_SESSIONS=200; UDP_PPS=50; UDP_SECONDS=15
 fi
 SRT_MBIT=4
+UDP_SIZE=1200
 BITRATE=8000k
 ROUNDS="${BENCH_ROUNDS:-1}"
 case "$ROUNDS" in ''|*[!0-9]*|0) echo "bench.sh: BENCH_ROUNDS=$ROUNDS is not a positive number" >&2; exit 2 ;; esac
@@ -238,6 +247,7 @@ read -r P_NGX_RTMP P_NMS_RTMP P_NMS_HTTP P_NMS_HTTPS P_NMS_RTMPS \
         P_HA P_NGX_STREAM P_GC \
         P_BASE_RTMP P_BASE_API P_BASE_HTTP P_BASE_HTTPAPI P_BASE_RTC P_BASE_SRT <<<"$(free_ports 20)"
 read -r P_RDS P_RS_RTMP P_RS_API P_RS_HTTP P_RS_HTTPAPI P_RS_RTC P_RS_SRT <<<"$(free_ports 7)"
+read -r P_NGX_UDP P_UDP_ECHO <<<"$(free_ports 2)"
 
 # ---------------------------------------------------------------- origins
 start_nginx_rtmp() {
@@ -377,6 +387,51 @@ EOF
     wait_port "$P_NGX_STREAM"
 }
 stop_nginx_stream() { stop_pid "$NGXS_PID"; }
+
+# start_nginx_udp WORKERS ECHO_PORT: nginx stream as a UDP proxy (one
+# upstream socket per client address).
+start_nginx_udp() {
+    local d="$WORK/nginx-udp"
+    mkdir -p "$d/logs"
+    cat >"$d/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off;
+master_process on;
+worker_processes $1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections $NGX_CONNS; }
+stream {
+    server {
+        listen 127.0.0.1:$P_NGX_UDP udp reuseport;
+        proxy_pass 127.0.0.1:$2;
+        proxy_timeout 30s;
+    }
+}
+EOF
+    start_bg nginx-udp nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+    NGXU_PID=$BG_PID
+    sleep 0.5
+}
+
+# udp_relay: the UDP relay scenario, direct, srs-proxy and nginx stream, one
+# after the other, each measured over one loader run.
+udp_relay() {
+    log "UDP relay: $UDP_SESSIONS sessions x $UDP_PPS pkt/s x $UDP_SIZE B, ${UDP_SECONDS}s"
+    local common=(--echo-port "$P_UDP_ECHO" --sessions "$UDP_SESSIONS" --pps "$UDP_PPS" --size "$UDP_SIZE"
+                  --seconds "$UDP_SECONDS" --threads 2)
+    measure "$RES/udp_direct.json" "" "$LOAD" udp --to "127.0.0.1:$P_UDP_ECHO" "${common[@]}"
+    # srs-proxy registers the bench origin "bench-1"; the loader's origin
+    # takes its place (same id) with an api and an rtc endpoint.
+    start_srs 2 1
+    measure "$RES/udp_srs.json" "$SRS_PID" "$LOAD" udp --to "127.0.0.1:$P_SRS_RTC" "${common[@]}" \
+        --http-api "127.0.0.1:$P_SRS_HTTPAPI" --system-api "127.0.0.1:$P_SRS_API" --server bench-1
+    stop_srs
+    start_nginx_udp 2 "$P_UDP_ECHO"
+    measure "$RES/udp_nginx.json" "$NGXU_PID" "$LOAD" udp --to "127.0.0.1:$P_NGX_UDP" "${common[@]}"
+    stop_pid "$NGXU_PID"
+    SCEN=$(( SCEN + 1 ))
+}
 
 # start_glommio WORKERS ORIGIN_PORT: the bare glommio copy loop of srs-load,
 # the runtime's own floor (perf-notes' reference), pinned like srs-proxy.
@@ -920,9 +975,9 @@ srt_relay() {
     SCEN=$(( SCEN + 1 ))
 }
 
-# BENCH_ONLY="fan flv sessions idle scale1 sessions1 srt pair pairsess pairfan"
+# BENCH_ONLY="fan flv sessions idle scale1 sessions1 srt pair pairsess pairfan udp"
 # (the default: all) picks scenarios.
-ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 srt pair pairsess pairfan} "
+ONLY=" ${BENCH_ONLY:-fan flv sessions idle scale1 sessions1 srt pair pairsess pairfan udp} "
 T_START=$(date +%s)
 [[ "$ONLY" == *" fan "* ]] && fanout_rtmp fan 2 direct srs haproxy nginx glommio
 [[ "$ONLY" == *" flv "* ]] && fanout_flv
@@ -952,6 +1007,7 @@ T_START=$(date +%s)
 # hold the proxies' ports for a moment.)
 [[ "$ONLY" == *" pairredis "* || "$ONLY" == *" picklat "* ]] && picklat
 [[ "$ONLY" == *" pairredis "* ]] && paired psredis sessions redis srs
+[[ "$ONLY" == *" udp "* ]] && udp_relay
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
@@ -1276,6 +1332,46 @@ if pair_lines:
     if out:
         print()
     print("\n\n".join(pair_lines))
+# The UDP relay: its own small table (its columns are not the TCP relays').
+udp = {v: load(f"udp_{v}") for v in ("direct", "srs", "nginx")}
+if any(r is not None for r in udp.values()):
+    ucols = [v for v in ("direct", "srs", "nginx") if udp[v] is not None]
+    unames = {"direct": "direct", "srs": "srs-proxy", "nginx": "nginx stream (udp)"}
+    def uget(v):
+        r = udp.get(v)
+        return r.get("load") if isinstance(r, dict) else None
+    first = next((uget(v) for v in ucols if uget(v)), None)
+    cells = {}
+    for v in ucols:
+        l, r = uget(v), udp[v]
+        if not l:
+            notes.append(f"UDP relay {unames[v]}: {str(r.get('error', 'no result'))[:200]}")
+            cells[v] = ["failed"] * 5
+            continue
+        pk = l["sent"] + l["received"]
+        by = l["bytes_sent"] + l["bytes_received"]
+        cpu = r["cpu_ticks"] / r["hz"] if r.get("cpu_ticks") is not None else None
+        base = uget("direct")
+        added = (f"+{l['rtt']['p50'] - base['rtt']['p50']:.2f}" if base and v != "direct" else "—")
+        cells[v] = [
+            f"{cpu / pk * 1e6:.2f}" if cpu is not None and pk else "—",
+            f"{cpu / (by / GIB):.2f}" if cpu is not None and by else "—",
+            f"{l['drops']} ({100.0 * l['drops'] / max(1, l['sent']):.2f}%)",
+            f"{l['rtt']['p50']:.2f} / {l['rtt']['p99']:.2f}",
+            added,
+        ]
+    metrics = ["CPU µs per packet (both ways)", "CPU s per GiB (both ways)", "drops", "round trip p50 / p99 ms",
+               "added p50 ms (vs direct)"]
+    if out or pair_lines:
+        print()
+    if first:
+        print(f"UDP relay (WebRTC media): {first['sessions']} sessions × {first['pps']:.0f} packets/s × "
+              f"{first['size']} B, {first['seconds']:.0f} s, echoed by the loader's origin")
+        print()
+    print("| Metric | " + " | ".join(unames[v] for v in ucols) + " |")
+    print("|---|" + "---|" * len(ucols))
+    for i, m in enumerate(metrics):
+        print(f"| {m} | " + " | ".join(cells[v][i] for v in ucols) + " |")
 np = os.path.join(res, "notes.txt")
 if os.path.exists(np):
     notes.extend(l.strip() for l in open(np) if l.strip())

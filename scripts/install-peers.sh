@@ -30,6 +30,8 @@ for pkg in ffmpeg nginx-light libnginx-mod-rtmp redis-server redis-sentinel srt-
     if [ ! -e "${PROBE[$pkg]}" ]; then missing+=("$pkg"); fi
 done
 if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+# python3 -m venv needs ensurepip (Debian's python3-venv) for the aiortc venv.
+if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
 if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 # Another apt/dpkg run on this machine holds the lock: wait for it (bounded).
@@ -73,5 +75,14 @@ if [ "$node_major" -lt 20 ]; then
     echo "install-peers: warning: node $(node --version) is older than node-media-server 4 needs (>= 20)" >&2
 fi
 echo "install-peers: node-media-server $(node -p "require('$ROOT/tests/peers/node_modules/node-media-server/package.json').version")"
+# aiortc and aiohttp (PyPI) for the WebRTC tests: client and origin stand-in
+# (tests/rtc/*.py), in a venv under the git-ignored .peers/.
+PY="$ROOT/.peers/py/bin/python"
+if ! "$PY" -c 'import aiortc, aiohttp' >/dev/null 2>&1; then
+    echo "install-peers: installing aiortc and aiohttp into .peers/py"
+    python3 -m venv "$ROOT/.peers/py"
+    "$PY" -m pip install -q --disable-pip-version-check "aiortc>=1.9,<2" "aiohttp>=3.9,<4"
+fi
+echo "install-peers: aiortc $("$PY" -c 'import aiortc; print(aiortc.__version__)')"
 echo "install-peers: done"
 bash "$ROOT/scripts/install-players.sh"  # player libraries, playwright-core, chromium

@@ -405,6 +405,26 @@ impl Balancer {
         }
     }
 
+    /// Shares a WebRTC session's record with the other proxies (Redis mode;
+    /// with the memory balancer the proxy's own cores are all there is).
+    pub async fn rtc_store(&self, rec: &srs_lb::redis::RtcRecord) {
+        if let Balancer::Redis(r) = self {
+            if let Err(e) = r.rtc_store(rec).await {
+                tracing::warn!(ufrag = %rec.ufrag, stream = %rec.stream_url, error = %e,
+                    "webrtc record not written to redis: another proxy will not find this session");
+            }
+        }
+    }
+
+    /// A WebRTC session's record another proxy shared (Redis mode), its TTL
+    /// refreshed.
+    pub async fn rtc_lookup(&self, ufrag: &str) -> Result<Option<srs_lb::redis::RtcRecord>, LbError> {
+        match self {
+            Balancer::Memory(_) => Ok(None),
+            Balancer::Redis(r) => r.rtc_touch(ufrag).await,
+        }
+    }
+
     /// How many hold-downs this proxy has started (all cores).
     pub fn marked_down(&self) -> u64 {
         MARKED_DOWN.load(std::sync::atomic::Ordering::Relaxed)

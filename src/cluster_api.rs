@@ -50,8 +50,13 @@ pub enum Route<'a> {
 }
 
 /// Which cluster path `path` is, if any. `/api/v1/streams` without the slash
-/// is the list too (SRS's router takes both).
-pub fn route(path: &str) -> Option<Route<'_>> {
+/// is the list too (SRS's router takes both). A query naming a stream
+/// (`?app=&stream=`) is not a cluster call: it goes to the stream's pinned
+/// origin, as every stream-scoped API call does.
+pub fn route<'a>(path: &'a str, query: &str) -> Option<Route<'a>> {
+    if query.split('&').any(|kv| kv.starts_with("stream=")) {
+        return None;
+    }
     if path == "/api/v1/summaries" {
         return Some(Route::Summaries);
     }
@@ -83,20 +88,34 @@ pub async fn handle(core: &Rc<Core>, req: &Request, peer: SocketAddr, route: Rou
         Route::Summaries | Route::List(_) if !read_only => {
             Response::error(405, format!("{} takes GET", req.path)).header("Allow", "GET, HEAD")
         }
-        Route::Summaries => summaries(gather(core, req, peer, &req.target()).await),
+        Route::Summaries => match gather(core, req, peer, &req.target()).await {
+            Some(answers) => summaries(answers),
+            None => no_origin(),
+        },
         // Origins are asked for SRS's own form of the list path, with the slash.
         Route::List(kind) => {
             let q = if req.query.is_empty() { String::new() } else { format!("?{}", req.query) };
-            list(kind, gather(core, req, peer, &format!("/api/v1/{}/{q}", kind.key())).await)
+            match gather(core, req, peer, &format!("/api/v1/{}/{q}", kind.key())).await {
+                Some(answers) => list(kind, answers),
+                None => no_origin(),
+            }
         }
         Route::Item(kind, id) => item(core, req, peer, kind, id).await,
     }
 }
 
-/// Asks every live origin for `req` at `target` at once; each
+fn no_origin() -> Response {
+    Response::error(503, "no origin available")
+}
+
+/// Asks every live origin for `req` at `target` at once (`None` when no
+/// origin is live); each
 /// answer within [`GATHER_TIMEOUT`], else that origin's error.
-async fn gather(core: &Rc<Core>, req: &Request, peer: SocketAddr, target: &str) -> Vec<Answer> {
+async fn gather(core: &Rc<Core>, req: &Request, peer: SocketAddr, target: &str) -> Option<Vec<Answer>> {
     let origins: Vec<Origin> = core.lb.origins().into_iter().filter(|v| v.alive).map(|v| v.origin).collect();
+    if origins.is_empty() {
+        return None;
+    }
     let target = Rc::new(target.to_string());
     let req = Rc::new(Request {
         method: req.method.clone(),
@@ -121,7 +140,7 @@ async fn gather(core: &Rc<Core>, req: &Request, peer: SocketAddr, target: &str) 
         out.push(t.await);
     }
     out.sort_by_key(|a| a.origin.id());
-    out
+    Some(out)
 }
 
 /// One origin's answer as JSON, within the gather timeout.
@@ -230,7 +249,9 @@ async fn item(core: &Rc<Core>, req: &Request, peer: SocketAddr, kind: Kind, id: 
         body: Vec::new(),
         keep_alive: false,
     };
-    let answers = gather(core, &probe, peer, &req.target()).await;
+    let Some(answers) = gather(core, &probe, peer, &req.target()).await else {
+        return no_origin();
+    };
     let Some(holder) = answers.iter().find(|a| ok_body(a).is_some_and(|v| !v[kind.item_key()].is_null())) else {
         let failed = answers.iter().filter(|a| ok_body(a).is_none() && a.result.is_err()).count();
         let mut resp = Response::error(404, format!("no live origin holds {} {id}", kind.item_key()));
@@ -300,7 +321,9 @@ mod tests {
             ("/rtc/v1/whip/", None),
         ];
         for (path, want) in cases {
-            assert_eq!(&route(path), want, "{path}");
+            assert_eq!(&route(path, ""), want, "{path}");
         }
+        assert_eq!(route("/api/v1/streams/", "app=live&stream=s"), None, "a stream-scoped call");
+        assert_eq!(route("/api/v1/streams/", "count=10"), Some(Route::List(Kind::Streams)));
     }
 }

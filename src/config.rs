@@ -122,6 +122,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Executors (cores) to run, 1..=1024.
     pub workers: usize,
+    /// `PROXY_WEBRTC_CANDIDATE` (ours): the addresses WebRTC clients reach the
+    /// proxy at, put in answers' candidates; empty: the offer's local address.
+    pub webrtc_candidate: Vec<std::net::IpAddr>,
+    /// `PROXY_WEBRTC_SESSION_TIMEOUT` (ours): a WebRTC media session silent this long ends.
+    pub webrtc_session_timeout: Duration,
     /// `PROXY_PIN_CORES` (ours): pin executor i to the i-th usable core. Off
     /// where other programs (another proxy) would pin to the same cores.
     pub pin_cores: bool,
@@ -151,6 +156,8 @@ impl fmt::Debug for Config {
             .field("register_allow", &self.register_allow)
             .field("log_format", &self.log_format)
             .field("workers", &self.workers)
+            .field("webrtc_candidate", &self.webrtc_candidate)
+            .field("webrtc_session_timeout", &self.webrtc_session_timeout)
             .field("pin_cores", &self.pin_cores)
             .field("go_pprof", &self.go_pprof)
             .finish()
@@ -209,6 +216,8 @@ const VARS: &[(&str, &str, &str, &str)] = &[
     ("Runtime", "PROXY_PIN_CORES", "on", "on: pin each executor to its own usable core; off: let the kernel place them (several proxies or other busy programs sharing these cores)"),
     ("Runtime", "PROXY_IDLE_TIMEOUT", "300s", "a relay with no bytes either way for this long is closed (Go duration)"),
     ("Runtime", "PROXY_SRT_IDLE_TIMEOUT", "10s", "an SRT session with no packet either way for this long ends, as SRS's peer_idle_timeout (Go duration)"),
+    ("WebRTC", "PROXY_WEBRTC_CANDIDATE", "", "comma-separated IPs clients reach the proxy's WebRTC port at, written into answers' candidates; empty: the address the offer arrived on"),
+    ("WebRTC", "PROXY_WEBRTC_SESSION_TIMEOUT", "30s", "a WebRTC media session with no packet from its client this long ends (SRS's STUN timeout; Go duration)"),
     ("Runtime", "GO_PPROF", "", "accepted for compatibility with SRS Go; unused"),
     ("Logs", "PROXY_LOG_FORMAT", "text", "text (human lines) or json (one JSON object per line, for log shippers); RUST_LOG sets the level"),
 ];
@@ -345,6 +354,16 @@ impl Config {
             register_allow,
             log_format,
             workers,
+            webrtc_candidate: match r.value("PROXY_WEBRTC_CANDIDATE") {
+                None => Vec::new(),
+                Some(v) => v
+                    .split(',')
+                    .map(|a| {
+                        a.trim().parse().map_err(|_| err("PROXY_WEBRTC_CANDIDATE", &v, "not a list of IP addresses"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            webrtc_session_timeout: r.duration("PROXY_WEBRTC_SESSION_TIMEOUT", Sign::Positive)?,
             pin_cores,
             go_pprof: r.value("GO_PPROF"),
         })
@@ -928,6 +947,10 @@ mod tests {
         grace_zero: [("PROXY_GRACE_QUIT_TIMEOUT", "0")] => |c| c.grace_quit_timeout == Duration::ZERO;
         force_ms: [("PROXY_FORCE_QUIT_TIMEOUT", "500ms")] => |c| c.force_quit_timeout == Duration::from_millis(500);
         idle_set: [("PROXY_IDLE_TIMEOUT", "2m")] => |c| c.idle_timeout == Duration::from_secs(120);
+        rtc_defaults: [] => |c| c.webrtc_candidate.is_empty() && c.webrtc_session_timeout == Duration::from_secs(30);
+        rtc_candidates: [("PROXY_WEBRTC_CANDIDATE", "192.0.2.7, 2001:db8::1")]
+            => |c| c.webrtc_candidate == ["192.0.2.7".parse::<std::net::IpAddr>().unwrap(), "2001:db8::1".parse().unwrap()];
+        rtc_timeout: [("PROXY_WEBRTC_SESSION_TIMEOUT", "5s")] => |c| c.webrtc_session_timeout == Duration::from_secs(5);
         auth_on: [("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TYPE", "bearer"), ("PROXY_HTTP_API_AUTH_TOKEN", "s3cret")]
             => |c| c.api_auth.as_deref() == Some("s3cret");
         auth_type_case: [("PROXY_HTTP_API_AUTH_ENABLED", "on"), ("PROXY_HTTP_API_AUTH_TYPE", "Bearer"), ("PROXY_HTTP_API_AUTH_TOKEN", "t")]
@@ -973,6 +996,9 @@ mod tests {
         bad_listen_host_name: [("PROXY_WEBRTC_SERVER", "localhost:8000")] => ("PROXY_WEBRTC_SERVER", "not a port or ip:port");
         bad_listen_ip_port_zero: [("PROXY_RTMP_SERVER", "127.0.0.1:0")] => ("PROXY_RTMP_SERVER", "1..=65535");
         bad_listen_v6_unbracketed: [("PROXY_RTMP_SERVER", "::1:1935")] => ("PROXY_RTMP_SERVER", "not a port or ip:port");
+        bad_rtc_candidate: [("PROXY_WEBRTC_CANDIDATE", "proxy.example.com")] => ("PROXY_WEBRTC_CANDIDATE", "not a list of IP addresses");
+        bad_rtc_candidate_empty_item: [("PROXY_WEBRTC_CANDIDATE", "192.0.2.7,")] => ("PROXY_WEBRTC_CANDIDATE", "not a list of IP addresses");
+        bad_rtc_timeout_zero: [("PROXY_WEBRTC_SESSION_TIMEOUT", "0")] => ("PROXY_WEBRTC_SESSION_TIMEOUT", "must be positive");
         bad_lb_type: [("PROXY_LOAD_BALANCER_TYPE", "etcd")] => ("PROXY_LOAD_BALANCER_TYPE", "must be memory or redis");
         bad_redis_port: [("PROXY_REDIS_PORT", "redis")] => ("PROXY_REDIS_PORT", "not a port");
         bad_redis_port_zero: [("PROXY_REDIS_PORT", "0")] => ("PROXY_REDIS_PORT", "1..=65535");

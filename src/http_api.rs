@@ -1,5 +1,5 @@
 //! The HTTP API server (PROXY_HTTP_API): versions, the WebRTC signalling
-//! paths (WHIP/WHEP; their own issue), the cluster-wide SRS API
+//! paths (WHIP/WHEP, `rtc::signal`), the cluster-wide SRS API
 //! (`cluster_api`), and every other `/api/...` request forwarded to an
 //! origin's HTTP API, so SRS console tools keep working.
 
@@ -41,10 +41,10 @@ async fn route(core: &Rc<Core>, id: ConnId, s: &mut TcpStream, req: &Request, pe
             return reply(s, req, Response::error(301, format!("moved to {rtc}")).header("Location", loc)).await;
         }
         if p.starts_with(rtc) {
-            return reply(s, req, Response::error(501, "WebRTC (WHIP/WHEP) is not supported by this proxy yet")).await;
+            return crate::rtc::signal::handle(core, id, s, req, peer, rtc).await;
         }
     }
-    if let Some(cluster) = crate::cluster_api::route(p) {
+    if let Some(cluster) = crate::cluster_api::route(p, &req.query) {
         return crate::cluster_api::serve(core, s, req, peer, cluster).await;
     }
     if p.starts_with("/api/") {

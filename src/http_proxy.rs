@@ -85,7 +85,7 @@ pub struct Forwarded {
     pub end: &'static str,
 }
 
-const CORS: [(&str, &[u8]); 3] = [
+pub(crate) const CORS: [(&str, &[u8]); 3] = [
     ("Access-Control-Allow-Origin", b"*"),
     ("Access-Control-Allow-Headers", b"*"),
     ("Access-Control-Allow-Methods", b"*"),
@@ -102,7 +102,7 @@ pub fn cors_preflight() -> Vec<u8> {
 
 /// The request toward the origin. `whole`: ask for the whole body (a playlist
 /// is rewritten, so a byte range of it means nothing).
-fn origin_request(req: &Request, peer: SocketAddr, target: &str, whole: bool) -> Vec<u8> {
+pub(crate) fn origin_request(req: &Request, peer: SocketAddr, target: &str, whole: bool) -> Vec<u8> {
     let ip = peer.ip().to_string();
     let mut xff = None;
     let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(req.headers.len() + 4);
@@ -138,7 +138,7 @@ fn origin_request(req: &Request, peer: SocketAddr, target: &str, whole: bool) ->
 }
 
 /// The origin's end-to-end headers, minus framing and CORS (the proxy sets those).
-fn pass_headers(head: &ResponseHead) -> Vec<(&str, &[u8])> {
+pub(crate) fn pass_headers(head: &ResponseHead) -> Vec<(&str, &[u8])> {
     head.end_to_end_headers()
         .into_iter()
         .filter(|(k, _)| {
@@ -150,7 +150,11 @@ fn pass_headers(head: &ResponseHead) -> Vec<(&str, &[u8])> {
         .collect()
 }
 
-async fn read_head(o: &mut TcpStream, addr: SocketAddr, head_req: bool) -> Result<(ResponseHead, Vec<u8>), ProxyError> {
+pub(crate) async fn read_head(
+    o: &mut TcpStream,
+    addr: SocketAddr,
+    head_req: bool,
+) -> Result<(ResponseHead, Vec<u8>), ProxyError> {
     let mut buf = Vec::new();
     let deadline = Instant::now() + HEAD_TIMEOUT;
     loop {
@@ -328,7 +332,7 @@ fn h_rewrite(raw: &[u8], id: &str) -> Vec<u8> {
 }
 
 /// Reads a whole (bounded) body.
-async fn read_all(
+pub(crate) async fn read_all(
     o: &mut TcpStream,
     mut got: Vec<u8>,
     framing: BodyFraming,

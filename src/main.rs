@@ -12,6 +12,7 @@ mod http_proxy;
 mod http_stream;
 mod metrics;
 mod redis_lb;
+mod rtc;
 mod rtmp;
 mod srt;
 mod static_files;
@@ -118,7 +119,7 @@ fn listen_specs(cfg: &Config) -> [ListenSpec; 4] {
 
 fn run(cfg: Arc<Config>) -> i32 {
     for spec in &listen_specs(&cfg) {
-        if let Err(e) = probe(spec) {
+        if let Err(e) = probe(spec).and_then(|_| rtc::probe(&cfg)) {
             eprintln!("srs-proxy: {e}");
             tracing::error!("startup failed: {e}");
             return 1;
@@ -136,6 +137,7 @@ fn run(cfg: Arc<Config>) -> i32 {
     let builder = srs_io::mesh::builder::<LbReq, LbResp>(workers);
     let metrics_builder = metrics::builder(workers);
     let srt_builder = srt::builder(workers);
+    let rtc_mesh = rtc::builder(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
     let mem_cfg = srs_lb::MemoryConfig { origin_ttl: cfg.origin_ttl, ..srs_lb::MemoryConfig::default() };
     let static_root = match &cfg.static_files {
@@ -158,6 +160,7 @@ fn run(cfg: Arc<Config>) -> i32 {
             let builder = builder.clone();
             let metrics_builder = metrics_builder.clone();
             let srt_builder = srt_builder.clone();
+            let rtc_mesh = rtc_mesh.clone();
             let ready = ready_tx.clone();
             let mem_cfg = mem_cfg.clone();
             let static_root = static_root.clone();
@@ -214,6 +217,13 @@ fn run(cfg: Arc<Config>) -> i32 {
                         return;
                     }
                 };
+                let rtc_task = match rtc::start(core.clone(), rtc_mesh).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
                 let _ = ready.send(Ok(core.index));
                 let [rtmp_l, api_l, sys_l, http_l]: [TcpListener; 4] = match ls.try_into() {
                     Ok(v) => v,
@@ -247,6 +257,7 @@ fn run(cfg: Arc<Config>) -> i32 {
                     }
                 }
                 core.stopping.wait().await;
+                rtc_task.await;
                 // Listeners close as their accept loops end; live sessions get the grace period.
                 let grace_end = Instant::now() + cfg.grace_quit_timeout;
                 while core.live() > 0 && Instant::now() < grace_end {
@@ -284,7 +295,7 @@ fn run(cfg: Arc<Config>) -> i32 {
         version = VERSION, pid = std::process::id(), workers,
         pin_cores = %if cfg.pin_cores { "on" } else { "off" },
         rtmp = %cfg.rtmp_server.0, http = %cfg.http_server.0, http_api = %cfg.http_api.0,
-        system_api = %cfg.system_api.0, srt = %cfg.srt_server.0,
+        system_api = %cfg.system_api.0, srt = %cfg.srt_server.0, webrtc = %cfg.webrtc_server.0,
         balancer = ?cfg.load_balancer, origin_ttl = ?cfg.origin_ttl,
         "srs-proxy started"
     );

@@ -266,19 +266,16 @@ impl CoreMetrics {
     }
 
     /// `n` datagrams relayed `dir` ("to_origin" or "to_client").
-    #[allow(dead_code)]
     pub fn datagrams(&self, proto: Proto, dir: &'static str, n: u64) {
         *self.datagrams.borrow_mut().entry((proto, dir)).or_default() += n;
     }
 
     /// A datagram dropped, for a short fixed `reason`.
-    #[allow(dead_code)]
     pub fn dropped(&self, proto: Proto, reason: &'static str) {
         *self.dropped.borrow_mut().entry((proto, reason)).or_default() += 1;
     }
 
     /// UDP sessions (WebRTC, SRT) held by this core, up or down by `delta`.
-    #[allow(dead_code)]
     pub fn udp_sessions(&self, proto: Proto, delta: i64) {
         let c = &self.udp_sessions[proto as usize];
         c.set(c.get() + delta);

@@ -895,10 +895,10 @@ fn http_api_answers_versions_and_forwards_to_the_right_origin() {
     // Nothing registered yet: 503.
     let r = http("GET", &api, "/api/v1/summaries", &[], b"").unwrap();
     assert_json_error(&r, 503, "an API call with no origin");
-    // WebRTC signalling has its place, for another issue.
+    // WebRTC signalling (tests/rtc_e2e.rs): an offer without ICE credentials is the client's fault.
     let r = http("POST", &api, "/rtc/v1/whip/?app=live&stream=S", &[("Content-Type", "application/sdp")], b"v=0\r\n")
         .unwrap();
-    assert_json_error(&r, 501, "WHIP");
+    assert_json_error(&r, 400, "WHIP");
 
     let origins = [nginx_origin("origin-1"), nginx_origin("origin-2")];
     let markers = ["origin-1", "origin-2"];
@@ -906,12 +906,18 @@ fn http_api_answers_versions_and_forwards_to_the_right_origin() {
     let bodies: Vec<String> = origins.iter().zip(&infos).map(|(o, i)| body_with_api(i, o.http_port)).collect();
     let _hb = heartbeats(&proxy, &bodies);
 
-    // A console call goes to some origin and its answer comes back as is.
-    let r = http("GET", &api, "/api/v1/summaries", &[], b"").unwrap();
+    // A console call goes to some origin and its answer comes back as is
+    // (the summaries, streams and clients lists are gathered from every
+    // origin instead: tests/cluster_api.rs).
+    let r = http("GET", &api, "/api/v1/vhosts/", &[], b"").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/json"), "{:?}", r.headers);
     let v = r.json().unwrap();
     assert!(markers.contains(&v["from"].as_str().unwrap_or("")), "{v}");
+    let r = http("GET", &api, "/api/v1/summaries", &[], b"").unwrap();
+    let v = r.json().unwrap();
+    let asked: Vec<&str> = v["origins"].as_array().unwrap().iter().filter_map(|o| o["id"].as_str()).collect();
+    assert_eq!(asked.len(), 2, "summaries ask every origin: {v}");
 
     // A call naming a stream goes to the origin the stream is pinned to.
     let _publisher = ffmpeg_publish(&proxy.rtmp_url("apistream"));

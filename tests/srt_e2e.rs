@@ -198,6 +198,25 @@ fn ffmpeg_publishes_through_proxy_to_an_srt_origin() {
     assert_eq!(log_field(&end, "reason").as_deref(), Some("client sent shutdown"), "{end}");
     assert!(field_u64(&end, "bytes_in") >= origin.got().len() as u64, "{end}");
     assert_eq!(proxy.pinned_origin(&live_key("livestream")), Some(origin.id()));
+
+    // The ended session is in the metrics: its datagrams, bytes and why it ended.
+    let m = proxy.get("/metrics").text();
+    let value = |series: &str| -> f64 {
+        m.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+    };
+    assert!(value(r#"srs_proxy_udp_datagrams_total{protocol="srt",direction="to_origin"}"#) > 100.0, "{m}");
+    assert!(
+        value(r#"srs_proxy_relayed_bytes_total{protocol="srt",direction="to_origin"}"#) >= origin.got().len() as f64,
+        "{m}"
+    );
+    assert_eq!(
+        value(
+            r#"srs_proxy_sessions_ended_total{protocol="srt",role="publish",reason="client sent shutdown",blame="none"}"#
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(value(r#"srs_proxy_udp_sessions{protocol="srt"}"#), 0.0, "{m}");
 }
 
 #[test]
@@ -368,28 +387,23 @@ fn a_client_that_changes_address_keeps_its_session() {
 
 #[test]
 fn ten_sessions_on_two_cores_stay_separate_and_follow_their_clients_across_cores() {
-    // One origin per session (an srt-live-transmit listener takes one caller):
-    // each origin is the only live one when its session picks, the previous
-    // one left to expire from the balancer (its relay goes on).
-    let proxy = Proxy::start(&[("PROXY_ORIGIN_SERVER_TTL", "2s")]);
+    // One srt-live-transmit listener per session (it takes one caller), all
+    // behind one registered origin whose SRT endpoint is registered again
+    // before each session: every stream picks that origin, at the address
+    // of the moment, so session i reaches listener i.
+    let proxy = Proxy::start(&[]);
     let mut origins = Vec::new();
     let mut publishers = Vec::new();
     let mut fwds = Vec::new();
-    let mut hb: Option<Heartbeat> = None;
     for i in 0..10 {
         let o = SltOrigin::start(&format!("o{i}"), "");
-        drop(hb.take());
-        let ok = wait_until(secs(10), || {
-            let alive: Vec<_> = proxy.origins().into_iter().filter(|v| v["alive"] == true).collect();
-            alive.is_empty()
-        });
-        assert!(ok, "the previous origin did not expire: {:?}", proxy.origins());
-        hb = Some(Heartbeat::start(&proxy.sys_api(), o.register_body()));
+        assert_eq!(proxy.register(&srt_origin_body("multi", o.port)).status, 200);
         let fwd = Rebinder::start(proxy_srt(&proxy));
         let stream = format!("many{i}");
         publishers.push(ffmpeg_ts(&srt_url(fwd.port, &publish_sid(&stream), ""), &format!("svc-{i}-x"), None));
         let start = wait_line(&proxy, "srt session started", &stream, secs(10));
-        assert_eq!(log_field(&start, "origin"), Some(o.id()), "{start}");
+        let at = format!("127.0.0.1:{}", o.port);
+        assert_eq!(log_field(&start, "origin_addr").as_deref(), Some(at.as_str()), "{start}");
         origins.push(o);
         fwds.push(fwd);
     }
@@ -438,17 +452,16 @@ fn find(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn an_origin_that_never_answers_gets_the_client_rejected_while_others_go_on() {
-    let proxy = Proxy::start(&[("PROXY_ORIGIN_SERVER_TTL", "2s")]);
+    let proxy = Proxy::start(&[]);
     let good = SltOrigin::start("good", "");
-    let hb_good = Heartbeat::start(&proxy.sys_api(), good.register_body());
+    assert_eq!(proxy.register(&srt_origin_body("only", good.port)).status, 200);
     let mut publisher = ffmpeg_ts(&srt_url(proxy.srt_port, &publish_sid("alive"), ""), "", None);
     wait_line(&proxy, "srt session started", "alive", secs(10));
 
-    // Only the silent origin is left for new streams: a bound port that never reads.
+    // The one origin now announces an SRT port where nothing answers: a
+    // bound socket that never reads. The live session keeps its relay.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    drop(hb_good);
-    assert!(wait_until(secs(10), || proxy.origins().iter().all(|v| v["alive"] != true)));
-    let _hb_silent = Heartbeat::start(&proxy.sys_api(), srt_origin_body("silent", silent.local_addr().unwrap().port()));
+    assert_eq!(proxy.register(&srt_origin_body("only", silent.local_addr().unwrap().port())).status, 200);
 
     let before = good.got().len() as u64;
     let t0 = Instant::now();
@@ -638,6 +651,19 @@ fn a_repeated_conclusion_gets_the_same_answer_and_a_silent_client_idles_out() {
         assert_eq!(&buf[..n], &got[..], "the cached answer");
     }
     assert_eq!(session_lines(&proxy, "srt session started", "quiet").len(), 1);
+    // Its id from five new addresses within a few milliseconds (a forger's
+    // flood, or a client flapping): the session moves at most once a
+    // second, so at most twice here (if a second boundary falls between).
+    let mut keepalive = [0x80u8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    keepalive[12..16].copy_from_slice(&proxy_id.to_be_bytes());
+    let others: Vec<UdpSocket> = (0..5).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    for o in &others {
+        o.send_to(&keepalive, proxy_srt(&proxy)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(500));
+    let moves = proxy.log_lines_with(&["srt client changed address"]).len()
+        + proxy.log_lines_with(&["srt session moved"]).len();
+    assert!((1..=2).contains(&moves), "{moves} address changes for 5 addresses within milliseconds");
     // Then the client says nothing more.
     let end = wait_line(&proxy, "srt session ended", "quiet", secs(15));
     assert_eq!(log_field(&end, "reason").as_deref(), Some("idle timeout"), "{end}");

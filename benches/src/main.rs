@@ -10,6 +10,7 @@
 //! srs-load sessions --url rtmp://h:p/app/stream --rate R --seconds S
 //! srs-load idle     --url rtmp://h:p/app/stream --clients K --hold S [--ready-file F]
 //! srs-load copy     --listen h:p --to h:p
+//! srs-load udp      --to h:p --echo-port P --sessions N --pps R --size B --seconds S [--http-api h:p --system-api h:p]
 //! ```
 
 mod copy;
@@ -21,6 +22,7 @@ mod play;
 mod publish;
 mod rtmp;
 mod sessions;
+mod udp;
 
 use glommio::{LocalExecutorBuilder, Placement};
 use std::collections::HashMap;
@@ -36,6 +38,9 @@ play:     --url rtmp://...|http://.../s.flv --clients M --seconds S [--streams N
 sessions: --url rtmp://... --rate R --seconds S [--timeout 10]
 idle:     --url rtmp://... --clients K --hold S [--ready-file F] [--concurrency 64]
 copy:     --listen H:P --to H:P [--seconds S]  (a bare glommio L4 relay, the runtime's floor)
+udp:      --to H:P --echo-port P [--sessions 100] [--pps 50] [--size 1200] [--seconds 10]
+          [--http-api H:P --system-api H:P --server NAME]  (WebRTC-shaped UDP through a relay;
+          with the APIs each session is signalled through srs-proxy first)
 --streams N appends -i to the stream name (client i gets stream i mod N).
 Durations are seconds, or end in ms/s/m. Rates take k/m suffixes.";
 
@@ -197,6 +202,7 @@ fn main() -> ExitCode {
         "sessions" => sessions::run(&args),
         "idle" => idle::run(&args),
         "copy" => copy::run(&args),
+        "udp" => udp::run(&args),
         _ => Err(format!("unknown mode {mode:?}\n{USAGE}")),
     };
     match res {

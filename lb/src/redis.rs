@@ -114,11 +114,21 @@ pub struct HlsRecord {
     pub origin: Option<String>,
 }
 
-/// The RTCConnection JSON of B§5.3.
+/// The RTCConnection JSON of B§5.3. srs-proxy adds the origin and its media
+/// address (the answer's candidate port may differ from the registered
+/// `rtc` endpoint); SRS Go's decoder ignores fields it does not know, and a
+/// record SRS Go wrote (without them) is found by the stream's pin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RtcRecord {
     pub stream_url: String,
     pub ufrag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
+    /// `publish` or `play`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// Registration, atomically: refresh the server key (unless the origin is
@@ -331,8 +341,13 @@ mod tests {
         );
         let back: HlsRecord = serde_json::from_str(r#"{"spbhid":"x1","stream_url":"v/a/s","full_url":""}"#).unwrap();
         assert_eq!(back.origin, None);
-        let rtc = RtcRecord { stream_url: "v/a/s".into(), ufrag: "u1".into() };
+        let rtc = RtcRecord { stream_url: "v/a/s".into(), ufrag: "u1".into(), origin: None, media: None, role: None };
         assert_eq!(serde_json::to_string(&rtc).unwrap(), r#"{"stream_url":"v/a/s","ufrag":"u1"}"#);
+        // srs-proxy's own fields ride along; SRS Go's record (without them) reads back.
+        let ours = RtcRecord { origin: Some("o-1".into()), media: Some("10.0.0.1:8000".into()), ..rtc.clone() };
+        let json = serde_json::to_string(&ours).unwrap();
+        assert_eq!(json, r#"{"stream_url":"v/a/s","ufrag":"u1","origin":"o-1","media":"10.0.0.1:8000"}"#);
+        assert_eq!(serde_json::from_str::<RtcRecord>(r#"{"stream_url":"v/a/s","ufrag":"u1"}"#).unwrap(), rtc);
     }
 
     fn origin_json() -> Vec<u8> {

@@ -14,8 +14,11 @@ pub mod hls;
 pub mod http;
 pub mod percent;
 pub mod rtmp;
+pub mod sdp;
 pub mod srt;
 pub mod stream_url;
+pub mod stun;
+pub mod udp_demux;
 
 /// Result of feeding bytes to an incremental parser, in httparse's style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,13 +8,16 @@
 use super::client::{as_str, ok, Conn, RedisError};
 use crate::balancer::OriginView;
 use redis::Value;
-use srs_lb::redis::{self as schema, HlsRecord, Keys, PickReply};
+use srs_lb::redis::{self as schema, HlsRecord, Keys, PickReply, RtcRecord};
 use srs_lb::{LbError, Origin, OriginId, PickOutcome, UpdateOutcome, HLS_SESSION_TTL, ORIGIN_HOLD_DOWN};
 use srs_protocols::stream_url::StreamUrl;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// WebRTC session records in Redis (B§5.1 `srsRTCAliveDuration`).
+pub const RTC_TTL: Duration = Duration::from_secs(120);
 
 /// The origin list is re-read this often; an origin registered on another
 /// proxy is seen here within it (picks never wait for it: they run in Redis).
@@ -442,6 +445,32 @@ impl RedisBalancer {
             }
         }
         Ok(Some((stream, oid)))
+    }
+
+    /// Writes a WebRTC session's record (B§5.3 `srs-proxy-ufrag:<ufrag>` and
+    /// `srs-proxy-rtc:<stream>`, 120 s), so a client whose STUN check
+    /// reaches another proxy is found there.
+    pub async fn rtc_store(&self, rec: &RtcRecord) -> Result<(), LbError> {
+        let keys = &self.shared.keys;
+        let json = serde_json::to_string(rec).map_err(|e| LbError::Backend { reason: e.to_string() })?;
+        let ttl = RTC_TTL.as_secs();
+        let mut p = redis::pipe();
+        p.cmd("SET").arg(keys.ufrag(&rec.ufrag)).arg(&json).arg("EX").arg(ttl);
+        p.cmd("SET").arg(keys.rtc(&StreamUrl::new_unchecked(rec.stream_url.clone()))).arg(&json).arg("EX").arg(ttl);
+        for v in self.conn.exec(&p.get_packed_pipeline(), 2).await.map_err(backend)? {
+            ok(v).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// The WebRTC record of `ufrag`, its TTL refreshed (GETEX): a live
+    /// session keeps its record while it lasts.
+    pub async fn rtc_touch(&self, ufrag: &str) -> Result<Option<RtcRecord>, LbError> {
+        let mut c = redis::cmd("GETEX");
+        c.arg(self.shared.keys.ufrag(ufrag)).arg("EX").arg(RTC_TTL.as_secs());
+        let v = self.conn.exec(&c.get_packed_command(), 1).await.map_err(backend)?.pop().unwrap_or(Value::Nil);
+        let Some(raw) = bytes(&ok(v).map_err(backend)?) else { return Ok(None) };
+        Ok(serde_json::from_slice::<RtcRecord>(&raw).ok())
     }
 
     /// Every stream pin in Redis (SCAN, for the system API).

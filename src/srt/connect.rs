@@ -8,8 +8,9 @@
 //! or a pick failure gets the client our own rejection. Nothing here blocks
 //! the receive loop or another session.
 
+use super::recvbuf::RecvBuf;
 use super::session::{self, Flow, Session};
-use super::{listen, AddrKey, ClientKey, Srt, MAX_DATAGRAM, ORIGIN_HANDSHAKE_TIMEOUT, ORIGIN_RETRANSMIT};
+use super::{listen, AddrKey, ClientKey, Srt, ORIGIN_HANDSHAKE_TIMEOUT, ORIGIN_RETRANSMIT};
 use glommio::net::UdpSocket;
 use srs_lb::LoadBalancer;
 use srs_protocols::srt::handshake::{self, Handshake, HsType, Reject, HS_LEN, MAX_SID_LEN};
@@ -126,6 +127,7 @@ pub async fn run(srt: Rc<Srt>, client: SocketAddr, conclusion: Vec<u8>, target: 
         started,
         hs_core: srt.core.index,
         moves: Cell::new(0),
+        moved_at: Cell::new(None),
         reader: RefCell::new(None),
         ended: Cell::new(false),
         _live: srt.core.hold_live(),
@@ -143,7 +145,7 @@ async fn dial(
     hs: &Handshake<'_>,
     target: &Target,
     desc: &mut String,
-) -> Result<(UdpSocket, SocketAddr, Vec<u8>, Vec<u8>), Fail> {
+) -> Result<(UdpSocket, SocketAddr, Vec<u8>, RecvBuf), Fail> {
     let (origin, _) = srt.core.lb.pick(&target.stream).await.map_err(|e| Fail::NoOrigin(e.to_string()))?;
     *desc = origin.id().to_string();
     let addr = match origin.srt_addr() {
@@ -153,7 +155,7 @@ async fn dial(
     };
     let up = upstream(addr).map_err(Fail::Socket)?;
     let deadline = Instant::now() + ORIGIN_HANDSHAKE_TIMEOUT;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut buf = RecvBuf::new().map_err(Fail::Socket)?;
 
     let mut induction = [0u8; HS_LEN];
     let n = handshake::write_induction_request(hs, srt.timestamp(), addr.ip(), &mut induction);

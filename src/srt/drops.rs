@@ -22,9 +22,12 @@ pub enum Drop {
     Full,
     /// Something from the origin that is not SRT.
     OriginGarbage,
+    /// A session's packet from a new address within a second of its last
+    /// change of address.
+    MoveTooSoon,
 }
 
-const REASONS: usize = 8;
+const REASONS: usize = 9;
 
 impl Drop {
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Drop {
             Drop::PendingRepeat => "conclusion repeated while the origin handshake is pending",
             Drop::Full => "too many handshakes or sessions",
             Drop::OriginGarbage => "non-SRT datagram from the origin",
+            Drop::MoveTooSoon => "address change within a second of the last",
         }
     }
 }
@@ -58,6 +62,7 @@ impl Drops {
     pub fn hit(&self, why: Drop, tick: u32, core: usize, peer: SocketAddr, detail: &dyn std::fmt::Display) {
         let c = &self.counts[why as usize];
         c.set(c.get() + 1);
+        crate::metrics::local().dropped(crate::metrics::Proto::Srt, why.as_str());
         if why == Drop::PendingRepeat {
             return; // a retransmission, not an error
         }
@@ -81,6 +86,7 @@ impl std::fmt::Display for Drops {
             Drop::PendingRepeat,
             Drop::Full,
             Drop::OriginGarbage,
+            Drop::MoveTooSoon,
         ];
         let mut first = true;
         for d in all {

@@ -102,6 +102,9 @@ pub(super) async fn on_datagram(srt: &Rc<Srt>, d: &mut [u8], from: SocketAddr) {
     if let Some(s) = found {
         if s.client.get() != from {
             // The client moved to another address that still lands here.
+            if !s.may_move(srt.tick.get()) {
+                return srt.drops.hit(Drop::MoveTooSoon, srt.tick.get(), srt.core.index, from, &h.dst);
+            }
             rebind(srt, &s, from);
         }
         return forward(srt, &s, d, h.is_shutdown()).await;

@@ -7,8 +7,9 @@
 //! seeing the one 5-tuple it bound the session to; the receiving core then
 //! holds the session and needs no cross-core hop per packet.
 
+use super::recvbuf::RecvBuf;
 use super::session::{self, End, Flow, Session};
-use super::{id_core, listen, AddrKey, Srt, MAX_DATAGRAM};
+use super::{id_core, listen, AddrKey, Srt};
 use glommio::net::UdpSocket;
 use srs_io::mesh::{self, Mesh};
 use srs_protocols::srt::streamid::Mode;
@@ -72,6 +73,9 @@ pub fn install(srt: &Rc<Srt>) {
 
 fn take(srt: &Srt, id: u32) -> Option<Box<Moved>> {
     let s = srt.by_id.borrow().get(&id).cloned()?;
+    if !s.may_move(srt.tick.get()) {
+        return None;
+    }
     // SAFETY: dup of a descriptor this core owns; the copy goes in `Moved`.
     let fd = unsafe { libc::dup(s.up.as_raw_fd()) };
     if fd < 0 {
@@ -100,7 +104,7 @@ fn take(srt: &Srt, id: u32) -> Option<Box<Moved>> {
     }))
 }
 
-fn adopt(srt: &Rc<Srt>, mut m: Moved, client: SocketAddr, from_core: usize) -> Rc<Session> {
+fn adopt(srt: &Rc<Srt>, mut m: Moved, client: SocketAddr, from_core: usize, buf: RecvBuf) -> Rc<Session> {
     let fd = std::mem::replace(&mut m.fd, -1);
     // SAFETY: `fd` came from `dup` on the holder and is owned by nobody else now.
     let up = unsafe { UdpSocket::from_raw_fd(fd) };
@@ -127,13 +131,14 @@ fn adopt(srt: &Rc<Srt>, mut m: Moved, client: SocketAddr, from_core: usize) -> R
         started: m.started,
         hs_core: m.hs_core,
         moves: Cell::new(m.moves + 1),
+        moved_at: Cell::new(Some(srt.tick.get())),
         reader: RefCell::new(None),
         ended: Cell::new(false),
         _live: srt.core.hold_live(),
     });
     tracing::info!(stream = %s.stream, client = %client, from_core, core = srt.core.index, hs_core = s.hs_core,
         proxy_id = s.proxy_id, "srt session moved to the core its client now reaches");
-    session::install(srt, s.clone(), vec![0u8; MAX_DATAGRAM]);
+    session::install(srt, s.clone(), buf);
     s
 }
 
@@ -155,7 +160,15 @@ pub async fn fetch(srt: Rc<Srt>, id: u32, client: SocketAddr, mut packet: Vec<u8
         let h = srs_protocols::srt::SrtSocketId(id);
         return srt.drops.hit(super::drops::Drop::UnknownSocket, srt.tick.get(), me, client, &h);
     };
-    let s = adopt(&srt, *m, client, from_core);
+    let buf = match RecvBuf::new() {
+        Ok(b) => b,
+        Err(e) => {
+            // Out of memory or mappings: the session is lost with its record.
+            tracing::warn!(core = me, %client, error = %e, "srt: no receive buffer for a moved session");
+            return;
+        }
+    };
+    let s = adopt(&srt, *m, client, from_core, buf);
     let shutdown = srs_protocols::srt::packet::parse(&packet).is_ok_and(|h| h.is_shutdown());
     listen::forward(&srt, &s, &mut packet, shutdown).await;
 }

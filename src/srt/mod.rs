@@ -12,12 +12,13 @@
 //! [`connect`] the handshake toward the origin, [`session`] a relayed
 //! session and the origin→client path, [`migrate`] moving a session to the
 //! core its client's packets now reach, [`drops`] counters of what is
-//! dropped and why.
+//! dropped and why, [`recvbuf`] a session's receive buffer.
 
 mod connect;
 mod drops;
 mod listen;
 mod migrate;
+mod recvbuf;
 mod session;
 
 use crate::worker::Core;

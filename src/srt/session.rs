@@ -4,7 +4,9 @@
 //! the upstream socket and writing out of the core's listening socket to
 //! the client's current address.
 
-use super::{AddrKey, Srt, MAX_DATAGRAM};
+use super::recvbuf::RecvBuf;
+use super::{AddrKey, Srt};
+use crate::metrics::{Blame, Proto, Role};
 use glommio::net::UdpSocket;
 use srs_protocols::srt::handshake::{self, HsType};
 use srs_protocols::srt::packet;
@@ -55,6 +57,9 @@ pub struct Session {
     /// The core that did the handshake, and how often the session moved.
     pub hs_core: usize,
     pub moves: Cell<u32>,
+    /// The tick of the last address change or move: at most one a second
+    /// (a forger who learnt the id cannot make the session flap per packet).
+    pub moved_at: Cell<Option<u32>>,
     pub reader: RefCell<Option<glommio::Task<()>>>,
     pub ended: Cell<bool>,
     /// Counts the session as live on its core (the grace period waits).
@@ -88,6 +93,15 @@ impl End {
 }
 
 impl Session {
+    /// Whether the client's address may change now (and marks it so).
+    pub fn may_move(&self, tick: u32) -> bool {
+        if self.moved_at.get().is_some_and(|t| tick.wrapping_sub(t) < 1) {
+            return false;
+        }
+        self.moved_at.set(Some(tick));
+        true
+    }
+
     pub fn log_start(&self, core: usize) {
         tracing::info!(stream = %self.stream, client = %self.client.get(), origin = %self.origin,
             origin_addr = %self.origin_addr, core, mode = self.mode.as_str(),
@@ -98,7 +112,8 @@ impl Session {
 
 /// Adds `s` to this core's maps and starts its origin→client task with
 /// `buf` (the session's receive buffer, kept for its life).
-pub fn install(srt: &Rc<Srt>, s: Rc<Session>, buf: Vec<u8>) {
+pub fn install(srt: &Rc<Srt>, s: Rc<Session>, buf: RecvBuf) {
+    crate::metrics::local().udp_sessions(Proto::Srt, 1);
     srt.by_client.borrow_mut().insert((AddrKey::of(s.client.get()), s.client_id), s.proxy_id);
     srt.by_id.borrow_mut().insert(s.proxy_id, s.clone());
     let task = glommio::spawn_local(from_origin(srt.clone(), s.clone(), buf));
@@ -120,6 +135,8 @@ pub fn end(srt: &Srt, s: &Session, why: End, from_reader: bool) {
         }
     }
     srt.by_id.borrow_mut().remove(&s.proxy_id);
+    let m = crate::metrics::local();
+    m.udp_sessions(Proto::Srt, -1);
     if let Some(t) = s.reader.borrow_mut().take() {
         if from_reader {
             drop(t.detach());
@@ -139,6 +156,25 @@ pub fn end(srt: &Srt, s: &Session, why: End, from_reader: bool) {
         send_now(s.up.as_raw_fd(), &b[..n], None);
     }
     let (to, from) = (&s.to_origin, &s.to_client);
+    // Counted where the session ends (a moved session carries its counts).
+    m.datagrams(Proto::Srt, "to_origin", to.packets.get());
+    m.datagrams(Proto::Srt, "to_client", from.packets.get());
+    let sink = m.bytes(Proto::Srt);
+    sink[0].set(sink[0].get() + to.bytes.get());
+    sink[1].set(sink[1].get() + from.bytes.get());
+    let role = match s.mode {
+        Mode::Publish => Some(Role::Publish),
+        Mode::Request => Some(Role::Play),
+        Mode::Bidirectional => None,
+    };
+    let blame = match why {
+        End::ClientShutdown | End::OriginShutdown => Blame::None,
+        End::Idle => Blame::Timeout,
+        End::ProxyShutdown => Blame::Proxy,
+        End::OriginGone => Blame::Origin,
+        End::Moved => Blame::None,
+    };
+    m.ended(Proto::Srt, role, why.as_str(), blame);
     tracing::info!(stream = %s.stream, client = %s.client.get(), origin = %s.origin, core = srt.core.index,
         hs_core = s.hs_core, moves = s.moves.get(), mode = s.mode.as_str(),
         packets_in = to.packets.get(), bytes_in = to.bytes.get(),
@@ -162,8 +198,7 @@ fn send_now(fd: std::os::fd::RawFd, b: &[u8], to: Option<SocketAddr>) {
 /// Origin → client: each datagram out of the listening socket to the
 /// client's address of the moment. Handshake answers the origin repeats get
 /// our socket id, as the first one did.
-async fn from_origin(srt: Rc<Srt>, s: Rc<Session>, mut buf: Vec<u8>) {
-    buf.resize(MAX_DATAGRAM, 0);
+async fn from_origin(srt: Rc<Srt>, s: Rc<Session>, mut buf: RecvBuf) {
     loop {
         // recv_from, not recv: glommio's recv asks the kernel for the peer's
         // address (getpeername) on every call; a connected socket hears

@@ -70,16 +70,22 @@ pub fn free_port() -> u16 {
 /// and none was handed out before in this test process (tests run in
 /// parallel, and the kernel may give a port just released to the next
 /// caller: two proxies on one port would share it through SO_REUSEPORT).
+/// Each is free for UDP too (the proxy's WebRTC and SRT ports are UDP, and
+/// WebRTC peers in other tests hold many UDP ports).
 pub fn free_ports(n: usize) -> Vec<u16> {
     static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let mut held = Vec::new();
+    let mut held_udp = Vec::new();
     let mut ports = Vec::with_capacity(n);
     while ports.len() < n {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = l.local_addr().expect("local_addr").port();
-        if given.insert(port) {
-            ports.push(port);
+        if let Ok(u) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
+            if given.insert(port) {
+                ports.push(port);
+            }
+            held_udp.push(u);
         }
         held.push(l);
     }
