@@ -395,7 +395,15 @@ fn place_streams(via: &Proxy, origins: &[NginxRtmp], prefix: &str, n: usize) -> 
 /// The heartbeats go on (the test sends them), the origin is SIGKILLed: the
 /// next publish of one of its streams, through `again`, lands on the live
 /// origin at once, and a player through `play` meets it there.
-fn killed_origin_case(first: &Proxy, again: &Proxy, play: &Proxy, origins: &mut [NginxRtmp], infos: &[OriginInfo]) {
+/// `held` runs right after the republish landed, inside the hold-down.
+fn killed_origin_case(
+    first: &Proxy,
+    again: &Proxy,
+    play: &Proxy,
+    origins: &mut [NginxRtmp],
+    infos: &[OriginInfo],
+    held: &dyn Fn(),
+) {
     let (mut pubs, placed) = place_streams(first, origins, "victim", 8);
     let Some(i) = placed.iter().position(|(_, o)| *o == 0) else {
         panic!("no stream landed on origin 0 of two: {placed:?}");
@@ -413,6 +421,7 @@ fn killed_origin_case(first: &Proxy, again: &Proxy, play: &Proxy, origins: &mut 
         again.log()
     );
     let took = t.elapsed();
+    held();
     probe_clip(&play.rtmp_url(&name), secs(20));
     let refused = again.log_lines_with(&["origin refused the connection"]);
     assert!(!refused.is_empty(), "no refused-connect line in the log of the proxy that republished");
@@ -428,13 +437,13 @@ fn an_origin_killed_while_registered_loses_its_next_publish_at_once_memory() {
     let infos: Vec<OriginInfo> = origins.iter().map(|o| o.origin()).collect();
     let p = Proxy::start(&[]);
     let _hb = heartbeats(&p, &infos);
-    killed_origin_case(&p, &p, &p, &mut origins, &infos);
-    // Held down, not forgotten: its heartbeats (still sent) bring it back
-    // once the hold-down (10 s) is over.
     let alive = |p: &Proxy| {
         p.origins().iter().any(|o| o["id"] == infos[0].id().as_str() && o["alive"] == serde_json::json!(true))
     };
-    assert!(!alive(&p), "the refused origin is listed alive during its hold-down");
+    let held = || assert!(!alive(&p), "the refused origin is listed alive during its hold-down");
+    killed_origin_case(&p, &p, &p, &mut origins, &infos, &held);
+    // Held down, not forgotten: its heartbeats (still sent) bring it back
+    // once the hold-down (10 s) is over.
     assert!(wait_until(secs(15), || alive(&p)), "the origin never came back after the hold-down: {:?}", p.origins());
 }
 
@@ -446,13 +455,15 @@ fn an_origin_killed_while_registered_loses_its_next_publish_at_once_redis_either
     let (a, b) = proxies(redis.port, &[]);
     let _hb = heartbeats(&a, &infos);
     assert!(wait_until(secs(5), || b.origins().len() == 2), "B sees the origins");
-    // Published through A, republished through B, played through A.
-    killed_origin_case(&a, &b, &a, &mut origins, &infos);
     // The hold-down is in Redis for every proxy: the dead origin's key is
     // gone and its heartbeats (still arriving at A) do not bring it back.
     let dead = format!("srs-proxy-server:{}", infos[0].id());
-    assert_eq!(redis.cli(&["exists", &dead]), "0", "the dead origin is still listed");
-    assert_eq!(redis.cli(&["exists", &format!("srs-proxy-down:{}", infos[0].id())]), "1");
+    let held = || {
+        assert_eq!(redis.cli(&["exists", &dead]), "0", "the dead origin is still listed");
+        assert_eq!(redis.cli(&["exists", &format!("srs-proxy-down:{}", infos[0].id())]), "1");
+    };
+    // Published through A, republished through B, played through A.
+    killed_origin_case(&a, &b, &a, &mut origins, &infos, &held);
     // After the hold-down its next heartbeat lists it again.
     assert!(wait_until(secs(15), || redis.cli(&["exists", &dead]) == "1"), "the origin never came back");
     let all = redis.get("srs-proxy-all-servers");
