@@ -1008,6 +1008,40 @@ impl Relay {
         }
     }
 
+    /// May the rest of this direction bypass the relay, every byte passed on
+    /// verbatim without being read (spliced in the kernel)? True only at a
+    /// point where the two peers' chunk streams are in step, so that a
+    /// relay that kept parsing would forward everything from here on in
+    /// place, unchanged:
+    ///
+    /// * no stream id is rewritten (the map is the identity);
+    /// * the upstream's chunk size is the downstream's, and nothing the
+    ///   relay wrote itself (the SetChunkSize of [`new`](Self::new)) is
+    ///   still to be returned;
+    /// * the upstream is at a chunk boundary with no message in progress on
+    ///   any chunk stream (none half forwarded, none dropped);
+    /// * on every chunk stream the upstream used, the header state the
+    ///   downstream peer resolves the next header against equals the
+    ///   sender's, on every field (timestamp, delta, length, type, stream
+    ///   id, extended timestamp): any fmt 1, 2 or 3 header the sender writes
+    ///   next means the same to both. A chunk stream only the downstream
+    ///   knows is safe (the sender starts it with fmt 0), except chunk
+    ///   stream 2, which librtmp starts with fmt 1 against a zero state.
+    ///
+    /// From such a point the two ends stay in step without the relay: the
+    /// receiver decodes the very bytes the sender encoded, from the same
+    /// state. A later SetChunkSize or Abort is among those bytes, so both
+    /// ends apply it at the same chunk, as they would connected directly.
+    pub fn can_splice(&self) -> bool {
+        let cid2_known = self.up.tab.find(2).is_some();
+        !self.keep_output
+            && self.map.from == self.map.to
+            && self.up.chunk_left == 0
+            && self.up.chunk_size == self.down.chunk_size
+            && self.up.tab.slots.iter().all(|(cid, s)| s.remaining == 0 && self.down.state(*cid) == Some(s.h))
+            && self.down.tab.slots.iter().all(|(cid, d)| *cid != 2 || cid2_known || *d == Hdr::default())
+    }
+
     /// The bytes to write after [`Forward::Copied`].
     pub fn output(&self) -> &[u8] {
         &self.out
@@ -2129,6 +2163,9 @@ mod tests {
         in_place: usize,
         copied: usize,
         sizes_differed: bool,
+        /// The relay said it could be bypassed (at `out.len()`): from then
+        /// on every byte must pass unchanged.
+        spliced_at: Option<usize>,
     }
 
     /// Feeds `data` to the relay in random pieces as a caller does: write
@@ -2141,7 +2178,13 @@ mod tests {
             fed.carry.extend_from_slice(&data[i..i + k]);
             i += k;
             let mut buf = std::mem::take(&mut fed.carry);
+            let before = fed.spliced_at.map(|_| buf.clone());
             let f = relay.process(&mut buf).expect("valid upstream");
+            if let Some(before) = before {
+                // Past the switch a splice would move these very bytes.
+                let Forward::InPlace { consumed } = f else { panic!("Copied after can_splice") };
+                assert_eq!(buf[..consumed], before[..consumed], "bytes rewritten after can_splice");
+            }
             let consumed = match f {
                 Forward::InPlace { consumed } => {
                     fed.in_place += 1;
@@ -2158,6 +2201,9 @@ mod tests {
             assert!(buf.len() - consumed < MAX_HEADER_LEN);
             buf.drain(..consumed);
             fed.carry = buf;
+            if fed.spliced_at.is_none() && fed.carry.is_empty() && relay.can_splice() {
+                fed.spliced_at = Some(fed.out.len());
+            }
         }
     }
 
@@ -2318,6 +2364,8 @@ mod tests {
         let sync = up.len();
         s.sync(&mut up);
         feed(&mut relay, &up[sync..], &mut rng, &mut fed, sc.all_in_place);
+        // Every chunk stream saw a fmt 0: in step, unless stream ids differ.
+        assert_eq!(relay.can_splice(), sc.map == StreamIdMap::IDENTITY, "seed {seed}");
         let steady = up.len();
         s.produce(250, &mut up);
         s.flush(&mut up);
@@ -2710,5 +2758,174 @@ mod tests {
         let (msgs, cs) = assemble(&out, &mut Rng::new(5));
         assert_eq!(cs, 1);
         assert_eq!(msgs[2], (2, mh(0, 4, TYPE_ABORT, 0), be32(9).to_vec()));
+    }
+
+    // ---- when the relay may be bypassed (spliced) --------------------------
+
+    /// A relay whose upstream decoder first read `up_pre` (the command
+    /// phase) and whose downstream peer was sent `down_pre` (whole messages
+    /// on `(cid, header)`), then fed `feed` in the given pieces. Returns
+    /// what `can_splice` says after `new` and after each piece.
+    struct Splice {
+        up_pre: Vec<u8>,
+        down_pre: Vec<(u32, MessageHeader)>,
+        down_chunk_size: Option<u32>,
+        map: StreamIdMap,
+        feed: Vec<Vec<u8>>,
+    }
+
+    impl Splice {
+        fn new() -> Splice {
+            Splice {
+                up_pre: Vec::new(),
+                down_pre: Vec::new(),
+                down_chunk_size: None,
+                map: StreamIdMap::IDENTITY,
+                feed: Vec::new(),
+            }
+        }
+
+        fn run(self) -> Vec<bool> {
+            let mut dec = Decoder::new(Limits::default());
+            let (used, _) = decode_all(&mut dec, &self.up_pre).expect("valid prefix");
+            assert_eq!(used, self.up_pre.len());
+            let mut down = Encoder::new();
+            for (cid, m) in &self.down_pre {
+                down.write_message(*cid, m, &vec![0; m.length as usize], &mut Vec::new());
+            }
+            if let Some(n) = self.down_chunk_size {
+                down.write_message(2, &mh(0, 4, TYPE_SET_CHUNK_SIZE, 0), &be32(n), &mut Vec::new());
+                down.set_chunk_size(n);
+            }
+            let mut relay = Relay::new(dec, down, self.map);
+            let mut said = vec![relay.can_splice()];
+            let mut carry = Vec::new();
+            for piece in self.feed {
+                carry.extend_from_slice(&piece);
+                let consumed = match relay.process(&mut carry).expect("valid feed") {
+                    Forward::InPlace { consumed } | Forward::Copied { consumed } => consumed,
+                };
+                carry.drain(..consumed);
+                said.push(carry.is_empty() && relay.can_splice());
+            }
+            said
+        }
+    }
+
+    /// A whole message as an Encoder with no state writes it (fmt 0).
+    fn msg0(cid: u32, m: MessageHeader) -> Vec<u8> {
+        let mut out = Vec::new();
+        Encoder::new().write_message(cid, &m, &vec![7; m.length as usize], &mut out);
+        out
+    }
+
+    #[test]
+    fn splice_fresh_relay_with_equal_ids_may_splice_at_once() {
+        assert_eq!(Splice::new().run(), [true]);
+    }
+
+    #[test]
+    fn splice_never_when_stream_ids_differ() {
+        let mut sc = Splice::new();
+        sc.map = StreamIdMap { from: 1, to: 5 };
+        sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(6, mh(0, 10, 9, 0))];
+        assert_eq!(sc.run(), [false, false, false]);
+    }
+
+    #[test]
+    fn splice_not_before_the_relays_own_set_chunk_size_is_out() {
+        // Upstream switched to 4096, downstream still at 128: `new` writes a
+        // SetChunkSize that the first `process` returns.
+        let mut sc = Splice::new();
+        sc.up_pre = msg0(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0))[..12].iter().copied().chain(be32(4096)).collect();
+        sc.feed = vec![Vec::new()];
+        assert_eq!(sc.run(), [false, true]);
+    }
+
+    #[test]
+    fn splice_not_while_chunk_sizes_differ_in_the_tracked_state() {
+        // Downstream at 4096, upstream at 128: after `new` the relay's
+        // SetChunkSize brings them level.
+        let mut sc = Splice::new();
+        sc.down_chunk_size = Some(4096);
+        // Its SetChunkSize went out on cid 2, which the sender has not used:
+        // in step once the sender's own fmt 0 there resets it.
+        sc.feed = vec![Vec::new(), msg0(6, mh(0, 10, 9, 1)), msg0(2, mh(0, 4, TYPE_ACK, 0))];
+        assert_eq!(sc.run(), [false, false, false, true]);
+    }
+
+    #[test]
+    fn splice_not_inside_a_chunk_or_a_message() {
+        // A 300-byte message at chunk size 128: header + 100 bytes (inside
+        // the first chunk), + 28 (chunk boundary, message in progress), the
+        // rest (message done).
+        let whole = msg0(6, mh(0, 300, 9, 1));
+        let mut sc = Splice::new();
+        sc.feed = vec![whole[..112].to_vec(), whole[112..140].to_vec(), whole[140..].to_vec()];
+        assert_eq!(sc.run(), [true, false, false, true]);
+    }
+
+    #[test]
+    fn splice_not_while_a_message_from_before_the_relay_is_dropped() {
+        let whole = msg0(6, mh(0, 300, 9, 1));
+        let mut sc = Splice::new();
+        sc.up_pre = whole[..140].to_vec();
+        // The receiver never saw that message's header: cid 6 is out of
+        // step until the sender's next fmt 0 there.
+        sc.feed = vec![whole[140..].to_vec(), msg0(6, mh(40, 10, 9, 1))];
+        assert_eq!(sc.run(), [false, false, true]);
+    }
+
+    #[test]
+    fn splice_waits_for_a_fmt0_on_a_chunk_stream_whose_states_differ() {
+        // The command phase left different headers on cid 3 on each side.
+        let mut sc = Splice::new();
+        sc.up_pre = msg0(3, mh(0, 20, TYPE_COMMAND_AMF0, 0));
+        sc.down_pre = vec![(3, mh(0, 33, TYPE_COMMAND_AMF0, 0))];
+        sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(3, mh(5, 20, TYPE_COMMAND_AMF0, 1))];
+        assert_eq!(sc.run(), [false, false, true]);
+    }
+
+    #[test]
+    fn splice_after_a_reencoded_message_once_a_fmt1_agrees() {
+        // cid 6: upstream at ts 100, downstream at ts 1000 with another
+        // length. A fmt 1 (delta 40) is re-encoded, which leaves the delta
+        // unequal; the next fmt 1 goes out verbatim and brings it in step.
+        let mut sc = Splice::new();
+        sc.up_pre = msg0(6, mh(100, 10, 9, 1));
+        sc.down_pre = vec![(6, mh(1000, 11, 9, 1))];
+        let fmt1 = |len: u32| [&[0x46][..], &t24(40), &t24(len), &[9], &fill(len as usize, 1)].concat();
+        sc.feed = vec![fmt1(12), fmt1(13)];
+        assert_eq!(sc.run(), [false, false, true]);
+    }
+
+    #[test]
+    fn splice_waits_on_cid2_the_sender_never_used_if_the_receiver_did() {
+        // librtmp may start cid 2 with fmt 1 against a zero state: the
+        // receiver's state there must be zero too, or the sender must have
+        // set it with a header of its own.
+        let mut sc = Splice::new();
+        sc.down_pre = vec![(2, mh(0, 4, TYPE_WINDOW_ACK_SIZE, 0))];
+        sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(2, mh(0, 4, TYPE_ACK, 0))];
+        assert_eq!(sc.run(), [false, false, true]);
+    }
+
+    #[test]
+    fn splice_ignores_chunk_streams_only_the_receiver_knows() {
+        // The sender must start those with fmt 0, which resets them.
+        let mut sc = Splice::new();
+        sc.down_pre = vec![(3, mh(0, 33, TYPE_COMMAND_AMF0, 0)), (5, mh(9, 3, 18, 1))];
+        assert_eq!(sc.run(), [true]);
+    }
+
+    #[test]
+    fn splice_stays_possible_across_set_chunk_size_and_abort() {
+        let mut sc = Splice::new();
+        let scs = [&msg0(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0))[..12], &be32(100)].concat();
+        let abort = [&msg0(2, mh(0, 4, TYPE_ABORT, 0))[..12], &be32(6)].concat();
+        // The first chunk (100 bytes at the new size) of a 300-byte message.
+        let part = [&[0x06][..], &t24(0), &t24(300), &[9], &le32(1), &fill(100, 3)].concat();
+        sc.feed = vec![scs, part, abort, msg0(6, mh(0, 10, 9, 1))];
+        assert_eq!(sc.run(), [true, true, false, true, true]);
     }
 }
