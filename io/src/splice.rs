@@ -9,12 +9,13 @@
 //! pipes a core has open are those of relays whose player is slower than
 //! their origin right now, plus a few kept for reuse.
 
-use crate::pump::{Direction, PumpEnd, Spill};
+use crate::pump::{Dir, Direction, Filter, Handoff, PumpEnd, Spill};
 use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// What an empty pipe takes in one splice (Linux's default pipe holds 16
 /// pages).
@@ -241,6 +242,70 @@ impl Direction<TcpStream, TcpStream> for Spliced {
                 }
             }
         }
+    }
+}
+
+/// One direction of a relay that reads its bytes through a filter (a
+/// [`Dir`]) until the filter says it would pass everything on unchanged
+/// ([`Filter::splice_ready`]), with nothing of its own left to write, and
+/// from then on splices ([`Spliced`]): for RTMP once both ends' chunk
+/// streams are in step. It counts into the same byte counter either way, so
+/// the idle watch and its sink see spliced bytes too.
+pub struct Switching<'f, 's, F> {
+    mode: Mode<'f, F>,
+    /// Set when it switched.
+    switched: &'s Cell<Option<Instant>>,
+}
+
+enum Mode<'f, F> {
+    Filter(Dir<'f, F>),
+    /// No pipe could be had when it was time to switch: it filters to the end.
+    FilterOnly(Dir<'f, F>),
+    Spliced(Spliced),
+    /// Only while switching.
+    Gone,
+}
+
+impl<'f, 's, F: Filter> Switching<'f, 's, F> {
+    /// `dir`: the direction as it starts (its first bytes already filtered);
+    /// `switched` is set to the moment it starts to splice.
+    pub fn new(dir: Dir<'f, F>, switched: &'s Cell<Option<Instant>>) -> Self {
+        Switching { mode: Mode::Filter(dir), switched }
+    }
+}
+
+impl<F: Filter> Direction<TcpStream, TcpStream> for Switching<'_, '_, F> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: &mut TcpStream,
+        w: &mut TcpStream,
+        max: usize,
+        bytes: &Cell<u64>,
+    ) -> Poll<PumpEnd> {
+        match &mut self.mode {
+            Mode::Spliced(s) => return s.poll(cx, r, w, max, bytes),
+            Mode::FilterOnly(d) => return d.poll(cx, r, w, max, bytes),
+            Mode::Filter(d) => match std::task::ready!(d.poll_until_splice(cx, r, w, max, bytes, true)) {
+                Handoff::End(end) => return Poll::Ready(end),
+                Handoff::Splice => {}
+            },
+            Mode::Gone => {
+                return Poll::Ready(PumpEnd::Local(io::Error::other("relay direction polled while switching")))
+            }
+        }
+        let Mode::Filter(dir) = std::mem::replace(&mut self.mode, Mode::Gone) else {
+            return Poll::Ready(PumpEnd::Local(io::Error::other("relay direction lost while switching")));
+        };
+        self.mode = match Spliced::new(r, w, None) {
+            Ok(s) => {
+                self.switched.set(Some(Instant::now()));
+                Mode::Spliced(s)
+            }
+            // Out of descriptors for a pipe: copying still works.
+            Err(_) => Mode::FilterOnly(dir),
+        };
+        self.poll(cx, r, w, max, bytes)
     }
 }
 

@@ -805,6 +805,38 @@ impl StreamIdMap {
     }
 }
 
+/// Why a [`Relay`] cannot be bypassed yet ([`Relay::out_of_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfStep {
+    /// Stream ids are rewritten (never in step).
+    StreamIds {
+        from: u32,
+        to: u32,
+    },
+    /// The chunk sizes differ, or the relay's own SetChunkSize is still to go.
+    ChunkSize,
+    InsideChunk,
+    MessageInProgress {
+        cid: u32,
+    },
+    /// The two ends resolve the next header on this chunk stream differently.
+    HeaderState {
+        cid: u32,
+    },
+}
+
+impl fmt::Display for OutOfStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutOfStep::StreamIds { from, to } => write!(f, "stream id {from} is {to} on the other side"),
+            OutOfStep::ChunkSize => f.write_str("chunk sizes differ"),
+            OutOfStep::InsideChunk => f.write_str("inside a chunk"),
+            OutOfStep::MessageInProgress { cid } => write!(f, "message in progress on chunk stream {cid}"),
+            OutOfStep::HeaderState { cid } => write!(f, "chunk stream {cid} out of step"),
+        }
+    }
+}
+
 /// What [`Relay::process`] handled and where the bytes to write are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forward {
@@ -1033,13 +1065,72 @@ impl Relay {
     /// state. A later SetChunkSize or Abort is among those bytes, so both
     /// ends apply it at the same chunk, as they would connected directly.
     pub fn can_splice(&self) -> bool {
+        self.out_of_step().is_none()
+    }
+
+    /// Brings into step the chunk streams that the downstream peer would
+    /// resolve differently from the upstream sender, where a message that
+    /// changes nothing for the receiver can do it. For each such chunk
+    /// stream, `no_op` is shown the header the sender wrote there last and
+    /// gives a payload of exactly that length and type that the receiver
+    /// may see again without effect (a SetChunkSize of the current size, a
+    /// repeated StreamBegin or start status), or `None`. It is written only
+    /// if the receiver's header state after it equals the sender's exactly.
+    /// Call right after [`new`](Self::new): the first `process` returns
+    /// these bytes after the SetChunkSize `new` may have written. Returns
+    /// how many were written.
+    ///
+    /// Why: the proxy's own messages of the command phase leave the
+    /// receiver's state on some chunk streams unlike the origin's, and a
+    /// sender that never writes there again would keep the relay from
+    /// splicing ([`can_splice`](Self::can_splice)) for the whole session.
+    pub fn resync(&mut self, mut no_op: impl FnMut(&MessageHeader, u32) -> Option<Vec<u8>>) -> usize {
+        let mut written = 0;
+        for (cid, slot) in &self.up.tab.slots {
+            let (cid, u) = (*cid, slot.h);
+            if slot.remaining > 0 || self.down.state(cid) == Some(u) {
+                continue;
+            }
+            let m = u.message();
+            let Some(payload) = no_op(&m, self.up.chunk_size).filter(|p| p.len() == u.len as usize) else {
+                continue;
+            };
+            let mut trial = self.down.clone();
+            trial.write_message(cid, &m, &payload, &mut Vec::new());
+            if trial.state(cid) == Some(u) {
+                self.down.write_message(cid, &m, &payload, &mut self.out);
+                written += 1;
+            }
+        }
+        self.keep_output = !self.out.is_empty();
+        written
+    }
+
+    /// Why [`can_splice`](Self::can_splice) says no (the first reason
+    /// found), for logs.
+    pub fn out_of_step(&self) -> Option<OutOfStep> {
+        if self.map.from != self.map.to {
+            return Some(OutOfStep::StreamIds { from: self.map.from, to: self.map.to });
+        }
+        if self.keep_output || self.up.chunk_size != self.down.chunk_size {
+            return Some(OutOfStep::ChunkSize);
+        }
+        if self.up.chunk_left > 0 {
+            return Some(OutOfStep::InsideChunk);
+        }
+        for (cid, s) in &self.up.tab.slots {
+            if s.remaining > 0 {
+                return Some(OutOfStep::MessageInProgress { cid: *cid });
+            }
+            if self.down.state(*cid) != Some(s.h) {
+                return Some(OutOfStep::HeaderState { cid: *cid });
+            }
+        }
         let cid2_known = self.up.tab.find(2).is_some();
-        !self.keep_output
-            && self.map.from == self.map.to
-            && self.up.chunk_left == 0
-            && self.up.chunk_size == self.down.chunk_size
-            && self.up.tab.slots.iter().all(|(cid, s)| s.remaining == 0 && self.down.state(*cid) == Some(s.h))
-            && self.down.tab.slots.iter().all(|(cid, d)| *cid != 2 || cid2_known || *d == Hdr::default())
+        if self.down.tab.slots.iter().any(|(cid, d)| *cid == 2 && !cid2_known && *d != Hdr::default()) {
+            return Some(OutOfStep::HeaderState { cid: 2 });
+        }
+        None
     }
 
     /// The bytes to write after [`Forward::Copied`].

@@ -12,7 +12,7 @@ use super::command::Command;
 use super::handshake::{self, Step, RANDOM_LEN};
 use super::session::{
     decode_command, on_status, write_chunk_size, write_command, write_peer_bandwidth, write_user_control,
-    write_window_ack_size, Advance, Role, SessionError, CID_COMMAND,
+    write_window_ack_size, Advance, Role, SessionError, CID_COMMAND, CID_STATUS,
 };
 
 /// What the proxy says about itself in `connect`'s `_result`.
@@ -218,7 +218,7 @@ impl ExpectPublishOrPlay {
                                 ("code", Value::str("NetStream.Publish.Start")),
                                 ("description", Value::str("Started publishing stream.")),
                             ]));
-                            write_command(&mut self.enc, CID_COMMAND, sid, &c, out);
+                            write_command(&mut self.enc, CID_STATUS, sid, &c, out);
                         }
                         Role::Play => {
                             let c = Command::new("onStatus", 0.0).arg(Value::object([
@@ -228,7 +228,7 @@ impl ExpectPublishOrPlay {
                                 ("details", Value::str("stream")),
                                 ("clientid", Value::str("ASAICiss")),
                             ]));
-                            write_command(&mut self.enc, CID_COMMAND, sid, &c, out);
+                            write_command(&mut self.enc, CID_STATUS, sid, &c, out);
                         }
                     }
                     let request = StreamRequest {
@@ -276,7 +276,7 @@ impl Identified {
         match self.request.role {
             Role::Publish => {
                 let c = on_status("status", "NetStream.Publish.Start", "Started publishing stream.");
-                write_command(&mut self.enc, CID_COMMAND, sid, &c, out);
+                write_command(&mut self.enc, CID_STATUS, sid, &c, out);
             }
             Role::Play => {
                 // StreamBegin, as an origin would send before the media.
@@ -288,7 +288,7 @@ impl Identified {
                     ("details", Value::str("stream")),
                     ("clientid", Value::str("ASAICiss")),
                 ]));
-                write_command(&mut self.enc, CID_COMMAND, sid, &c, out);
+                write_command(&mut self.enc, CID_STATUS, sid, &c, out);
             }
         }
         Relaying { decoder: self.asm.into_decoder(), encoder: self.enc, stream_id: sid }
@@ -301,6 +301,6 @@ impl Identified {
             Role::Play => "NetStream.Play.StreamNotFound",
         };
         let c = on_status("error", code, description);
-        write_command(&mut self.enc, CID_COMMAND, self.request.stream_id, &c, out);
+        write_command(&mut self.enc, CID_STATUS, self.request.stream_id, &c, out);
     }
 }

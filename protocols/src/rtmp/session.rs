@@ -10,6 +10,11 @@ use std::fmt;
 /// Chunk stream ids the proxy writes its own messages on.
 pub const CID_CONTROL: u32 = 2;
 pub const CID_COMMAND: u32 = 3;
+/// Where SRS and nginx-rtmp send a stream's status (onStatus): the proxy
+/// does the same, so that what it told a client leaves the client's chunk
+/// stream 3 as the origin's answers left the proxy's (both end with the
+/// createStream result), one of the conditions for splicing the relay.
+pub const CID_STATUS: u32 = 5;
 /// FFmpeg and librtmp send publish/play and stream commands here.
 pub const CID_STREAM: u32 = 8;
 
@@ -119,6 +124,48 @@ pub(crate) fn on_status<'a>(level: &'a str, code: &'a str, description: &'a str)
         ("description", Value::str(description)),
         ("clientid", Value::str("ASAICiss")),
     ]))
+}
+
+/// A message a peer may receive again without effect, of exactly the type,
+/// length and stream of `h` (the header a relay wants the peer to have seen
+/// last on some chunk stream; see `chunk::Relay::resync`), or `None`:
+/// * a SetChunkSize (4 bytes) of `chunk_size`, the size already in force;
+/// * toward a client (`client: Some((role, stream_id))`), which was told
+///   its stream began and started: a user control StreamBegin (6 bytes) of
+///   its stream, and, on its stream, the start status again (onStatus
+///   `NetStream.Play.Start` or `NetStream.Publish.Start`, level and code
+///   and a description cut or padded with spaces to the length).
+pub fn no_op_message(h: &MessageHeader, chunk_size: u32, client: Option<(Role, u32)>) -> Option<Vec<u8>> {
+    match (h.type_id, h.length, client) {
+        (chunk::TYPE_SET_CHUNK_SIZE, 4, _) => Some(chunk_size.to_be_bytes().to_vec()),
+        (chunk::TYPE_USER_CONTROL, 6, Some((_, sid))) => {
+            let mut p = vec![0, 0];
+            p.extend_from_slice(&sid.to_be_bytes());
+            Some(p)
+        }
+        (chunk::TYPE_COMMAND_AMF0, len, Some((role, sid))) if h.stream_id == sid => {
+            let (code, text) = match role {
+                Role::Play => ("NetStream.Play.Start", "Started playing stream."),
+                Role::Publish => ("NetStream.Publish.Start", "Started publishing stream."),
+            };
+            let status = |description: &str| {
+                let mut p = Vec::new();
+                Command::new("onStatus", 0.0)
+                    .arg(Value::object([
+                        ("level", Value::str("status")),
+                        ("code", Value::str(code)),
+                        ("description", Value::str(description)),
+                    ]))
+                    .encode(&mut p);
+                p
+            };
+            // The description takes what the length leaves: the text, cut
+            // short or padded with spaces.
+            let room = (len as usize).checked_sub(status("").len())?;
+            Some(status(&format!("{text:room$.room$}")))
+        }
+        _ => None,
+    }
 }
 
 /// Decodes a command message (AMF0 or AMF3-wrapped), `None` for other types.
