@@ -214,3 +214,184 @@ fn a_player_whose_stream_id_differs_stays_on_the_chunk_path_and_plays() {
         .unwrap_or_else(|| panic!("{}", lines[0]));
     assert!(msgs_up.is_some() && msgs_down.is_some_and(|d| d >= videos), "{}", lines[0]);
 }
+
+// ---------------------------------------------------------------------------
+// Publishers with the chunk sizes encoders use (128, 4096, 60000), and one
+// that changes its chunk size while the relay splices.
+
+/// The tags of an FLV file: (type, timestamp ms, body).
+fn flv_tags(path: &std::path::Path) -> Vec<(u8, u32, Vec<u8>)> {
+    let b = std::fs::read(path).expect("read the clip");
+    assert_eq!(&b[..3], b"FLV");
+    let mut at = u32::from_be_bytes([b[5], b[6], b[7], b[8]]) as usize + 4;
+    let mut tags = Vec::new();
+    while at + 11 <= b.len() {
+        let ty = b[at];
+        let size = u32::from_be_bytes([0, b[at + 1], b[at + 2], b[at + 3]]) as usize;
+        let ts = u32::from_be_bytes([b[at + 7], b[at + 4], b[at + 5], b[at + 6]]);
+        let body = b[at + 11..at + 11 + size].to_vec();
+        tags.push((ty, ts, body));
+        at += 11 + size + 4;
+    }
+    tags
+}
+
+/// A publisher that sends the test clip's tags at their pace with its own
+/// chunk sizes, as OBS (4096) or other encoders (128, 60000) do: no
+/// packaged encoder here lets one choose. `sizes`: the chunk size set
+/// before `connect`, then one more set every `change_every` tags. Speaks
+/// real RTMP (simple handshake, connect, createStream, publish), the
+/// test's own thread.
+fn publish_with_chunk_sizes(
+    proxy_port: u16,
+    name: &str,
+    sizes: &[u32],
+    change_every: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    let mut s = TcpStream::connect(loopback(proxy_port)).expect("connect to the proxy");
+    s.set_read_timeout(Some(secs(15))).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 1536]);
+    s.write_all(&c0c1).unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
+    s.read_exact(&mut s0s1s2).expect("S0S1S2");
+    s.write_all(&s0s1s2[1..1537]).unwrap();
+
+    let mut enc = Encoder::new();
+    let mut out = Vec::new();
+    let set_size = |enc: &mut Encoder, out: &mut Vec<u8>, n: u32| {
+        let h = MessageHeader { timestamp: 0, length: 4, type_id: 1, stream_id: 0 };
+        enc.write_message(2, &h, &n.to_be_bytes(), out);
+        enc.set_chunk_size(n);
+    };
+    let command = |enc: &mut Encoder, out: &mut Vec<u8>, sid: u32, c: Command<'_>| {
+        let mut p = Vec::new();
+        c.encode(&mut p);
+        let h = MessageHeader { timestamp: 0, length: p.len() as u32, type_id: TYPE_COMMAND_AMF0, stream_id: sid };
+        enc.write_message(3, &h, &p, out);
+    };
+    set_size(&mut enc, &mut out, sizes[0]);
+    let tc_url = format!("rtmp://127.0.0.1:{proxy_port}/live");
+    let connect = Command::new("connect", 1.0).with_object(Value::object([
+        ("app", Value::str("live")),
+        ("type", Value::str("nonprivate")),
+        ("tcUrl", Value::str(&tc_url)),
+    ]));
+    command(&mut enc, &mut out, 0, connect);
+    command(&mut enc, &mut out, 0, Command::new("createStream", 2.0));
+    s.write_all(&out).unwrap();
+    out.clear();
+
+    // Reads until the createStream result (stream id) and then the start.
+    let mut asm = Assembler::new(Limits::default());
+    let mut buf = Vec::new();
+    let mut wait_for = |s: &mut TcpStream, want: &dyn Fn(&Command<'_>) -> Option<f64>| -> f64 {
+        loop {
+            loop {
+                let (n, found) = {
+                    let (n, m) = asm.read(&buf).expect("a valid chunk stream from the proxy");
+                    let found = m
+                        .filter(|m| m.header.type_id == TYPE_COMMAND_AMF0)
+                        .and_then(|m| Command::decode(m.payload, false).ok().and_then(|c| want(&c)));
+                    (n, (n, m.is_some(), found))
+                };
+                buf.drain(..n);
+                match found {
+                    (_, _, Some(v)) => return v,
+                    (0, false, None) => break,
+                    _ => {}
+                }
+            }
+            let mut tmp = [0u8; 65536];
+            let k = s.read(&mut tmp).expect("read from the proxy");
+            assert!(k > 0, "the proxy closed the publisher");
+            buf.extend_from_slice(&tmp[..k]);
+        }
+    };
+    let sid = wait_for(&mut s, &|c| {
+        (c.name == "_result" && c.transaction_id == 2.0).then(|| c.args.first().and_then(|v| v.as_f64())).flatten()
+    }) as u32;
+    let publish = Command::new("publish", 0.0).arg(Value::str(name)).arg(Value::str("live"));
+    command(&mut enc, &mut out, sid, publish);
+    s.write_all(&out).unwrap();
+    out.clear();
+    wait_for(&mut s, &|c| {
+        let code = c.args.first().and_then(|o| o.get("code")).and_then(|v| v.as_str());
+        (c.name == "onStatus" && code == Some("NetStream.Publish.Start")).then_some(1.0)
+    });
+
+    // The clip at its pace, looped, until told to stop.
+    let tags = flv_tags(&test_clip());
+    let start = Instant::now();
+    let (mut base, mut sent, mut next_size) = (0u32, 0usize, 1usize);
+    while !stop.load(Ordering::Relaxed) {
+        for (ty, ts, body) in &tags {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let at = base + ts;
+            let due = start + Duration::from_millis(u64::from(at));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if change_every > 0 && sent > 0 && sent % change_every == 0 && next_size < sizes.len() {
+                set_size(&mut enc, &mut out, sizes[next_size]);
+                next_size += 1;
+            }
+            let cid = if *ty == 8 { 4 } else { 6 };
+            let h = MessageHeader { timestamp: at, length: body.len() as u32, type_id: *ty, stream_id: sid };
+            enc.write_message(cid, &h, body, &mut out);
+            s.write_all(&out).expect("send media");
+            out.clear();
+            sent += 1;
+        }
+        base += tags.last().map_or(0, |t| t.1) + 40;
+    }
+}
+
+/// Publishes with `sizes` through the proxy onto `origin_holds`' origin,
+/// plays through the proxy decoding 6 s, and checks both relays spliced
+/// the way their media goes.
+fn chunk_sizes_case(proxy: &Proxy, name: &str, sizes: &[u32], change_every: usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = proxy.rtmp_port;
+    let (n, sz, st) = (name.to_string(), sizes.to_vec(), stop.clone());
+    let publisher = std::thread::spawn(move || publish_with_chunk_sizes(port, &n, &sz, change_every, &st));
+    std::thread::sleep(secs(1));
+    let played = play_decoding(&proxy.rtmp_url(name), 6);
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().expect("the publisher thread");
+    let frames = played.unwrap_or_else(|e| panic!("chunk sizes {sizes:?}: {e}"));
+    // 25 fps; nginx-rtmp keeps no GOP, so the first keyframe may come 2 s in.
+    assert!(frames >= 75, "chunk sizes {sizes:?}: the player decoded only {frames} frames in 6 s");
+    let lines = end_lines(proxy, &live_key(name), 2);
+    for (role, way) in [("publish", 0), ("play", 1)] {
+        let line = lines.iter().find(|l| log_field(l, "role").as_deref() == Some(role)).expect("end line");
+        let s = spliced(line);
+        let at = if way == 0 { s.0 } else { s.1 };
+        assert!(at.is_some(), "chunk sizes {sizes:?}: the {role} relay never spliced: {line}");
+    }
+}
+
+#[test]
+fn publishers_with_encoder_chunk_sizes_splice_and_play_on_nginx_rtmp_and_node_media_server() {
+    let ngx = NginxRtmp::start();
+    let nms = Nms::start();
+    for (k, origin) in [ngx.origin(), nms.origin()].into_iter().enumerate() {
+        let proxy = Proxy::start(&[]);
+        let _hb = Heartbeat::start(&proxy.sys_api(), origin.register_body());
+        for size in [128, 4096, 60000] {
+            chunk_sizes_case(&proxy, &format!("cs{k}_{size}"), &[size], 0);
+        }
+        // The chunk size changes while the publisher's way splices (a
+        // SetChunkSize every 60 tags, about 1 s): it passes through. Only
+        // growing: nginx-rtmp 1.2.2 itself loses the framing when a
+        // publisher's chunk size shrinks (4096 then 128, straight to it
+        // with no proxy: "too big message").
+        chunk_sizes_case(&proxy, &format!("cs{k}_changes"), &[128, 4096, 60000], 60);
+    }
+}

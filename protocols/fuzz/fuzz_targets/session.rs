@@ -138,6 +138,7 @@ fuzz_target!(|input: &[u8]| {
         stream: "fuzz".into(),
         stream_id: 1,
         connect: Value::Null,
+        start_message: None,
     };
     client(&req, data, splits);
 });
