@@ -40,7 +40,7 @@ fn play_decoding(url: &str, seconds: u64) -> Result<u64, String> {
     let mut g = ProcGuard::spawn("ffmpeg-play", cmd, dir.path());
     let st = g.wait_exit(secs(seconds + 30));
     let (out, err) = (g.stdout(), g.stderr());
-    let frames = out.lines().filter_map(|l| l.strip_prefix("frame=")).filter_map(|v| v.trim().parse().ok()).last();
+    let frames = out.lines().filter_map(|l| l.strip_prefix("frame=")).filter_map(|v| v.trim().parse().ok()).next_back();
     match (st, frames) {
         (Some(st), Some(f)) if st.success() && err.trim().is_empty() => Ok(f),
         (st, _) => Err(format!("ffmpeg play {url}: {st:?}; stderr {err:?}; progress {out:?}")),
