@@ -3019,4 +3019,42 @@ mod tests {
         sc.feed = vec![scs, part, abort, msg0(6, mh(0, 10, 9, 1))];
         assert_eq!(sc.run(), [true, true, false, true, true]);
     }
+
+    #[test]
+    fn resync_brings_in_step_what_a_no_op_can_and_leaves_the_rest() {
+        // The sender's last headers: cid 2 a user control event, cid 3 a
+        // command, cid 5 a data message; the receiver saw others there.
+        let up_pre = [
+            msg0(2, mh(0, 6, TYPE_USER_CONTROL, 0)),
+            msg0(3, mh(0, 29, TYPE_COMMAND_AMF0, 0)),
+            msg0(5, mh(0, 40, TYPE_DATA_AMF0, 1)),
+        ]
+        .concat();
+        let mut dec = Decoder::new(Limits::default());
+        decode_all(&mut dec, &up_pre).unwrap();
+        let mut down = Encoder::new();
+        for (cid, m) in [(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0)), (3, mh(0, 148, TYPE_COMMAND_AMF0, 1))] {
+            down.write_message(cid, &m, &vec![0; m.length as usize], &mut Vec::new());
+        }
+        let mut relay = Relay::new(dec, down, StreamIdMap::IDENTITY);
+        assert_eq!(relay.out_of_step(), Some(OutOfStep::HeaderState { cid: 2 }));
+        let mut shown = Vec::new();
+        let n = relay.resync(|h, _| {
+            shown.push((h.type_id, h.length));
+            match h.type_id {
+                TYPE_USER_CONTROL => Some(vec![0, 0, 0, 0, 0, 1]),
+                TYPE_COMMAND_AMF0 => Some(vec![1; 28]), // one byte short: not written
+                _ => None,
+            }
+        });
+        assert_eq!(n, 1);
+        assert_eq!(shown, [(TYPE_USER_CONTROL, 6), (TYPE_COMMAND_AMF0, 29), (TYPE_DATA_AMF0, 40)]);
+        // The first process returns the resync message, whole and decodable.
+        let (f, out) = relay_once(&mut relay, &[]);
+        assert_eq!(f, Forward::Copied { consumed: 0 });
+        let (msgs, _) = assemble(&out, &mut Rng::new(1));
+        assert_eq!(msgs, [(2, mh(0, 6, TYPE_USER_CONTROL, 0), vec![0, 0, 0, 0, 0, 1])]);
+        // cid 2 is in step now; cid 3 is not.
+        assert_eq!(relay.out_of_step(), Some(OutOfStep::HeaderState { cid: 3 }));
+    }
 }

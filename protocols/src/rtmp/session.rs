@@ -185,3 +185,55 @@ pub enum Advance<S, N> {
     /// This step is done; `next` takes over from byte `consumed`.
     Next { consumed: usize, next: N },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(length: u32, type_id: u8, stream_id: u32) -> MessageHeader {
+        MessageHeader { timestamp: 0, length, type_id, stream_id }
+    }
+
+    const CLIENT: Option<(Role, u32)> = Some((Role::Play, 1));
+
+    #[test]
+    fn no_op_set_chunk_size_is_the_size_in_force_either_way() {
+        let set = h(4, chunk::TYPE_SET_CHUNK_SIZE, 0);
+        assert_eq!(no_op_message(&set, 4096, None), Some(4096u32.to_be_bytes().to_vec()));
+        assert_eq!(no_op_message(&set, 128, CLIENT), Some(128u32.to_be_bytes().to_vec()));
+        assert_eq!(no_op_message(&h(5, chunk::TYPE_SET_CHUNK_SIZE, 0), 128, CLIENT), None);
+    }
+
+    #[test]
+    fn no_op_user_control_is_stream_begin_of_the_clients_stream_and_only_toward_it() {
+        let uc = h(6, chunk::TYPE_USER_CONTROL, 0);
+        assert_eq!(no_op_message(&uc, 128, Some((Role::Play, 7))), Some(vec![0, 0, 0, 0, 0, 7]));
+        assert_eq!(no_op_message(&uc, 128, None), None, "nothing toward an origin");
+        assert_eq!(no_op_message(&h(10, chunk::TYPE_USER_CONTROL, 0), 128, CLIENT), None);
+    }
+
+    #[test]
+    fn no_op_status_repeats_the_start_at_exactly_the_length() {
+        for (role, code) in [(Role::Play, "NetStream.Play.Start"), (Role::Publish, "NetStream.Publish.Start")] {
+            for len in [90u32, 109, 121, 300] {
+                let p = no_op_message(&h(len, chunk::TYPE_COMMAND_AMF0, 1), 128, Some((role, 1)))
+                    .unwrap_or_else(|| panic!("{code} in {len} bytes"));
+                assert_eq!(p.len(), len as usize);
+                let c = Command::decode(&p, false).expect("a valid command");
+                assert_eq!(c.name, "onStatus");
+                let info = c.args.first().expect("the info object");
+                assert_eq!(info.get("code").and_then(|v| v.as_str()), Some(code));
+                assert_eq!(info.get("level").and_then(|v| v.as_str()), Some("status"));
+            }
+        }
+    }
+
+    #[test]
+    fn no_op_status_none_when_too_short_off_the_stream_or_toward_an_origin() {
+        assert_eq!(no_op_message(&h(29, chunk::TYPE_COMMAND_AMF0, 1), 128, CLIENT), None, "too short");
+        assert_eq!(no_op_message(&h(120, chunk::TYPE_COMMAND_AMF0, 0), 128, CLIENT), None, "stream 0");
+        assert_eq!(no_op_message(&h(120, chunk::TYPE_COMMAND_AMF0, 1), 128, None), None, "toward an origin");
+        assert_eq!(no_op_message(&h(120, chunk::TYPE_DATA_AMF0, 1), 128, CLIENT), None, "data");
+        assert_eq!(no_op_message(&h(8, chunk::TYPE_AUDIO, 1), 128, CLIENT), None, "media");
+    }
+}
