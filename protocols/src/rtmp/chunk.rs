@@ -1058,7 +1058,8 @@ impl Relay {
     ///   id, extended timestamp): any fmt 1, 2 or 3 header the sender writes
     ///   next means the same to both. A chunk stream only the downstream
     ///   knows is safe (the sender starts it with fmt 0), except chunk
-    ///   stream 2, which librtmp starts with fmt 1 against a zero state.
+    ///   stream 2, which librtmp starts with fmt 1 against a zero state
+    ///   (the relay re-encodes that): the sender must have used it.
     ///
     /// From such a point the two ends stay in step without the relay: the
     /// receiver decodes the very bytes the sender encoded, from the same
@@ -1126,8 +1127,11 @@ impl Relay {
                 return Some(OutOfStep::HeaderState { cid: *cid });
             }
         }
-        let cid2_known = self.up.tab.find(2).is_some();
-        if self.down.tab.slots.iter().any(|(cid, d)| *cid == 2 && !cid2_known && *d != Hdr::default()) {
+        // librtmp may start chunk stream 2 with fmt 1 against a zero state,
+        // which the relay re-encodes as fmt 0 for the receiver: only once
+        // the sender has used it (and it is in step, above) is every next
+        // header passed on as it came.
+        if self.up.tab.find(2).is_none() {
             return Some(OutOfStep::HeaderState { cid: 2 });
         }
         None
@@ -2866,10 +2870,12 @@ mod tests {
     }
 
     impl Splice {
+        /// Both ends start in step on chunk stream 2 (the command phase's
+        /// last control message there was the same).
         fn new() -> Splice {
             Splice {
-                up_pre: Vec::new(),
-                down_pre: Vec::new(),
+                up_pre: msg0(2, mh(0, 4, TYPE_WINDOW_ACK_SIZE, 0)),
+                down_pre: vec![(2, mh(0, 4, TYPE_WINDOW_ACK_SIZE, 0))],
                 down_chunk_size: None,
                 map: StreamIdMap::IDENTITY,
                 feed: Vec::new(),
@@ -2929,6 +2935,7 @@ mod tests {
         // SetChunkSize that the first `process` returns.
         let mut sc = Splice::new();
         sc.up_pre = msg0(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0))[..12].iter().copied().chain(be32(4096)).collect();
+        sc.down_pre = vec![(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0))];
         sc.feed = vec![Vec::new()];
         assert_eq!(sc.run(), [false, true]);
     }
@@ -2960,7 +2967,7 @@ mod tests {
     fn splice_not_while_a_message_from_before_the_relay_is_dropped() {
         let whole = msg0(6, mh(0, 300, 9, 1));
         let mut sc = Splice::new();
-        sc.up_pre = whole[..140].to_vec();
+        sc.up_pre.extend_from_slice(&whole[..140]);
         // The receiver never saw that message's header: cid 6 is out of
         // step until the sender's next fmt 0 there.
         sc.feed = vec![whole[140..].to_vec(), msg0(6, mh(40, 10, 9, 1))];
@@ -2971,8 +2978,8 @@ mod tests {
     fn splice_waits_for_a_fmt0_on_a_chunk_stream_whose_states_differ() {
         // The command phase left different headers on cid 3 on each side.
         let mut sc = Splice::new();
-        sc.up_pre = msg0(3, mh(0, 20, TYPE_COMMAND_AMF0, 0));
-        sc.down_pre = vec![(3, mh(0, 33, TYPE_COMMAND_AMF0, 0))];
+        sc.up_pre.extend(msg0(3, mh(0, 20, TYPE_COMMAND_AMF0, 0)));
+        sc.down_pre.push((3, mh(0, 33, TYPE_COMMAND_AMF0, 0)));
         sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(3, mh(5, 20, TYPE_COMMAND_AMF0, 1))];
         assert_eq!(sc.run(), [false, false, true]);
     }
@@ -2983,29 +2990,32 @@ mod tests {
         // length. A fmt 1 (delta 40) is re-encoded, which leaves the delta
         // unequal; the next fmt 1 goes out verbatim and brings it in step.
         let mut sc = Splice::new();
-        sc.up_pre = msg0(6, mh(100, 10, 9, 1));
-        sc.down_pre = vec![(6, mh(1000, 11, 9, 1))];
+        sc.up_pre.extend(msg0(6, mh(100, 10, 9, 1)));
+        sc.down_pre.push((6, mh(1000, 11, 9, 1)));
         let fmt1 = |len: u32| [&[0x46][..], &t24(40), &t24(len), &[9], &fill(len as usize, 1)].concat();
         sc.feed = vec![fmt1(12), fmt1(13)];
         assert_eq!(sc.run(), [false, false, true]);
     }
 
     #[test]
-    fn splice_waits_on_cid2_the_sender_never_used_if_the_receiver_did() {
-        // librtmp may start cid 2 with fmt 1 against a zero state: the
-        // receiver's state there must be zero too, or the sender must have
-        // set it with a header of its own.
-        let mut sc = Splice::new();
-        sc.down_pre = vec![(2, mh(0, 4, TYPE_WINDOW_ACK_SIZE, 0))];
-        sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(2, mh(0, 4, TYPE_ACK, 0))];
-        assert_eq!(sc.run(), [false, false, true]);
+    fn splice_waits_until_the_sender_used_cid2() {
+        // librtmp may start cid 2 with fmt 1 against a zero state, which the
+        // relay re-encodes: in step only once the sender has set cid 2 with
+        // a header of its own, whether the receiver knows cid 2 or not.
+        for down_pre in [vec![], vec![(2, mh(0, 4, TYPE_WINDOW_ACK_SIZE, 0))]] {
+            let mut sc = Splice::new();
+            sc.up_pre = Vec::new();
+            sc.down_pre = down_pre;
+            sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(2, mh(0, 4, TYPE_ACK, 0))];
+            assert_eq!(sc.run(), [false, false, true]);
+        }
     }
 
     #[test]
     fn splice_ignores_chunk_streams_only_the_receiver_knows() {
         // The sender must start those with fmt 0, which resets them.
         let mut sc = Splice::new();
-        sc.down_pre = vec![(3, mh(0, 33, TYPE_COMMAND_AMF0, 0)), (5, mh(9, 3, 18, 1))];
+        sc.down_pre.extend([(3, mh(0, 33, TYPE_COMMAND_AMF0, 0)), (5, mh(9, 3, 18, 1))]);
         assert_eq!(sc.run(), [true]);
     }
 
