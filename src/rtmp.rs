@@ -9,13 +9,14 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use srs_io::idle::Watch;
-use srs_io::pump::{self, Filter, PairEnd, PumpEnd};
+use srs_io::pump::{self, Dir, Filter, PairEnd, PumpEnd};
+use srs_io::splice::Switching;
 use srs_lb::LoadBalancer;
-use srs_protocols::rtmp::chunk::{ChunkError, Decoder, Encoder, Forward, Limits, Relay, StreamIdMap};
+use srs_protocols::rtmp::chunk::{ChunkError, Decoder, Encoder, Forward, Limits, OutOfStep, Relay, StreamIdMap};
 use srs_protocols::rtmp::client::{ClientProgress, ClientSession};
 use srs_protocols::rtmp::handshake::RANDOM_LEN;
 use srs_protocols::rtmp::server::{self, Identified, ServerInfo, StreamRequest};
-use srs_protocols::rtmp::session::{Advance, Role, SessionError};
+use srs_protocols::rtmp::session::{self, Advance, Role, SessionError};
 use srs_protocols::stream_url::{self, StreamUrl};
 use std::cell::Cell;
 use std::fmt;
@@ -105,6 +106,13 @@ struct Facts {
     messages: (u64, u64),
     /// Relay batches that needed a copy (header re-encoding), each way.
     copied: (u64, u64),
+    /// When each way (client → origin, origin → client) began to splice,
+    /// in ms since the session was accepted: from then on its bytes moved
+    /// in the kernel and its messages were no longer counted.
+    spliced: (Option<u64>, Option<u64>),
+    /// For a way that never spliced, what kept it on the chunk path at the
+    /// end (`Relay::out_of_step`).
+    unspliced: (Option<OutOfStep>, Option<OutOfStep>),
 }
 
 /// One RTMP connection. A plain function: the socket goes straight into the
@@ -124,7 +132,7 @@ pub fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) ->
                 // Setup ends with the first byte relayed the way the media goes.
                 let media = if role == Some(Role::Publish) { &mut ready.parts.up } else { &mut ready.parts.down };
                 media.1 = Some(started);
-                relay(&core, ready, &mut facts).await
+                relay(&core, started, ready, &mut facts).await
             }
             Err(end) => end,
         };
@@ -143,12 +151,46 @@ fn log_end(core: &Core, id: ConnId, peer: SocketAddr, started: Instant, facts: &
     // Formatted only if the line is written.
     let msgs = Both(facts.messages);
     let copied = Both(facts.copied);
+    let spliced = SplicedAt(facts.spliced);
+    let unspliced = Why(facts.unspliced);
     if end.is_failure() {
         tracing::warn!(conn = %id, core = core.index, %peer, stream, origin, role, bytes_in = bin, bytes_out = bout,
-            messages = %msgs, copied = %copied, duration_ms = ms, reason = %end, "rtmp session ended");
+            messages = %msgs, copied = %copied, spliced = %spliced, unspliced = %unspliced, duration_ms = ms, reason = %end, "rtmp session ended");
     } else {
         tracing::info!(conn = %id, core = core.index, %peer, stream, origin, role, bytes_in = bin, bytes_out = bout,
-            messages = %msgs, copied = %copied, duration_ms = ms, reason = %end, "rtmp session ended");
+            messages = %msgs, copied = %copied, spliced = %spliced, unspliced = %unspliced, duration_ms = ms, reason = %end, "rtmp session ended");
+    }
+}
+
+/// When each way began to splice, shown as `a/b` in ms since the session
+/// was accepted, `-` for a way that never did (e.g. `-/312ms`).
+struct SplicedAt((Option<u64>, Option<u64>));
+
+impl fmt::Display for SplicedAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let one = |f: &mut fmt::Formatter<'_>, v: Option<u64>| match v {
+            Some(ms) => write!(f, "{ms}ms"),
+            None => f.write_str("-"),
+        };
+        one(f, self.0 .0)?;
+        f.write_str("/")?;
+        one(f, self.0 .1)
+    }
+}
+
+/// Why each way stayed on the chunk path, `a/b`, `-` for a way that spliced
+/// (or never relayed).
+struct Why((Option<OutOfStep>, Option<OutOfStep>));
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let one = |f: &mut fmt::Formatter<'_>, v: Option<OutOfStep>| match v {
+            Some(w) => write!(f, "{w}"),
+            None => f.write_str("-"),
+        };
+        one(f, self.0 .0)?;
+        f.write_str("/")?;
+        one(f, self.0 .1)
     }
 }
 
@@ -485,25 +527,44 @@ async fn setup(
     let relaying = ident.start(out);
     tracing::info!(conn = %id, core = core.index, stream = facts.stream.as_ref().map_or("-", |s| s.as_str()),
         origin = facts.origin.as_deref().unwrap_or("-"), %addr, role = facts.role.map_or("-", Role::as_str), "rtmp session relaying");
-    let up = RelayFilter(Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid }), None);
-    let down =
-        RelayFilter(Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id }), None);
+    let mut up = Relay::new(relaying.decoder, oenc, StreamIdMap { from: relaying.stream_id, to: osid });
+    let mut down = Relay::new(odec, relaying.encoder, StreamIdMap { from: osid, to: relaying.stream_id });
+    // What the proxy said itself left some chunk streams unlike the origin's
+    // (or the client's): no-op control messages bring what they can in step,
+    // so that the relay can splice.
+    let client = Some((facts.role.unwrap_or(Role::Play), relaying.stream_id));
+    up.resync(|h, cs| session::no_op_message(h, cs, None));
+    down.resync(|h, cs| session::no_op_message(h, cs, client));
+    let (up, down) = (RelayFilter(up, None), RelayFilter(down, None));
     Ok(Parts { origin: side.up, up, down, client_rest: buf, origin_rest: side.rest })
 }
 
-async fn relay(core: &Rc<Core>, mut ready: Box<Ready>, facts: &mut Facts) -> End {
+/// Relays chunks both ways; each way switches to splicing once its two
+/// chunk streams are in step (`Relay::can_splice`: same stream ids and chunk
+/// sizes, no message half relayed, every chunk stream in the same header
+/// state on both ends). From then on the receiver decodes exactly the bytes
+/// the sender encoded, from the same state, as if they were connected
+/// directly: a later SetChunkSize or Abort is among those bytes and takes
+/// effect at the same chunk on both ends, so nothing needs reading.
+async fn relay(core: &Rc<Core>, started: Instant, mut ready: Box<Ready>, facts: &mut Facts) -> End {
     // Everything stays in the box; the relay borrows it.
     let Ready { client, parts: p } = &mut *ready;
     let client_rest = std::mem::take(&mut p.client_rest);
     let origin_rest = std::mem::take(&mut p.origin_rest);
     let watch = Watch::with_sink(core.cfg.idle_timeout, metrics::local().bytes(Proto::Rtmp));
-    let end =
-        pump::relay(client, &mut p.origin, &mut p.up, client_rest, &mut p.down, origin_rest, RELAY_BUF, &watch).await;
+    let switched = (Cell::new(None), Cell::new(None));
+    let up = Switching::new(Dir::new(&mut p.up, client_rest, &mut p.origin, watch.bytes(0)), &switched.0);
+    let down = Switching::new(Dir::new(&mut p.down, origin_rest, client, watch.bytes(1)), &switched.1);
+    let end = pump::relay_with(client, &mut p.origin, up, down, RELAY_BUF, &watch).await;
+    let since = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(started).as_millis() as u64);
+    facts.spliced = (since(switched.0.get()), since(switched.1.get()));
     if facts.role == Some(Role::Play) && matches!(end, PairEnd::Upstream(_)) {
         // The player left: nothing more from the origin is wanted, and
         // nothing owed to it matters (acknowledgements, a deleteStream).
         let _ = pump::reset_on_close(p.origin.as_raw_fd());
     }
+    let why = |r: &Relay, at: Option<u64>| if at.is_none() { r.out_of_step() } else { None };
+    facts.unspliced = (why(&p.up.0, facts.spliced.0), why(&p.down.0, facts.spliced.1));
     facts.messages = (p.up.0.messages(), p.down.0.messages());
     facts.copied = (p.up.0.copied_batches(), p.down.0.copied_batches());
     facts.bytes_in.set(facts.bytes_in.get() + watch.bytes(0).get());
@@ -528,5 +589,9 @@ impl Filter for RelayFilter {
             }
             Forward::Copied { consumed } => Ok((consumed, self.0.output())),
         }
+    }
+
+    fn splice_ready(&self) -> bool {
+        self.0.can_splice()
     }
 }

@@ -25,6 +25,14 @@ pub trait Filter {
     fn finished(&self) -> bool {
         false
     }
+
+    /// Would this filter from now on pass every byte through unchanged, so
+    /// that the rest of the direction may move without being read (spliced
+    /// in the kernel)? Asked only between reads, with nothing of the
+    /// filter's kept in the pump.
+    fn splice_ready(&self) -> bool {
+        false
+    }
 }
 
 /// Passes every byte through untouched (L4 relay).
@@ -172,7 +180,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, F: Filter> std::future::Future
     type Output = PumpEnd;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PumpEnd> {
         let this = self.get_mut();
-        this.dir.poll(cx, this.r, this.w, this.max, this.bytes)
+        Direction::poll(&mut this.dir, cx, this.r, this.w, this.max, this.bytes)
     }
 }
 
@@ -205,10 +213,40 @@ impl<'f, F: Filter> Dir<'f, F> {
 
 impl<F: Filter, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Direction<R, W> for Dir<'_, F> {
     fn poll(&mut self, cx: &mut Context<'_>, r: &mut R, w: &mut W, max: usize, bytes: &Cell<u64>) -> Poll<PumpEnd> {
-        if let Some(end) = self.early.take() {
-            return Poll::Ready(end);
+        match self.poll_until_splice(cx, r, w, max, bytes, false) {
+            Poll::Ready(Handoff::End(end)) => Poll::Ready(end),
+            // Never: without `handoff` it does not stop for splicing.
+            Poll::Ready(Handoff::Splice) | Poll::Pending => Poll::Pending,
         }
-        self.st.poll(cx, r, w, self.filter, max, bytes)
+    }
+}
+
+/// How [`Dir::poll_until_splice`] stopped.
+pub enum Handoff {
+    /// The direction ended.
+    End(PumpEnd),
+    /// The filter is ready to be bypassed and the pump holds nothing: every
+    /// byte it read was handled and written.
+    Splice,
+}
+
+impl<F: Filter> Dir<'_, F> {
+    /// Polls like [`Direction::poll`]; with `handoff`, stops at the first
+    /// point where the pump holds no byte (no incomplete header, nothing
+    /// unwritten) and the filter says [`Filter::splice_ready`].
+    pub fn poll_until_splice<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: &mut R,
+        w: &mut W,
+        max: usize,
+        bytes: &Cell<u64>,
+        handoff: bool,
+    ) -> Poll<Handoff> {
+        if let Some(end) = self.early.take() {
+            return Poll::Ready(Handoff::End(end));
+        }
+        self.st.poll(cx, r, w, self.filter, max, bytes, handoff)
     }
 }
 
@@ -291,6 +329,7 @@ impl PumpState {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn poll<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, F: Filter>(
         &mut self,
         cx: &mut Context<'_>,
@@ -299,17 +338,22 @@ impl PumpState {
         filter: &mut F,
         max: usize,
         bytes: &Cell<u64>,
-    ) -> Poll<PumpEnd> {
+        handoff: bool,
+    ) -> Poll<Handoff> {
         // A relay with data always ready yields after this many reads, so
         // the other connections on the core get their turn.
         let mut budget = 32;
         loop {
             // What the writer could not take comes first.
             if let Err(end) = std::task::ready!(self.spill.poll_drain(cx, w, bytes)) {
-                return Poll::Ready(end);
+                return Poll::Ready(Handoff::End(end));
             }
             if self.finished {
-                return Poll::Ready(PumpEnd::Finished);
+                return Poll::Ready(Handoff::End(PumpEnd::Finished));
+            }
+            // Everything read so far is written, no partial header waits.
+            if handoff && self.tail.is_empty() && filter.splice_ready() {
+                return Poll::Ready(Handoff::Splice);
             }
             if budget == 0 {
                 cx.waker().wake_by_ref();
@@ -317,7 +361,7 @@ impl PumpState {
             }
             budget -= 1;
             if self.tail.len() >= max {
-                return Poll::Ready(PumpEnd::Filter("filter made no progress on a full buffer".into()));
+                return Poll::Ready(Handoff::End(PumpEnd::Filter("filter made no progress on a full buffer".into())));
             }
             let res = SCRATCH_BUF.with(|cell| {
                 let mut scratch = cell.borrow_mut();
@@ -334,7 +378,7 @@ impl PumpState {
             });
             match res {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(end)) => return Poll::Ready(end),
+                Poll::Ready(Some(end)) => return Poll::Ready(Handoff::End(end)),
                 Poll::Ready(None) => {}
             }
         }

@@ -9,12 +9,13 @@
 //! pipes a core has open are those of relays whose player is slower than
 //! their origin right now, plus a few kept for reuse.
 
-use crate::pump::{Direction, PumpEnd, Spill};
+use crate::pump::{Dir, Direction, Filter, Handoff, PumpEnd, Spill};
 use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// What an empty pipe takes in one splice (Linux's default pipe holds 16
 /// pages).
@@ -244,6 +245,70 @@ impl Direction<TcpStream, TcpStream> for Spliced {
     }
 }
 
+/// One direction of a relay that reads its bytes through a filter (a
+/// [`Dir`]) until the filter says it would pass everything on unchanged
+/// ([`Filter::splice_ready`]), with nothing of its own left to write, and
+/// from then on splices ([`Spliced`]): for RTMP once both ends' chunk
+/// streams are in step. It counts into the same byte counter either way, so
+/// the idle watch and its sink see spliced bytes too.
+pub struct Switching<'f, 's, F> {
+    mode: Mode<'f, F>,
+    /// Set when it switched.
+    switched: &'s Cell<Option<Instant>>,
+}
+
+enum Mode<'f, F> {
+    Filter(Dir<'f, F>),
+    /// No pipe could be had when it was time to switch: it filters to the end.
+    FilterOnly(Dir<'f, F>),
+    Spliced(Spliced),
+    /// Only while switching.
+    Gone,
+}
+
+impl<'f, 's, F: Filter> Switching<'f, 's, F> {
+    /// `dir`: the direction as it starts (its first bytes already filtered);
+    /// `switched` is set to the moment it starts to splice.
+    pub fn new(dir: Dir<'f, F>, switched: &'s Cell<Option<Instant>>) -> Self {
+        Switching { mode: Mode::Filter(dir), switched }
+    }
+}
+
+impl<F: Filter> Direction<TcpStream, TcpStream> for Switching<'_, '_, F> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: &mut TcpStream,
+        w: &mut TcpStream,
+        max: usize,
+        bytes: &Cell<u64>,
+    ) -> Poll<PumpEnd> {
+        match &mut self.mode {
+            Mode::Spliced(s) => return s.poll(cx, r, w, max, bytes),
+            Mode::FilterOnly(d) => return d.poll(cx, r, w, max, bytes),
+            Mode::Filter(d) => match std::task::ready!(d.poll_until_splice(cx, r, w, max, bytes, true)) {
+                Handoff::End(end) => return Poll::Ready(end),
+                Handoff::Splice => {}
+            },
+            Mode::Gone => {
+                return Poll::Ready(PumpEnd::Local(io::Error::other("relay direction polled while switching")))
+            }
+        }
+        let Mode::Filter(dir) = std::mem::replace(&mut self.mode, Mode::Gone) else {
+            return Poll::Ready(PumpEnd::Local(io::Error::other("relay direction lost while switching")));
+        };
+        self.mode = match Spliced::new(r, w, None) {
+            Ok(s) => {
+                self.switched.set(Some(Instant::now()));
+                Mode::Spliced(s)
+            }
+            // Out of descriptors for a pipe: copying still works.
+            Err(_) => Mode::FilterOnly(dir),
+        };
+        self.poll(cx, r, w, max, bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +450,87 @@ mod tests {
         assert_eq!(got.len(), 100_000);
         assert!(bytes >= 100_000, "{bytes}");
         assert_eq!(pooled_pipes(), 0);
+    }
+
+    /// Passes bytes through and counts them; ready to be bypassed once it
+    /// has seen `after` bytes.
+    struct CountUntil {
+        seen: usize,
+        after: usize,
+    }
+
+    impl Filter for CountUntil {
+        type Error = std::convert::Infallible;
+        fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), Self::Error> {
+            self.seen += buf.len();
+            Ok((buf.len(), buf))
+        }
+        fn splice_ready(&self) -> bool {
+            self.seen >= self.after
+        }
+    }
+
+    /// An origin sends `first` (read before the relay) and then `body` and
+    /// closes; a `Switching` direction relays to a player that reads it all.
+    /// Returns the end, the bytes counted, what the player got, what the
+    /// filter saw and whether it switched.
+    fn switching(first: &'static [u8], body: usize, after: usize) -> (PumpEnd, u64, Vec<u8>, usize, bool) {
+        run(async move {
+            let (mut o, mut origin) = pair().await;
+            let (mut client, mut player) = pair().await;
+            let sender = glommio::spawn_local(async move {
+                let _ = origin.write_all(&data(body)).await;
+                drop(origin);
+            });
+            let reader = glommio::spawn_local(async move {
+                let mut got = Vec::new();
+                let _ = player.read_to_end(&mut got).await;
+                got
+            });
+            let bytes = Cell::new(0);
+            let switched = Cell::new(None);
+            let mut filter = CountUntil { seen: 0, after };
+            let dir = Dir::new(&mut filter, first.to_vec(), &mut client, &bytes);
+            let mut dir = Switching::new(dir, &switched);
+            let end = futures_lite::future::poll_fn(|cx| dir.poll(cx, &mut o, &mut client, 64 * 1024, &bytes)).await;
+            drop(dir);
+            drop(client);
+            let got = reader.await;
+            sender.await;
+            (end, bytes.get(), got, filter.seen, switched.get().is_some())
+        })
+    }
+
+    #[test]
+    fn a_switching_direction_filters_then_splices_every_byte_in_order() {
+        let (end, bytes, got, seen, switched) = switching(b"read before the relay", 4 << 20, 100_000);
+        assert!(matches!(end, PumpEnd::Eof), "{end:?}");
+        let mut want = b"read before the relay".to_vec();
+        want.extend_from_slice(&data(4 << 20));
+        assert!(got == want, "the player's bytes differ from the origin's");
+        assert_eq!(bytes, want.len() as u64, "spliced bytes are counted like filtered ones");
+        assert!(switched);
+        assert!((100_000..want.len()).contains(&seen), "the filter saw {seen} of {} bytes", want.len());
+        assert_eq!(pooled_pipes(), 0);
+    }
+
+    #[test]
+    fn a_switching_direction_that_is_never_ready_filters_to_the_end() {
+        let (end, bytes, got, seen, switched) = switching(b"", 1 << 20, usize::MAX);
+        assert!(matches!(end, PumpEnd::Eof), "{end:?}");
+        assert!(got == data(1 << 20));
+        assert_eq!((bytes, seen, switched), (1 << 20, 1 << 20, false));
+    }
+
+    #[test]
+    fn a_switching_direction_ready_from_the_start_splices_after_the_first_bytes() {
+        let (end, bytes, got, seen, switched) = switching(b"first", 1 << 20, 0);
+        assert!(matches!(end, PumpEnd::Eof), "{end:?}");
+        assert_eq!(&got[..5], b"first");
+        assert!(got[5..] == data(1 << 20));
+        assert_eq!(bytes, 5 + (1 << 20));
+        assert!(switched);
+        assert_eq!(seen, 5, "only the bytes read before the relay went through the filter");
     }
 
     #[test]

@@ -909,9 +909,13 @@ impl Proxy {
         wait_until(timeout, || self.log().contains(substr))
     }
 
-    /// Log lines containing every one of `needles`.
+    /// Complete log lines containing every one of `needles`. A line the
+    /// proxy is still writing is left out: a reader can see the first part
+    /// of a write that crosses a page of the log file before the rest.
     pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
-        self.log().lines().filter(|l| needles.iter().all(|n| l.contains(n))).map(String::from).collect()
+        let log = self.log();
+        let complete = log.rfind('\n').map_or("", |i| &log[..i]);
+        complete.lines().filter(|l| needles.iter().all(|n| l.contains(n))).map(String::from).collect()
     }
 
     /// The `rtmp session ended` lines.

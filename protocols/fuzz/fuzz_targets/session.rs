@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use srs_protocols::rtmp::amf0::Value;
+use srs_protocols::rtmp::amf0::{EncodedValue, Value};
 use srs_protocols::rtmp::chunk::Limits;
 use srs_protocols::rtmp::client::{ClientProgress, ClientSession};
 use srs_protocols::rtmp::handshake::RANDOM_LEN;
@@ -137,7 +137,8 @@ fuzz_target!(|input: &[u8]| {
         app: "live".into(),
         stream: "fuzz".into(),
         stream_id: 1,
-        connect: Value::Null,
+        connect: EncodedValue::new(&Value::Null),
+        start_message: None,
     };
     client(&req, data, splits);
 });

@@ -805,6 +805,38 @@ impl StreamIdMap {
     }
 }
 
+/// Why a [`Relay`] cannot be bypassed yet ([`Relay::out_of_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfStep {
+    /// Stream ids are rewritten (never in step).
+    StreamIds {
+        from: u32,
+        to: u32,
+    },
+    /// The chunk sizes differ, or the relay's own SetChunkSize is still to go.
+    ChunkSize,
+    InsideChunk,
+    MessageInProgress {
+        cid: u32,
+    },
+    /// The two ends resolve the next header on this chunk stream differently.
+    HeaderState {
+        cid: u32,
+    },
+}
+
+impl fmt::Display for OutOfStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutOfStep::StreamIds { from, to } => write!(f, "stream id {from} is {to} on the other side"),
+            OutOfStep::ChunkSize => f.write_str("chunk sizes differ"),
+            OutOfStep::InsideChunk => f.write_str("inside a chunk"),
+            OutOfStep::MessageInProgress { cid } => write!(f, "message in progress on chunk stream {cid}"),
+            OutOfStep::HeaderState { cid } => write!(f, "chunk stream {cid} out of step"),
+        }
+    }
+}
+
 /// What [`Relay::process`] handled and where the bytes to write are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forward {
@@ -1006,6 +1038,103 @@ impl Relay {
                 self.down.set_chunk_size(chunk_size);
             }
         }
+    }
+
+    /// May the rest of this direction bypass the relay, every byte passed on
+    /// verbatim without being read (spliced in the kernel)? True only at a
+    /// point where the two peers' chunk streams are in step, so that a
+    /// relay that kept parsing would forward everything from here on in
+    /// place, unchanged:
+    ///
+    /// * no stream id is rewritten (the map is the identity);
+    /// * the upstream's chunk size is the downstream's, and nothing the
+    ///   relay wrote itself (the SetChunkSize of [`new`](Self::new)) is
+    ///   still to be returned;
+    /// * the upstream is at a chunk boundary with no message in progress on
+    ///   any chunk stream (none half forwarded, none dropped);
+    /// * on every chunk stream the upstream used, the header state the
+    ///   downstream peer resolves the next header against equals the
+    ///   sender's, on every field (timestamp, delta, length, type, stream
+    ///   id, extended timestamp): any fmt 1, 2 or 3 header the sender writes
+    ///   next means the same to both. A chunk stream only the downstream
+    ///   knows is safe (the sender starts it with fmt 0), except chunk
+    ///   stream 2, which librtmp starts with fmt 1 against a zero state
+    ///   (the relay re-encodes that): the sender must have used it.
+    ///
+    /// From such a point the two ends stay in step without the relay: the
+    /// receiver decodes the very bytes the sender encoded, from the same
+    /// state. A later SetChunkSize or Abort is among those bytes, so both
+    /// ends apply it at the same chunk, as they would connected directly.
+    pub fn can_splice(&self) -> bool {
+        self.out_of_step().is_none()
+    }
+
+    /// Brings into step the chunk streams that the downstream peer would
+    /// resolve differently from the upstream sender, where a message that
+    /// changes nothing for the receiver can do it. For each such chunk
+    /// stream, `no_op` is shown the header the sender wrote there last and
+    /// gives a payload of exactly that length and type that the receiver
+    /// may see again without effect (a SetChunkSize of the current size, a
+    /// repeated StreamBegin or start status), or `None`. It is written only
+    /// if the receiver's header state after it equals the sender's exactly.
+    /// Call right after [`new`](Self::new): the first `process` returns
+    /// these bytes after the SetChunkSize `new` may have written. Returns
+    /// how many were written.
+    ///
+    /// Why: the proxy's own messages of the command phase leave the
+    /// receiver's state on some chunk streams unlike the origin's, and a
+    /// sender that never writes there again would keep the relay from
+    /// splicing ([`can_splice`](Self::can_splice)) for the whole session.
+    pub fn resync(&mut self, mut no_op: impl FnMut(&MessageHeader, u32) -> Option<Vec<u8>>) -> usize {
+        let mut written = 0;
+        for (cid, slot) in &self.up.tab.slots {
+            let (cid, u) = (*cid, slot.h);
+            if slot.remaining > 0 || self.down.state(cid) == Some(u) {
+                continue;
+            }
+            let m = u.message();
+            let Some(payload) = no_op(&m, self.up.chunk_size).filter(|p| p.len() == u.len as usize) else {
+                continue;
+            };
+            let mut trial = self.down.clone();
+            trial.write_message(cid, &m, &payload, &mut Vec::new());
+            if trial.state(cid) == Some(u) {
+                self.down.write_message(cid, &m, &payload, &mut self.out);
+                written += 1;
+            }
+        }
+        self.keep_output = !self.out.is_empty();
+        written
+    }
+
+    /// Why [`can_splice`](Self::can_splice) says no (the first reason
+    /// found), for logs.
+    pub fn out_of_step(&self) -> Option<OutOfStep> {
+        if self.map.from != self.map.to {
+            return Some(OutOfStep::StreamIds { from: self.map.from, to: self.map.to });
+        }
+        if self.keep_output || self.up.chunk_size != self.down.chunk_size {
+            return Some(OutOfStep::ChunkSize);
+        }
+        if self.up.chunk_left > 0 {
+            return Some(OutOfStep::InsideChunk);
+        }
+        for (cid, s) in &self.up.tab.slots {
+            if s.remaining > 0 {
+                return Some(OutOfStep::MessageInProgress { cid: *cid });
+            }
+            if self.down.state(*cid) != Some(s.h) {
+                return Some(OutOfStep::HeaderState { cid: *cid });
+            }
+        }
+        // librtmp may start chunk stream 2 with fmt 1 against a zero state,
+        // which the relay re-encodes as fmt 0 for the receiver: only once
+        // the sender has used it (and it is in step, above) is every next
+        // header passed on as it came.
+        if self.up.tab.find(2).is_none() {
+            return Some(OutOfStep::HeaderState { cid: 2 });
+        }
+        None
     }
 
     /// The bytes to write after [`Forward::Copied`].
@@ -2129,6 +2258,9 @@ mod tests {
         in_place: usize,
         copied: usize,
         sizes_differed: bool,
+        /// The relay said it could be bypassed (at `out.len()`): from then
+        /// on every byte must pass unchanged.
+        spliced_at: Option<usize>,
     }
 
     /// Feeds `data` to the relay in random pieces as a caller does: write
@@ -2141,7 +2273,13 @@ mod tests {
             fed.carry.extend_from_slice(&data[i..i + k]);
             i += k;
             let mut buf = std::mem::take(&mut fed.carry);
+            let before = fed.spliced_at.map(|_| buf.clone());
             let f = relay.process(&mut buf).expect("valid upstream");
+            if let Some(before) = before {
+                // Past the switch a splice would move these very bytes.
+                let Forward::InPlace { consumed } = f else { panic!("Copied after can_splice") };
+                assert_eq!(buf[..consumed], before[..consumed], "bytes rewritten after can_splice");
+            }
             let consumed = match f {
                 Forward::InPlace { consumed } => {
                     fed.in_place += 1;
@@ -2158,6 +2296,9 @@ mod tests {
             assert!(buf.len() - consumed < MAX_HEADER_LEN);
             buf.drain(..consumed);
             fed.carry = buf;
+            if fed.spliced_at.is_none() && fed.carry.is_empty() && relay.can_splice() {
+                fed.spliced_at = Some(fed.out.len());
+            }
         }
     }
 
@@ -2318,6 +2459,8 @@ mod tests {
         let sync = up.len();
         s.sync(&mut up);
         feed(&mut relay, &up[sync..], &mut rng, &mut fed, sc.all_in_place);
+        // Every chunk stream saw a fmt 0: in step, unless stream ids differ.
+        assert_eq!(relay.can_splice(), sc.map == StreamIdMap::IDENTITY, "seed {seed}");
         let steady = up.len();
         s.produce(250, &mut up);
         s.flush(&mut up);
@@ -2710,5 +2853,218 @@ mod tests {
         let (msgs, cs) = assemble(&out, &mut Rng::new(5));
         assert_eq!(cs, 1);
         assert_eq!(msgs[2], (2, mh(0, 4, TYPE_ABORT, 0), be32(9).to_vec()));
+    }
+
+    // ---- when the relay may be bypassed (spliced) --------------------------
+
+    /// A relay whose upstream decoder first read `up_pre` (the command
+    /// phase) and whose downstream peer was sent `down_pre` (whole messages
+    /// on `(cid, header)`), then fed `feed` in the given pieces. Returns
+    /// what `can_splice` says after `new` and after each piece.
+    struct Splice {
+        up_pre: Vec<u8>,
+        down_pre: Vec<(u32, MessageHeader)>,
+        down_chunk_size: Option<u32>,
+        map: StreamIdMap,
+        feed: Vec<Vec<u8>>,
+    }
+
+    impl Splice {
+        /// Both ends start in step on chunk stream 2 (the command phase's
+        /// last control message there was the same).
+        fn new() -> Splice {
+            Splice {
+                up_pre: msg0(2, mh(0, 4, TYPE_WINDOW_ACK_SIZE, 0)),
+                down_pre: vec![(2, mh(0, 4, TYPE_WINDOW_ACK_SIZE, 0))],
+                down_chunk_size: None,
+                map: StreamIdMap::IDENTITY,
+                feed: Vec::new(),
+            }
+        }
+
+        fn run(self) -> Vec<bool> {
+            let mut dec = Decoder::new(Limits::default());
+            let (used, _) = decode_all(&mut dec, &self.up_pre).expect("valid prefix");
+            assert_eq!(used, self.up_pre.len());
+            let mut down = Encoder::new();
+            for (cid, m) in &self.down_pre {
+                down.write_message(*cid, m, &vec![0; m.length as usize], &mut Vec::new());
+            }
+            if let Some(n) = self.down_chunk_size {
+                down.write_message(2, &mh(0, 4, TYPE_SET_CHUNK_SIZE, 0), &be32(n), &mut Vec::new());
+                down.set_chunk_size(n);
+            }
+            let mut relay = Relay::new(dec, down, self.map);
+            let mut said = vec![relay.can_splice()];
+            let mut carry = Vec::new();
+            for piece in self.feed {
+                carry.extend_from_slice(&piece);
+                let consumed = match relay.process(&mut carry).expect("valid feed") {
+                    Forward::InPlace { consumed } | Forward::Copied { consumed } => consumed,
+                };
+                carry.drain(..consumed);
+                said.push(carry.is_empty() && relay.can_splice());
+            }
+            said
+        }
+    }
+
+    /// A whole message as an Encoder with no state writes it (fmt 0).
+    fn msg0(cid: u32, m: MessageHeader) -> Vec<u8> {
+        let mut out = Vec::new();
+        Encoder::new().write_message(cid, &m, &vec![7; m.length as usize], &mut out);
+        out
+    }
+
+    #[test]
+    fn splice_fresh_relay_with_equal_ids_may_splice_at_once() {
+        assert_eq!(Splice::new().run(), [true]);
+    }
+
+    #[test]
+    fn splice_never_when_stream_ids_differ() {
+        let mut sc = Splice::new();
+        sc.map = StreamIdMap { from: 1, to: 5 };
+        sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(6, mh(0, 10, 9, 0))];
+        assert_eq!(sc.run(), [false, false, false]);
+    }
+
+    #[test]
+    fn splice_not_before_the_relays_own_set_chunk_size_is_out() {
+        // Upstream switched to 4096, downstream still at 128: `new` writes a
+        // SetChunkSize that the first `process` returns.
+        let mut sc = Splice::new();
+        sc.up_pre = msg0(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0))[..12].iter().copied().chain(be32(4096)).collect();
+        sc.down_pre = vec![(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0))];
+        sc.feed = vec![Vec::new()];
+        assert_eq!(sc.run(), [false, true]);
+    }
+
+    #[test]
+    fn splice_not_while_chunk_sizes_differ_in_the_tracked_state() {
+        // Downstream at 4096, upstream at 128: after `new` the relay's
+        // SetChunkSize brings them level.
+        let mut sc = Splice::new();
+        sc.down_chunk_size = Some(4096);
+        // Its SetChunkSize went out on cid 2, which the sender has not used:
+        // in step once the sender's own fmt 0 there resets it.
+        sc.feed = vec![Vec::new(), msg0(6, mh(0, 10, 9, 1)), msg0(2, mh(0, 4, TYPE_ACK, 0))];
+        assert_eq!(sc.run(), [false, false, false, true]);
+    }
+
+    #[test]
+    fn splice_not_inside_a_chunk_or_a_message() {
+        // A 300-byte message at chunk size 128: header + 100 bytes (inside
+        // the first chunk), + 28 (chunk boundary, message in progress), the
+        // rest (message done).
+        let whole = msg0(6, mh(0, 300, 9, 1));
+        let mut sc = Splice::new();
+        sc.feed = vec![whole[..112].to_vec(), whole[112..140].to_vec(), whole[140..].to_vec()];
+        assert_eq!(sc.run(), [true, false, false, true]);
+    }
+
+    #[test]
+    fn splice_not_while_a_message_from_before_the_relay_is_dropped() {
+        let whole = msg0(6, mh(0, 300, 9, 1));
+        let mut sc = Splice::new();
+        sc.up_pre.extend_from_slice(&whole[..140]);
+        // The receiver never saw that message's header: cid 6 is out of
+        // step until the sender's next fmt 0 there.
+        sc.feed = vec![whole[140..].to_vec(), msg0(6, mh(40, 10, 9, 1))];
+        assert_eq!(sc.run(), [false, false, true]);
+    }
+
+    #[test]
+    fn splice_waits_for_a_fmt0_on_a_chunk_stream_whose_states_differ() {
+        // The command phase left different headers on cid 3 on each side.
+        let mut sc = Splice::new();
+        sc.up_pre.extend(msg0(3, mh(0, 20, TYPE_COMMAND_AMF0, 0)));
+        sc.down_pre.push((3, mh(0, 33, TYPE_COMMAND_AMF0, 0)));
+        sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(3, mh(5, 20, TYPE_COMMAND_AMF0, 1))];
+        assert_eq!(sc.run(), [false, false, true]);
+    }
+
+    #[test]
+    fn splice_after_a_reencoded_message_once_a_fmt1_agrees() {
+        // cid 6: upstream at ts 100, downstream at ts 1000 with another
+        // length. A fmt 1 (delta 40) is re-encoded, which leaves the delta
+        // unequal; the next fmt 1 goes out verbatim and brings it in step.
+        let mut sc = Splice::new();
+        sc.up_pre.extend(msg0(6, mh(100, 10, 9, 1)));
+        sc.down_pre.push((6, mh(1000, 11, 9, 1)));
+        let fmt1 = |len: u32| [&[0x46][..], &t24(40), &t24(len), &[9], &fill(len as usize, 1)].concat();
+        sc.feed = vec![fmt1(12), fmt1(13)];
+        assert_eq!(sc.run(), [false, false, true]);
+    }
+
+    #[test]
+    fn splice_waits_until_the_sender_used_cid2() {
+        // librtmp may start cid 2 with fmt 1 against a zero state, which the
+        // relay re-encodes: in step only once the sender has set cid 2 with
+        // a header of its own, whether the receiver knows cid 2 or not.
+        for down_pre in [vec![], vec![(2, mh(0, 4, TYPE_WINDOW_ACK_SIZE, 0))]] {
+            let mut sc = Splice::new();
+            sc.up_pre = Vec::new();
+            sc.down_pre = down_pre;
+            sc.feed = vec![msg0(6, mh(0, 10, 9, 1)), msg0(2, mh(0, 4, TYPE_ACK, 0))];
+            assert_eq!(sc.run(), [false, false, true]);
+        }
+    }
+
+    #[test]
+    fn splice_ignores_chunk_streams_only_the_receiver_knows() {
+        // The sender must start those with fmt 0, which resets them.
+        let mut sc = Splice::new();
+        sc.down_pre.extend([(3, mh(0, 33, TYPE_COMMAND_AMF0, 0)), (5, mh(9, 3, 18, 1))]);
+        assert_eq!(sc.run(), [true]);
+    }
+
+    #[test]
+    fn splice_stays_possible_across_set_chunk_size_and_abort() {
+        let mut sc = Splice::new();
+        let scs = [&msg0(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0))[..12], &be32(100)].concat();
+        let abort = [&msg0(2, mh(0, 4, TYPE_ABORT, 0))[..12], &be32(6)].concat();
+        // The first chunk (100 bytes at the new size) of a 300-byte message.
+        let part = [&[0x06][..], &t24(0), &t24(300), &[9], &le32(1), &fill(100, 3)].concat();
+        sc.feed = vec![scs, part, abort, msg0(6, mh(0, 10, 9, 1))];
+        assert_eq!(sc.run(), [true, true, false, true, true]);
+    }
+
+    #[test]
+    fn resync_brings_in_step_what_a_no_op_can_and_leaves_the_rest() {
+        // The sender's last headers: cid 2 a user control event, cid 3 a
+        // command, cid 5 a data message; the receiver saw others there.
+        let up_pre = [
+            msg0(2, mh(0, 6, TYPE_USER_CONTROL, 0)),
+            msg0(3, mh(0, 29, TYPE_COMMAND_AMF0, 0)),
+            msg0(5, mh(0, 40, TYPE_DATA_AMF0, 1)),
+        ]
+        .concat();
+        let mut dec = Decoder::new(Limits::default());
+        decode_all(&mut dec, &up_pre).unwrap();
+        let mut down = Encoder::new();
+        for (cid, m) in [(2, mh(0, 4, TYPE_SET_CHUNK_SIZE, 0)), (3, mh(0, 148, TYPE_COMMAND_AMF0, 1))] {
+            down.write_message(cid, &m, &vec![0; m.length as usize], &mut Vec::new());
+        }
+        let mut relay = Relay::new(dec, down, StreamIdMap::IDENTITY);
+        assert_eq!(relay.out_of_step(), Some(OutOfStep::HeaderState { cid: 2 }));
+        let mut shown = Vec::new();
+        let n = relay.resync(|h, _| {
+            shown.push((h.type_id, h.length));
+            match h.type_id {
+                TYPE_USER_CONTROL => Some(vec![0, 0, 0, 0, 0, 1]),
+                TYPE_COMMAND_AMF0 => Some(vec![1; 28]), // one byte short: not written
+                _ => None,
+            }
+        });
+        assert_eq!(n, 1);
+        assert_eq!(shown, [(TYPE_USER_CONTROL, 6), (TYPE_COMMAND_AMF0, 29), (TYPE_DATA_AMF0, 40)]);
+        // The first process returns the resync message, whole and decodable.
+        let (f, out) = relay_once(&mut relay, &[]);
+        assert_eq!(f, Forward::Copied { consumed: 0 });
+        let (msgs, _) = assemble(&out, &mut Rng::new(1));
+        assert_eq!(msgs, [(2, mh(0, 6, TYPE_USER_CONTROL, 0), vec![0, 0, 0, 0, 0, 1])]);
+        // cid 2 is in step now; cid 3 is not.
+        assert_eq!(relay.out_of_step(), Some(OutOfStep::HeaderState { cid: 3 }));
     }
 }

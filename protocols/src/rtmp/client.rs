@@ -5,10 +5,10 @@
 //! consumed here; everything after it belongs to the relay.
 
 use super::amf0::{EncodedValue, Value};
-use super::chunk::{Assembler, Decoder, Encoder, Limits};
+use super::chunk::{self, Assembler, Decoder, Encoder, Limits, MessageHeader};
 use super::command::Command;
 use super::handshake::{self, Step, RANDOM_LEN};
-use super::server::StreamRequest;
+use super::server::{StartMessage, StreamRequest};
 use super::session::{
     decode_command, write_command, write_user_control, write_window_ack_size, Role, SessionError, CID_COMMAND,
     CID_STREAM,
@@ -41,6 +41,7 @@ pub struct ClientSession {
     app: String,
     tc_url: String,
     connect: EncodedValue,
+    start_message: Option<StartMessage>,
 }
 
 /// What one `handle` call did.
@@ -71,6 +72,7 @@ impl ClientSession {
             app: req.app.clone(),
             tc_url: req.tc_url.clone(),
             connect: req.connect.clone(),
+            start_message: req.start_message.clone(),
         }
     }
 
@@ -138,13 +140,28 @@ impl ClientSession {
                         return Err(SessionError::Misbehaved(format!("origin gave stream id {sid}")));
                     }
                     let sid = sid as u32;
-                    let c = match self.role {
-                        Role::Publish => {
-                            Command::new("publish", want + 1.0).arg(Value::str(&self.stream)).arg(Value::str("live"))
+                    match self.start_message.take() {
+                        // The client's own message, header and all, on its
+                        // stream (the ids differ only if the relay rewrites them).
+                        Some(m) => {
+                            let h = MessageHeader {
+                                timestamp: m.timestamp,
+                                length: m.payload.len() as u32,
+                                type_id: chunk::TYPE_COMMAND_AMF0,
+                                stream_id: sid,
+                            };
+                            self.enc.write_message(m.cid, &h, &m.payload, out);
                         }
-                        Role::Play => Command::new("play", want + 1.0).arg(Value::str(&self.stream)),
-                    };
-                    write_command(&mut self.enc, CID_STREAM, sid, &c, out);
+                        None => {
+                            let c = match self.role {
+                                Role::Publish => Command::new("publish", want + 1.0)
+                                    .arg(Value::str(&self.stream))
+                                    .arg(Value::str("live")),
+                                Role::Play => Command::new("play", want + 1.0).arg(Value::str(&self.stream)),
+                            };
+                            write_command(&mut self.enc, CID_STREAM, sid, &c, out);
+                        }
+                    }
                     if self.role == Role::Play {
                         // SetBufferLength 3 s, as players send.
                         let mut d = sid.to_be_bytes().to_vec();
@@ -265,6 +282,7 @@ mod tests {
             stream: "cam1?token=abc".into(),
             stream_id: 1,
             connect: EncodedValue::new(&Value::object([("app", Value::str("live")), ("swfUrl", Value::str("x.swf"))])),
+            start_message: None,
         }
     }
 

@@ -7,12 +7,12 @@
 //! then `Identified::start` (or `reject`) hands the chunk state to the relay.
 
 use super::amf0::{EncodedValue, Value};
-use super::chunk::{Assembler, Decoder, Encoder, Limits};
+use super::chunk::{self, Assembler, Decoder, Encoder, Limits};
 use super::command::Command;
 use super::handshake::{self, Step, RANDOM_LEN};
 use super::session::{
     decode_command, on_status, write_chunk_size, write_command, write_peer_bandwidth, write_user_control,
-    write_window_ack_size, Advance, Role, SessionError, CID_COMMAND,
+    write_window_ack_size, Advance, Role, SessionError, CID_COMMAND, CID_STATUS,
 };
 
 /// What the proxy says about itself in `connect`'s `_result`.
@@ -153,13 +153,27 @@ pub struct StreamRequest {
     pub stream_id: u32,
     /// The client's `connect` command object, to mirror toward the origin.
     pub connect: EncodedValue,
+    /// The client's `publish` or `play` message as it came (AMF0 only), for
+    /// the proxy to send the origin on the same chunk stream with the same
+    /// header and payload: the origin's view of that chunk stream then
+    /// matches the client's, one of the conditions for splicing the relay
+    /// toward the origin.
+    pub start_message: Option<StartMessage>,
+}
+
+/// A client's `publish` or `play` message (see [`StreamRequest::start_message`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartMessage {
+    pub cid: u32,
+    pub timestamp: u32,
+    pub payload: Vec<u8>,
 }
 
 enum Action {
     Reply(f64),
     CreateStream(f64),
     Ignore,
-    Start(Role, String, u32),
+    Start(Role, String, u32, Option<StartMessage>),
 }
 
 impl ExpectPublishOrPlay {
@@ -185,7 +199,15 @@ impl ExpectPublishOrPlay {
                         "publish" | "play" => {
                             let role = if cmd.name == "publish" { Role::Publish } else { Role::Play };
                             match name_arg() {
-                                Some(s) if !s.is_empty() => Action::Start(role, s, msg_sid),
+                                Some(s) if !s.is_empty() => {
+                                    let mirror =
+                                        (msg.header.type_id == chunk::TYPE_COMMAND_AMF0).then(|| StartMessage {
+                                            cid: msg.cid,
+                                            timestamp: msg.header.timestamp,
+                                            payload: msg.payload.to_vec(),
+                                        });
+                                    Action::Start(role, s, msg_sid, mirror)
+                                }
                                 _ => {
                                     return Err(SessionError::Misbehaved(format!(
                                         "`{}` without a stream name",
@@ -210,7 +232,7 @@ impl ExpectPublishOrPlay {
                     write_command(&mut self.enc, CID_COMMAND, self.stream_id, &r, out);
                     self.stream_id = 1;
                 }
-                Action::Start(role, stream, sid) => {
+                Action::Start(role, stream, sid, start_message) => {
                     let sid = if sid == 0 { self.stream_id } else { sid };
                     match role {
                         Role::Publish => {
@@ -218,7 +240,7 @@ impl ExpectPublishOrPlay {
                                 ("code", Value::str("NetStream.Publish.Start")),
                                 ("description", Value::str("Started publishing stream.")),
                             ]));
-                            write_command(&mut self.enc, CID_COMMAND, sid, &c, out);
+                            write_command(&mut self.enc, CID_STATUS, sid, &c, out);
                         }
                         Role::Play => {
                             let c = Command::new("onStatus", 0.0).arg(Value::object([
@@ -228,7 +250,7 @@ impl ExpectPublishOrPlay {
                                 ("details", Value::str("stream")),
                                 ("clientid", Value::str("ASAICiss")),
                             ]));
-                            write_command(&mut self.enc, CID_COMMAND, sid, &c, out);
+                            write_command(&mut self.enc, CID_STATUS, sid, &c, out);
                         }
                     }
                     let request = StreamRequest {
@@ -238,6 +260,7 @@ impl ExpectPublishOrPlay {
                         stream,
                         stream_id: sid,
                         connect: self.connect,
+                        start_message,
                     };
                     return Ok(Advance::Next {
                         consumed: pos,
@@ -276,7 +299,7 @@ impl Identified {
         match self.request.role {
             Role::Publish => {
                 let c = on_status("status", "NetStream.Publish.Start", "Started publishing stream.");
-                write_command(&mut self.enc, CID_COMMAND, sid, &c, out);
+                write_command(&mut self.enc, CID_STATUS, sid, &c, out);
             }
             Role::Play => {
                 // StreamBegin, as an origin would send before the media.
@@ -288,7 +311,7 @@ impl Identified {
                     ("details", Value::str("stream")),
                     ("clientid", Value::str("ASAICiss")),
                 ]));
-                write_command(&mut self.enc, CID_COMMAND, sid, &c, out);
+                write_command(&mut self.enc, CID_STATUS, sid, &c, out);
             }
         }
         Relaying { decoder: self.asm.into_decoder(), encoder: self.enc, stream_id: sid }
@@ -301,6 +324,6 @@ impl Identified {
             Role::Play => "NetStream.Play.StreamNotFound",
         };
         let c = on_status("error", code, description);
-        write_command(&mut self.enc, CID_COMMAND, self.request.stream_id, &c, out);
+        write_command(&mut self.enc, CID_STATUS, self.request.stream_id, &c, out);
     }
 }
