@@ -60,10 +60,13 @@
 #     latency p50/p99 of HTTP requests answered right after the pick.
 #   * UDP relay (WebRTC media): UDP_SESSIONS sessions of RTP-sized datagrams
 #     (1200 bytes) at a steady rate each, echoed by the loader's own origin,
-#     straight to it (direct), through srs-proxy's WebRTC port (each session
-#     signalled as WHEP and opened by a STUN check first) and through nginx
-#     stream (`listen ... udp`); relay CPU per packet and per GiB, drops,
-#     round-trip delay.
+#     straight to it (direct, alone), then through srs-proxy's WebRTC port
+#     (each session signalled as WHEP and opened by a STUN check first) and
+#     through nginx stream (`listen ... udp`) both at once, in UDP_WINDOWS
+#     windows whose start order alternates (the relays' CPU is read after
+#     the set-up, so signalling is not counted); relay CPU per packet and
+#     per GiB, drops, round-trip delay, and the geometric mean of the
+#     per-window ratio of CPU per packet with its range.
 #
 # Everything listens on 127.0.0.1 (free ports picked at start). Every process
 # started here is stopped by its pid on exit; every wait is bounded.
@@ -83,12 +86,12 @@ if [ "$QUICK" = 1 ]; then
     FAN_CLIENTS=20; FAN_SECONDS=6; SESS_RATE=50; SESS_SECONDS=5; PAIR_WINDOWS=2
     IDLE_SMALL=200; IDLE_BIG=1000; IDLE_HOLD=3
     SRT_FLOWS=4; SRT_SECONDS=6; SRT_WINDOWS=2
-    UDP_SESSIONS=50; UDP_PPS=50; UDP_SECONDS=5
+    UDP_SESSIONS=50; UDP_PPS=50; UDP_SECONDS=5; UDP_WINDOWS=2
 else
     FAN_CLIENTS=40; FAN_SECONDS=20; SESS_RATE=50; SESS_SECONDS=20; PAIR_WINDOWS=8
     IDLE_SMALL=1000; IDLE_BIG=10000; IDLE_HOLD=4
     SRT_FLOWS=10; SRT_SECONDS=15; SRT_WINDOWS=4
-    UDP_SESSIONS=200; UDP_PPS=50; UDP_SECONDS=15
+    UDP_SESSIONS=200; UDP_PPS=50; UDP_SECONDS=15; UDP_WINDOWS=6
 fi
 SRT_MBIT=4
 UDP_SIZE=1200
@@ -247,7 +250,7 @@ read -r P_NGX_RTMP P_NMS_RTMP P_NMS_HTTP P_NMS_HTTPS P_NMS_RTMPS \
         P_HA P_NGX_STREAM P_GC \
         P_BASE_RTMP P_BASE_API P_BASE_HTTP P_BASE_HTTPAPI P_BASE_RTC P_BASE_SRT <<<"$(free_ports 20)"
 read -r P_RDS P_RS_RTMP P_RS_API P_RS_HTTP P_RS_HTTPAPI P_RS_RTC P_RS_SRT <<<"$(free_ports 7)"
-read -r P_NGX_UDP P_UDP_ECHO <<<"$(free_ports 2)"
+read -r P_NGX_UDP P_UDP_ECHO P_UDP_ECHO2 <<<"$(free_ports 3)"
 
 # ---------------------------------------------------------------- origins
 start_nginx_rtmp() {
@@ -414,22 +417,108 @@ EOF
     sleep 0.5
 }
 
-# udp_relay: the UDP relay scenario, direct, srs-proxy and nginx stream, one
-# after the other, each measured over one loader run.
+# udp_load_bg V W: window W's loader for relay V (srs: its sessions
+# signalled through srs-proxy to the loader's origin on P_UDP_ECHO2; nginx:
+# through nginx stream to the loader's origin on P_UDP_ECHO), in the
+# background: it writes $WORK/udp-ready-V.wW when set up and starts sending
+# when $WORK/udp-go.wW exists. Its pid in UDP_LP_V.
+udp_load_bg() {
+    local v="$1" w="$2" args
+    case "$v" in
+        srs) args=(--to "127.0.0.1:$P_SRS_RTC" --echo-port "$P_UDP_ECHO2" --http-api "127.0.0.1:$P_SRS_HTTPAPI"
+                   --system-api "127.0.0.1:$P_SRS_API" --server bench-1) ;;
+        nginx) args=(--to "127.0.0.1:$P_NGX_UDP" --echo-port "$P_UDP_ECHO") ;;
+    esac
+    "$LOAD" udp "${args[@]}" --sessions "$UDP_SESSIONS" --pps "$UDP_PPS" --size "$UDP_SIZE" \
+        --seconds "$UDP_SECONDS" --threads 2 --ready-file "$WORK/udp-ready-$v.w$w" --go-file "$WORK/udp-go.w$w" \
+        >"$RES/udp_$v.w$w.json.load" 2>"$RES/udp_$v.w$w.json.err" &
+    eval "UDP_LP_$v=\$!"
+    PIDS+=("$!")
+}
+
+# udp_sum V: the windows of relay V summed (CPU, packets, bytes, drops);
+# the round trip is the median window's (by p50) as UDP_V.json.
+udp_sum() {
+    python3 - "$RES" "$1" "$UDP_WINDOWS" <<'PY'
+import json, os, sys
+res, v, windows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rs = []
+for w in range(1, windows + 1):
+    try:
+        r = json.load(open(os.path.join(res, f"udp_{v}.w{w}.json")))
+    except (OSError, ValueError):
+        continue
+    if isinstance(r.get("load"), dict):
+        rs.append(r)
+if not rs:
+    json.dump({"error": f"no window of {v} has a result"}, open(os.path.join(res, f"udp_{v}.json"), "w"))
+    sys.exit(0)
+load = dict(rs[0]["load"])
+for k in ("sent", "received", "drops", "bytes_sent", "bytes_received"):
+    load[k] = sum(r["load"][k] for r in rs)
+load["seconds"] = rs[0]["load"]["seconds"]
+by_p50 = sorted(rs, key=lambda r: r["load"]["rtt"]["p50"])
+load["rtt"] = by_p50[(len(by_p50) - 1) // 2]["load"]["rtt"]
+out = {"cpu_ticks": sum(r["cpu_ticks"] for r in rs), "hz": rs[0]["hz"], "load": load, "windows": len(rs)}
+json.dump(out, open(os.path.join(res, f"udp_{v}.json"), "w"))
+PY
+}
+
+# udp_relay: the UDP relay scenario. Direct once, alone (the round trip
+# without a relay), then srs-proxy and nginx stream both at once, each
+# under its own loader with its own echo origin, in UDP_WINDOWS windows:
+# both loaders set up (srs-proxy's sessions signalled and opened), the
+# relays' CPU is read, both start sending together (a go file) and the
+# CPU is read again when both are done. The order in which the loaders
+# are started and the CPU read alternates from window to window. Whatever
+# else the machine does in a window weighs on both alike, and the ratio
+# of their CPU per packet in each window cancels it (as for SRT).
 udp_relay() {
-    log "UDP relay: $UDP_SESSIONS sessions x $UDP_PPS pkt/s x $UDP_SIZE B, ${UDP_SECONDS}s"
-    local common=(--echo-port "$P_UDP_ECHO" --sessions "$UDP_SESSIONS" --pps "$UDP_PPS" --size "$UDP_SIZE"
-                  --seconds "$UDP_SECONDS" --threads 2)
-    measure "$RES/udp_direct.json" "" "$LOAD" udp --to "127.0.0.1:$P_UDP_ECHO" "${common[@]}"
-    # srs-proxy registers the bench origin "bench-1"; the loader's origin
-    # takes its place (same id) with an api and an rtc endpoint.
+    log "UDP relay: $UDP_SESSIONS sessions x $UDP_PPS pkt/s x $UDP_SIZE B, direct for ${UDP_SECONDS}s, then srs-proxy and nginx stream at once, $UDP_WINDOWS windows of ${UDP_SECONDS}s"
+    measure "$RES/udp_direct.json" "" "$LOAD" udp --to "127.0.0.1:$P_UDP_ECHO" --echo-port "$P_UDP_ECHO" \
+        --sessions "$UDP_SESSIONS" --pps "$UDP_PPS" --size "$UDP_SIZE" --seconds "$UDP_SECONDS" --threads 2
+    # srs-proxy registers the bench origin "bench-1"; each srs loader's
+    # origin takes its place (same id) with an api and an rtc endpoint.
     start_srs 2 1
-    measure "$RES/udp_srs.json" "$SRS_PID" "$LOAD" udp --to "127.0.0.1:$P_SRS_RTC" "${common[@]}" \
-        --http-api "127.0.0.1:$P_SRS_HTTPAPI" --system-api "127.0.0.1:$P_SRS_API" --server bench-1
-    stop_srs
     start_nginx_udp 2 "$P_UDP_ECHO"
-    measure "$RES/udp_nginx.json" "$NGXU_PID" "$LOAD" udp --to "127.0.0.1:$P_NGX_UDP" "${common[@]}"
+    local w v i pid c0_srs c0_nginx c1 lp ok
+    for w in $(seq 1 "$UDP_WINDOWS"); do
+        set -- $(rotate $(( w - 1 )) srs nginx)
+        log "  window $w of $UDP_WINDOWS ($1 first)"
+        for v in "$@"; do udp_load_bg "$v" "$w"; done
+        ok=1
+        for i in $(seq 1 1200); do
+            [ -e "$WORK/udp-ready-srs.w$w" ] && [ -e "$WORK/udp-ready-nginx.w$w" ] && break
+            kill -0 "$UDP_LP_srs" 2>/dev/null && kill -0 "$UDP_LP_nginx" 2>/dev/null || { ok=0; break; }
+            sleep 0.1
+        done
+        [ -e "$WORK/udp-ready-srs.w$w" ] && [ -e "$WORK/udp-ready-nginx.w$w" ] || ok=0
+        for v in "$@"; do
+            pid=$SRS_PID; [ "$v" = nginx ] && pid=$NGXU_PID
+            eval "c0_$v=\$(cpu_ticks $pid)"
+        done
+        touch "$WORK/udp-go.w$w"
+        for v in "$@"; do
+            lp=$(eval echo "\$UDP_LP_$v")
+            wait "$lp" || ok=0
+            forget_pid "$lp"
+        done
+        for v in "$@"; do
+            pid=$SRS_PID; [ "$v" = nginx ] && pid=$NGXU_PID
+            c1=$(cpu_ticks "$pid")
+            local out="$RES/udp_$v.w$w.json"
+            if [ "$ok" = 1 ] && [ -s "$out.load" ]; then
+                printf '{"cpu_ticks":%s,"hz":%s,"load":%s}\n' $(( c1 - $(eval echo "\$c0_$v") )) "$HZ" "$(cat "$out.load")" >"$out"
+            else
+                log "  window $w: a loader failed: $(tail -c 300 "$out.err")"
+                printf '{"error":%s}\n' "$(tail -c 300 "$out.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')" >"$out"
+            fi
+        done
+    done
+    stop_srs
     stop_pid "$NGXU_PID"
+    udp_sum srs
+    udp_sum nginx
     SCEN=$(( SCEN + 1 ))
 }
 
@@ -1012,7 +1101,7 @@ T_END=$(date +%s)
 
 # ---------------------------------------------------------------- report
 cat >"$RES/meta.json" <<EOF
-{"clients":$FAN_CLIENTS,"seconds":$FAN_SECONDS,"srt_flows":$SRT_FLOWS,"srt_seconds":$SRT_SECONDS,"srt_windows":$SRT_WINDOWS,"srt_mbit":$SRT_MBIT,"bitrate":"$BITRATE","rate":$SESS_RATE,
+{"clients":$FAN_CLIENTS,"seconds":$FAN_SECONDS,"srt_flows":$SRT_FLOWS,"srt_seconds":$SRT_SECONDS,"srt_windows":$SRT_WINDOWS,"srt_mbit":$SRT_MBIT,"udp_windows":$UDP_WINDOWS,"bitrate":"$BITRATE","rate":$SESS_RATE,
  "sess_seconds":$SESS_SECONDS,"idle_small":$IDLE_SMALL,"idle_big":$IDLE_BIG,"fdlimit":$FDLIM,
  "quick":$QUICK,"wall_seconds":$(( T_END - T_START )),"baseline":"$BASE_BIN","rounds":$ROUNDS,
  "pair_windows":$PAIR_WINDOWS}
@@ -1365,9 +1454,30 @@ if any(r is not None for r in udp.values()):
     if out or pair_lines:
         print()
     if first:
+        nw = meta.get("udp_windows") or 0
         print(f"UDP relay (WebRTC media): {first['sessions']} sessions × {first['pps']:.0f} packets/s × "
-              f"{first['size']} B, {first['seconds']:.0f} s, echoed by the loader's origin")
+              f"{first['size']} B through each relay, echoed by the loader's origin; direct alone for "
+              f"{first['seconds']:.0f} s, srs-proxy and nginx stream both at once in {nw} windows of "
+              f"{first['seconds']:.0f} s (their sums; round trip: the median window's)")
         print()
+        # Per window: srs-proxy's CPU per packet over nginx stream's.
+        ws = []
+        for w in range(1, nw + 1):
+            a, b = load(f"udp_srs.w{w}"), load(f"udp_nginx.w{w}")
+            try:
+                pa = a["load"]["sent"] + a["load"]["received"]
+                pb = b["load"]["sent"] + b["load"]["received"]
+                if pa and pb and b["cpu_ticks"] and a["cpu_ticks"]:
+                    ws.append((a["cpu_ticks"] / pa) / (b["cpu_ticks"] / pb))
+            except (TypeError, KeyError):
+                notes.append(f"UDP relay window {w}: a loader failed")
+        if ws:
+            import math
+            gm = math.exp(sum(math.log(x) for x in ws) / len(ws))
+            print(f"UDP relay, both at once ({len(ws)} windows of {first['seconds']:.0f} s): srs-proxy's CPU per packet "
+                  f"is {gm:.3f}x nginx stream's (geometric mean; windows {min(ws):.3f}–{max(ws):.3f}; "
+                  f"per window: {', '.join(f'{x:.3f}' for x in ws)}).")
+            print()
     print("| Metric | " + " | ".join(unames[v] for v in ucols) + " |")
     print("|---|" + "---|" * len(ucols))
     for i, m in enumerate(metrics):

@@ -10,7 +10,7 @@
 //! srs-load sessions --url rtmp://h:p/app/stream --rate R --seconds S
 //! srs-load idle     --url rtmp://h:p/app/stream --clients K --hold S [--ready-file F]
 //! srs-load copy     --listen h:p --to h:p
-//! srs-load udp      --to h:p --echo-port P --sessions N --pps R --size B --seconds S [--http-api h:p --system-api h:p]
+//! srs-load udp      --to h:p --echo-port P --sessions N --pps R --size B --seconds S [--http-api h:p --system-api h:p] [--ready-file F --go-file G]
 //! ```
 
 mod copy;
@@ -41,6 +41,7 @@ copy:     --listen H:P --to H:P [--seconds S]  (a bare glommio L4 relay, the run
 udp:      --to H:P --echo-port P [--sessions 100] [--pps 50] [--size 1200] [--seconds 10]
           [--http-api H:P --system-api H:P --server NAME]  (WebRTC-shaped UDP through a relay;
           with the APIs each session is signalled through srs-proxy first)
+          [--ready-file F --go-file G]  (write F when set up, start when G exists)
 --streams N appends -i to the stream name (client i gets stream i mod N).
 Durations are seconds, or end in ms/s/m. Rates take k/m suffixes.";
 

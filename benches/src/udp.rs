@@ -7,10 +7,15 @@
 //! answering (candidate: the echo port) and registered in place of the
 //! bench origin (`--server`), and opened by a STUN check from its socket;
 //! through nginx stream (or straight to the echo, `direct`) it just sends.
+//! With `--ready-file F --go-file G` it writes F once every session is open
+//! and starts sending when G exists (paired runs: two loaders, one per
+//! relay, signalled apart and started together, with the relays' CPU read
+//! between the two files).
 //!
 //! ```text
 //! srs-load udp --to H:P --echo-port P --sessions N --pps R --size B --seconds S
 //!              [--http-api H:P --system-api H:P --server NAME] [--threads T]
+//!              [--ready-file F --go-file G]
 //! ```
 //! Prints {"sent","received","drops","bytes_sent","bytes_received","rtt":{ms}}.
 
@@ -49,6 +54,16 @@ pub fn run(a: &Args) -> Result<serde_json::Value, String> {
     if let (Some(api), Some(sys)) = (a.opt_str("http-api"), a.opt_str("system-api")) {
         let server = a.opt_str("server").unwrap_or_else(|| "bench-udp".into());
         signal_all(&socks, &api, &sys, &server, echo_port)?;
+    }
+    if let (Some(ready), Some(go)) = (a.opt_str("ready-file"), a.opt_str("go-file")) {
+        std::fs::write(&ready, "ready\n").map_err(|e| format!("--ready-file {ready}: {e}"))?;
+        let t0 = Instant::now();
+        while !std::path::Path::new(&go).exists() {
+            if t0.elapsed() > Duration::from_secs(300) {
+                return Err(format!("--go-file {go}: not there after 300 s"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
     // Sessions split over the executors, as raw descriptors (Send).
     let mut shares: Vec<Vec<i32>> = vec![Vec::new(); threads];

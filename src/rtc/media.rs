@@ -10,7 +10,7 @@
 //! No allocation, no task, no cross-core call (`udp_demux`'s counting test);
 //! a new address costs one claim task and one cross-core call. Sockets are
 //! drained with plain non-blocking calls (`Io`) and the runtime is asked
-//! only to wait for the next datagram (a one-byte peek), so glommio's
+//! only to wait for the next datagram (an io_uring poll), so glommio's
 //! receive path, which takes a buffer as large as the caller's (64 KiB
 //! here) per operation and copies out of it, is off the relay path.
 
@@ -60,10 +60,10 @@ impl Io {
         Ok(Io { wait, now })
     }
 
-    /// Until a datagram is ready (it stays queued).
+    /// Until a datagram is ready (it stays queued): an io_uring poll, with
+    /// no receive tried first (the caller has just drained the socket).
     async fn readable(&self) -> std::io::Result<()> {
-        let mut one = [0u8; 1];
-        self.wait.peek_from(&mut one).await.map(drop).map_err(std::io::Error::from)
+        glommio::net::readable(self.wait.as_raw_fd()).await
     }
 
     /// Sends at once, or, when the socket buffer is full, through the runtime.
@@ -559,10 +559,10 @@ async fn upstream(m: Rc<Media>, s: Rc<Session>) {
                 // Wait first: an origin socket carries one client's media, a
                 // datagram now and then, so a receive tried before waiting
                 // would mostly find nothing (one system call wasted per
-                // datagram); the peek answers at once when one is queued.
+                // datagram); the poll answers at once when one is queued.
                 match s.up.readable().await {
                     Ok(()) => {}
-                    // ICMP unreachable from the origin (one per send): the peek reports it.
+                    // An ICMP error from the origin wakes the poll; the receive reports it.
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                     Err(e) => {
                         tracing::warn!(core = m.core.index, stream = %s.rec.stream, origin = %s.rec.origin, error = %e, "rtc: origin socket failed");

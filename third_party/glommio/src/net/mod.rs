@@ -117,3 +117,18 @@ pub use self::{
     udp_socket::UdpSocket,
     unix::{AcceptedUnixStream, UnixDatagram, UnixListener, UnixStream},
 };
+
+/// srs-proxy patch: waits until `fd` has something to read (an io_uring
+/// poll: no buffer, no attempt to read first), for a descriptor the caller
+/// drains with its own non-blocking calls (`recvmmsg(2)` on a UDP socket,
+/// `epoll_wait(2)` on an epoll set). `peek_from` with a one-byte buffer,
+/// the only way upstream, first tries a non-blocking `recvmsg` (a wasted
+/// system call when the caller has just drained the socket) and then
+/// queues a receive with a buffer and a boxed `msghdr`.
+///
+/// The descriptor must stay open until the returned future completes or
+/// is dropped.
+pub async fn readable(fd: std::os::fd::RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_read_ready(fd);
+    source.collect_rw().await.map(drop)
+}
