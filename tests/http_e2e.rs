@@ -68,11 +68,6 @@ fn fake_origin(name: &str, rtmp: u16, http: Option<u16>) -> OriginInfo {
     }
 }
 
-fn probe_clip(url: &str, timeout: Duration) {
-    let out = ffprobe(url, timeout).unwrap_or_else(|e| panic!("play {url}: {e}"));
-    assert!(is_test_clip(&out), "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}");
-}
-
 /// `ffmpeg -i <url> -t <media_secs> -c copy -f null -`: a player reading
 /// that much media. Ok(stderr) on exit 0.
 fn ffmpeg_pull(url: &str, media_secs: u32, bound: Duration) -> Result<String, String> {
@@ -348,17 +343,6 @@ fn access_log(n: &NginxRtmp) -> Vec<Access> {
             Access { uri: field("uri"), xff: field("xff"), xrealip: field("xrealip"), ua: field("ua") }
         })
         .collect()
-}
-
-/// Indexes of the origins whose /stat shows `name` being published, once
-/// some does (bounded).
-fn wait_holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
-    let mut found = Vec::new();
-    wait_until(secs(30), || {
-        found = (0..origins.len()).filter(|&i| origins[i].has_stream(name)).collect();
-        !found.is_empty()
-    });
-    found
 }
 
 // ---------------------------------------------------------------------------

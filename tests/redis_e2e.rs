@@ -73,28 +73,6 @@ fn proxies(redis_port: u16, extra: &[(&str, &str)]) -> (Proxy, Proxy) {
     (Proxy::start(&env), Proxy::start(&env))
 }
 
-fn heartbeats(proxy: &Proxy, origins: &[OriginInfo]) -> Vec<Heartbeat> {
-    origins.iter().map(|o| Heartbeat::start(&proxy.sys_api(), o.register_body())).collect()
-}
-
-fn holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
-    (0..origins.len()).filter(|&i| origins[i].has_stream(name)).collect()
-}
-
-fn wait_holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
-    let mut found = Vec::new();
-    wait_until(secs(30), || {
-        found = holders(origins, name);
-        !found.is_empty()
-    });
-    found
-}
-
-fn probe_clip(url: &str, timeout: Duration) {
-    let out = ffprobe(url, timeout).unwrap_or_else(|e| panic!("play {url}: {e}"));
-    assert!(is_test_clip(&out), "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}");
-}
-
 fn flv_url(proxy: &Proxy, name: &str) -> String {
     format!("http://127.0.0.1:{}/live/{name}.flv", proxy.http_server_port)
 }

@@ -17,31 +17,6 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// Registers every origin and keeps it alive with a heartbeat thread each.
-fn heartbeats(proxy: &Proxy, origins: &[OriginInfo]) -> Vec<Heartbeat> {
-    origins.iter().map(|o| Heartbeat::start(&proxy.sys_api(), o.register_body())).collect()
-}
-
-/// Indexes of the nginx origins whose /stat shows `name` being published.
-fn holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
-    (0..origins.len()).filter(|&i| origins[i].has_stream(name)).collect()
-}
-
-/// Waits until some origin holds `name`; returns the holders then.
-fn wait_holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
-    let mut found = Vec::new();
-    wait_until(secs(30), || {
-        found = holders(origins, name);
-        !found.is_empty()
-    });
-    found
-}
-
-fn probe_clip(url: &str, timeout: Duration) {
-    let out = ffprobe(url, timeout).unwrap_or_else(|e| panic!("play {url}: {e}"));
-    assert!(is_test_clip(&out), "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}");
-}
-
 #[test]
 fn publish_through_proxy_lands_on_exactly_one_of_three_nginx_origins() {
     let origins: Vec<NginxRtmp> = (0..3).map(|_| NginxRtmp::start()).collect();

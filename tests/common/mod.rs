@@ -1144,6 +1144,32 @@ pub fn ffprobe(url: &str, timeout: Duration) -> Result<String, String> {
     }
 }
 
+/// ffprobe finds the test clip at `url` within `timeout`, or the test fails.
+pub fn probe_clip(url: &str, timeout: Duration) {
+    let out = ffprobe(url, timeout).unwrap_or_else(|e| panic!("play {url}: {e}"));
+    assert!(is_test_clip(&out), "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}");
+}
+
+/// Registers every origin and keeps it alive with a heartbeat thread each.
+pub fn heartbeats(proxy: &Proxy, origins: &[OriginInfo]) -> Vec<Heartbeat> {
+    origins.iter().map(|o| Heartbeat::start(&proxy.sys_api(), o.register_body())).collect()
+}
+
+/// Indexes of the nginx origins whose /stat shows `name` being published.
+pub fn holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
+    (0..origins.len()).filter(|&i| origins[i].has_stream(name)).collect()
+}
+
+/// Waits (up to 30 s) until some origin holds `name`; returns the holders then.
+pub fn wait_holders(origins: &[NginxRtmp], name: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    wait_until(Duration::from_secs(30), || {
+        found = holders(origins, name);
+        !found.is_empty()
+    });
+    found
+}
+
 /// Whether ffprobe's compact output shows the test clip: H.264 320x240 and AAC.
 pub fn is_test_clip(probe: &str) -> bool {
     probe.contains("codec_name=h264|width=320|height=240") && probe.contains("codec_name=aac")
