@@ -69,7 +69,7 @@
       if (pc.connectionState === 'failed') P.error('WebRTC connection failed');
     });
     P.status('loading', 'Connecting…');
-    Promise.resolve(setup(pc))
+    Promise.resolve().then(() => setup(pc))
       .then(function () { return negotiate(pc, url); })
       .then(function (resource) { state.resource = resource; })
       .catch(function (e) {

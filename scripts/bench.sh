@@ -364,28 +364,34 @@ EOF
 }
 stop_haproxy() { stop_pid "$HA_PID"; }
 
-# start_nginx_stream WORKERS ORIGIN_PORT
-start_nginx_stream() {
-    local d="$WORK/nginx-stream"
+# nginx_stream NAME WORKERS SERVERS: nginx with the stream module and the
+# given `server { ... }` blocks, started in the background (its pid in BG_PID).
+nginx_stream() {
+    local d="$WORK/$1"
     mkdir -p "$d/logs"
     cat >"$d/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 daemon off;
 master_process on;
-worker_processes $1;
+worker_processes $2;
 pid $d/nginx.pid;
 error_log $d/logs/error.log warn;
 events { worker_connections $NGX_CONNS; }
 stream {
-    server {
+$3
+}
+EOF
+    start_bg "$1" nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+}
+
+# start_nginx_stream WORKERS ORIGIN_PORT
+start_nginx_stream() {
+    nginx_stream nginx-stream "$1" "    server {
         listen 127.0.0.1:$P_NGX_STREAM reuseport;
         proxy_pass 127.0.0.1:$2;
         proxy_connect_timeout 5s;
         proxy_timeout 10m;
-    }
-}
-EOF
-    start_bg nginx-stream nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+    }"
     NGXS_PID=$BG_PID
     wait_port "$P_NGX_STREAM"
 }
@@ -394,25 +400,11 @@ stop_nginx_stream() { stop_pid "$NGXS_PID"; }
 # start_nginx_udp WORKERS ECHO_PORT: nginx stream as a UDP proxy (one
 # upstream socket per client address).
 start_nginx_udp() {
-    local d="$WORK/nginx-udp"
-    mkdir -p "$d/logs"
-    cat >"$d/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-daemon off;
-master_process on;
-worker_processes $1;
-pid $d/nginx.pid;
-error_log $d/logs/error.log warn;
-events { worker_connections $NGX_CONNS; }
-stream {
-    server {
+    nginx_stream nginx-udp "$1" "    server {
         listen 127.0.0.1:$P_NGX_UDP udp reuseport;
         proxy_pass 127.0.0.1:$2;
         proxy_timeout 30s;
-    }
-}
-EOF
-    start_bg nginx-udp nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+    }"
     NGXU_PID=$BG_PID
     sleep 0.5
 }
@@ -979,24 +971,12 @@ srt_relay_srs() {
 # srt_relay_nginx ORIGIN_PORT...: nginx stream, one UDP server per flow on
 # the ports in SRT_LPORTS.
 srt_relay_nginx() {
-    local d="$WORK/nginx-srt" servers="" i=0 o
-    mkdir -p "$d/logs"
+    local servers="" i=0 o
     for o in "$@"; do
         servers+="    server { listen 127.0.0.1:${SRT_LPORTS[$i]} udp reuseport; proxy_pass 127.0.0.1:$o; proxy_timeout 30s; }"$'\n'
         i=$(( i + 1 ))
     done
-    cat >"$d/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-daemon off;
-master_process on;
-worker_processes 2;
-pid $d/nginx.pid;
-error_log $d/logs/error.log warn;
-events { worker_connections 4096; }
-stream {
-$servers}
-EOF
-    start_bg nginx-srt nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf"
+    nginx_stream nginx-srt 2 "$servers"
     RELAY=$BG_PID
     sleep 0.5
 }

@@ -42,7 +42,7 @@ async fn route(core: &Core, req: &http::Request, peer: SocketAddr) -> Response {
             Response::error(405, format!("{} takes GET", req.path)).header("Allow", "GET, HEAD")
         }
         "/api/v1/versions" => versions(),
-        "/api/v1/origins" => origins(core),
+        "/api/v1/origins" => origins(core).await,
         "/api/v1/streams" => streams(core).await,
         _ => Response::error(404, format!("no such path {}", req.path)),
     }
@@ -124,7 +124,7 @@ async fn metrics(core: &Core) -> Response {
     }
 }
 
-fn origins(core: &Core) -> Response {
+async fn origins(core: &Core) -> Response {
     let data: Vec<_> = core
         .lb
         .origins()
@@ -139,7 +139,7 @@ fn origins(core: &Core) -> Response {
             })
         })
         .collect();
-    Response::json(200, &json!({"code": 0, "data": data, "held_down_total": core.lb.marked_down()}))
+    Response::json(200, &json!({"code": 0, "data": data, "held_down_total": crate::metrics::origin_down_total().await}))
 }
 
 async fn streams(core: &Core) -> Response {

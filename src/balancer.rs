@@ -389,9 +389,8 @@ impl Balancer {
     /// An origin refused a connection (`why`, for the log): it leaves the
     /// picks of this proxy's cores (and, with Redis, of every proxy) for
     /// [`srs_lb::ORIGIN_HOLD_DOWN`], and comes back with its first
-    /// heartbeat after that. Counted in [`Balancer::marked_down`].
+    /// heartbeat after that. Counted in this core's metrics.
     pub async fn mark_down(&self, id: &OriginId, why: &str) {
-        MARKED_DOWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::local().origin_down();
         tracing::warn!(origin = %id, reason = why, hold_ms = srs_lb::ORIGIN_HOLD_DOWN.as_millis() as u64,
             "origin refused a connection: held down, its streams move to live origins");
@@ -416,6 +415,15 @@ impl Balancer {
         }
     }
 
+    /// Removes a deleted WebRTC session's shared record (Redis mode).
+    pub async fn rtc_forget(&self, ufrag: &str) {
+        if let Balancer::Redis(r) = self {
+            if let Err(e) = r.rtc_forget(ufrag).await {
+                tracing::warn!(ufrag, error = %e, "webrtc record not removed from redis: it expires in 120 s");
+            }
+        }
+    }
+
     /// A WebRTC session's record another proxy shared (Redis mode), its TTL
     /// refreshed.
     pub async fn rtc_lookup(&self, ufrag: &str) -> Result<Option<srs_lb::redis::RtcRecord>, LbError> {
@@ -424,15 +432,7 @@ impl Balancer {
             Balancer::Redis(r) => r.rtc_touch(ufrag).await,
         }
     }
-
-    /// How many hold-downs this proxy has started (all cores).
-    pub fn marked_down(&self) -> u64 {
-        MARKED_DOWN.load(std::sync::atomic::Ordering::Relaxed)
-    }
 }
-
-/// Hold-downs started, all cores (a counter, read by the system API).
-static MARKED_DOWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl LoadBalancer for Balancer {
     async fn update(&self, origin: Origin) -> Result<UpdateOutcome, LbError> {

@@ -83,6 +83,8 @@ pub struct Forwarded {
     pub keep_alive: bool,
     /// Why the body ended, for the log.
     pub end: &'static str,
+    /// The body moved by splice(2), never through the proxy's memory.
+    pub spliced: bool,
 }
 
 pub(crate) const CORS: [(&str, &[u8]); 3] = [
@@ -239,6 +241,7 @@ pub async fn forward(
             bytes: text.len() as u64,
             keep_alive: client_keep,
             end: "complete",
+            spliced: false,
         });
     }
 
@@ -258,14 +261,21 @@ pub async fn forward(
     h::write_response_head(&mut out, head.status, &head.reason, &headers);
     client.write_all(&out).await.map_err(ProxyError::Client)?;
 
+    // A live body is a play session from its response head on (a refused
+    // connect retried elsewhere never started one).
+    let mut _active = None;
     let watch = match metrics {
         Some((proto, since)) => {
             let m = crate::metrics::local();
             m.setup_time(proto, since.elapsed());
+            if live {
+                _active = Some(m.started(proto, crate::metrics::Role::Play));
+            }
             Watch::with_sink(idle, m.bytes(proto))
         }
         None => Watch::new(idle),
     };
+    let mut was_spliced = false;
     let (bytes, end) = match body_filter(head.framing) {
         None => (0, "complete"),
         // A player that leaves ends the relay at once: its side is read too,
@@ -294,6 +304,7 @@ pub async fn forward(
                     )
                 }
             };
+            was_spliced = spliced;
             let framing = match head.framing {
                 BodyFraming::Chunked if spliced => BodyFraming::UntilClose,
                 other => other,
@@ -316,7 +327,7 @@ pub async fn forward(
             body_end(end.unwrap_or(PumpEnd::Idle), head.framing, watch.bytes(1).get()).map_err(after_head)?
         }
     };
-    Ok(Forwarded { status: head.status, bytes, keep_alive: keep && end == "complete", end })
+    Ok(Forwarded { status: head.status, bytes, keep_alive: keep && end == "complete", end, spliced: was_spliced })
 }
 
 /// Once the head is out, an origin failure can only end the response.

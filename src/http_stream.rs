@@ -135,8 +135,6 @@ async fn proxied(
         _ => Proto::Hls,
     };
     let m = metrics::local();
-    // A live body is a play session; playlists and segments only add bytes.
-    let active = live.then(|| m.started(proto, Role::Play));
     let up = Upstream {
         addr,
         target: &target,
@@ -150,8 +148,9 @@ async fn proxied(
     if let (true, Err(e @ ProxyError::Connect(..))) = (may_retry, &r) {
         return Sent::Refused(e.to_string());
     }
+    // Playlists and segments only add bytes; a live body is a session,
+    // started in `forward` once its head went out.
     if live {
-        drop(active);
         let (reason, blame) = match &r {
             Ok(f) if f.status >= 400 => ("origin refused", Blame::Origin),
             Ok(f) => match f.end {
@@ -172,7 +171,7 @@ async fn proxied(
         Ok(f) => {
             if live || f.status >= 400 {
                 tracing::info!(conn = %id, core = core.index, %peer, kind = what, stream = %key, origin = %origin.id(),
-                    status = f.status, bytes_out = f.bytes, duration_ms = ms, reason = f.end, "http stream ended");
+                    status = f.status, bytes_out = f.bytes, spliced = f.spliced, duration_ms = ms, reason = f.end, "http stream ended");
             } else {
                 tracing::debug!(conn = %id, %peer, kind = what, stream = %key, status = f.status, bytes_out = f.bytes, "http served");
             }
@@ -316,10 +315,18 @@ async fn segment(
         Ok(None) => return reply(s, req, not_found(format!("unknown or expired spbhid {sid}"))).await,
         Err(e) => return reply(s, req, cors(Response::error(503, e))).await,
     };
-    let Some(origin) = core.lb.origin(&oid) else {
-        return reply(s, req, not_found(format!("the origin of spbhid {sid} ({oid}) is gone"))).await;
+    // The session's origin, or, once it died or was held down, the
+    // stream's origin now (as when its connect is refused below): the
+    // player keeps its session id and the next playlist comes from there.
+    let found = match core.lb.origin(&oid) {
+        Some(o) => http_addr(o),
+        None => {
+            tracing::info!(conn = %id, %peer, stream = %key, spbhid = sid, origin = %oid,
+                "hls segment: its origin is gone; asking the stream's origin now");
+            origin_for(core, &key).await
+        }
     };
-    let (origin, addr) = match http_addr(origin) {
+    let (origin, addr) = match found {
         Ok(v) => v,
         Err(r) => return reply(s, req, cors(r)).await,
     };

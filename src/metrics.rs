@@ -251,7 +251,8 @@ impl CoreMetrics {
         self.bytes[proto as usize].clone()
     }
 
-    /// Accept to first media byte (or to the response head for HTTP).
+    /// Accept to relaying (RTMP: the origin's start status out; HTTP: the
+    /// response head).
     pub fn setup_time(&self, proto: Proto, d: Duration) {
         self.setup.borrow_mut()[proto as usize].observe(d);
     }
@@ -410,6 +411,12 @@ pub async fn gather() -> Vec<Snapshot> {
     m.call_all(|| ()).await.into_iter().map(|r| r.map(|b| *b).unwrap_or_default()).collect()
 }
 
+/// Hold-downs of refused origins this proxy started, all cores (the system
+/// API's `held_down_total`, from the same tallies as the metric).
+pub async fn origin_down_total() -> u64 {
+    gather().await.iter().map(|s| s.origin_down).sum()
+}
+
 /// What the balancer says at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct LbFacts {
@@ -498,7 +505,7 @@ impl prometheus_client::collector::Collector for Collected {
         family(
             &mut e,
             "connections_live",
-            "TCP connections open, by core",
+            "connections and SRT sessions open, by core (what a drain waits for)",
             None,
             self.per_core.iter().enumerate().map(|(i, v)| (l(&[("core", &i.to_string())]), ConstGauge::new(*v as i64))),
         )?;
@@ -558,7 +565,7 @@ impl prometheus_client::collector::Collector for Collected {
         hist_family(
             &mut e,
             "session_setup",
-            "from accept to the first media byte relayed (RTMP) or the response head (HTTP)",
+            "from accept to relaying: the origin's start status out to the client (RTMP), the response head (HTTP)",
             Proto::ALL.iter().map(|p| (l(&[("protocol", p.as_str())]), t.setup[*p as usize].clone())),
         )?;
         family(

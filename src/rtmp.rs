@@ -126,12 +126,13 @@ pub fn serve(core: Rc<Core>, id: ConnId, stream: TcpStream, peer: SocketAddr) ->
         let (mut facts, ready) = setup.await;
         let role = facts.role;
         let end = match ready {
-            Ok(mut ready) => {
+            Ok(ready) => {
                 let m = metrics::local();
                 let _active = role.map(|r| m.started(Proto::Rtmp, r));
-                // Setup ends with the first byte relayed the way the media goes.
-                let media = if role == Some(Role::Publish) { &mut ready.parts.up } else { &mut ready.parts.down };
-                media.1 = Some(started);
+                // Setup ends when relaying begins: the origin's start status
+                // is out to the client. (The relay may splice before its
+                // filters see a byte, so "first byte relayed" is not seen.)
+                m.setup_time(Proto::Rtmp, started.elapsed());
                 relay(&core, started, ready, &mut facts).await
             }
             Err(end) => end,
@@ -535,7 +536,7 @@ async fn setup(
     let client = Some((facts.role.unwrap_or(Role::Play), relaying.stream_id));
     up.resync(|h, cs| session::no_op_message(h, cs, None));
     down.resync(|h, cs| session::no_op_message(h, cs, client));
-    let (up, down) = (RelayFilter(up, None), RelayFilter(down, None));
+    let (up, down) = (RelayFilter(up), RelayFilter(down));
     Ok(Parts { origin: side.up, up, down, client_rest: buf, origin_rest: side.rest })
 }
 
@@ -572,16 +573,12 @@ async fn relay(core: &Rc<Core>, started: Instant, mut ready: Box<Ready>, facts: 
     End::Relay(end)
 }
 
-/// The chunk relay as a pump filter; on the media's direction, when the
-/// session was accepted, until its first bytes are relayed (setup time).
-struct RelayFilter(Relay, Option<Instant>);
+/// The chunk relay as a pump filter.
+struct RelayFilter(Relay);
 
 impl Filter for RelayFilter {
     type Error = ChunkError;
     fn filter<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<(usize, &'a [u8]), ChunkError> {
-        if let Some(accepted) = self.1.take() {
-            metrics::local().setup_time(Proto::Rtmp, accepted.elapsed());
-        }
         match self.0.process(buf)? {
             Forward::InPlace { consumed } => {
                 let buf: &'a [u8] = buf;

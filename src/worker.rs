@@ -65,7 +65,7 @@ impl Core {
 pub struct LiveGuard(Rc<Core>);
 
 impl Core {
-    /// Counts a session that is no accepted TCP connection (SRT) as live
+    /// Counts a session (an accepted connection, or an SRT session) as live
     /// while the guard is held, so the grace period at shutdown waits for it.
     pub fn hold_live(self: &Rc<Self>) -> LiveGuard {
         self.live.set(self.live.get() + 1);
@@ -119,8 +119,7 @@ where
         let _ = stream.set_nodelay(true);
         crate::metrics::local().accepted(what);
         let id = core.conn_id();
-        core.live.set(core.live.get() + 1);
-        let guard = LiveGuard(core.clone());
+        let guard = core.hold_live();
         // The session future goes into the task as is (an `Or` stores both
         // sides in place): wrapping it in an async block would store it, and
         // the socket it was made from, twice.

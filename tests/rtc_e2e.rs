@@ -221,9 +221,7 @@ fn delete_through_the_proxy_ends_the_session_at_origin_and_proxy() {
     // The metrics say so too: a WHEP (play) session ended by its DELETE, its
     // datagrams counted; only the publisher's session is still held.
     let m = proxy.get("/metrics").text();
-    let value = |series: &str| -> f64 {
-        m.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-    };
+    let value = |series: &str| metric(&m, series);
     assert_eq!(
         value(r#"srs_proxy_sessions_ended_total{protocol="webrtc",role="play",reason="deleted",blame="none"}"#),
         1.0,

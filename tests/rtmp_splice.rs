@@ -55,10 +55,6 @@ fn spliced(line: &str) -> (Option<u64>, Option<u64>) {
     (ms(a), ms(b))
 }
 
-fn field_u64(line: &str, key: &str) -> u64 {
-    log_field(line, key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {key}= in {line}"))
-}
-
 /// The end lines of the sessions of `key`, once there are `n`.
 fn end_lines(proxy: &Proxy, key: &str, n: usize) -> Vec<String> {
     assert!(

@@ -11,6 +11,7 @@ pub mod signal;
 pub mod splice;
 #[cfg(test)]
 mod testing;
+pub mod udp;
 
 pub use runtime::{start, CoreInfo, StartError};
 pub use shutdown::Shutdown;

@@ -2,7 +2,8 @@
 //! from one TCP socket into a pipe, then from the pipe into the other
 //! socket, so they are never copied into user space and back (HAProxy's
 //! `splice-auto` does the same). For the body of a live HTTP stream, which
-//! the proxy passes on untouched.
+//! the proxy passes on untouched, and each way of an RTMP relay once both
+//! chunk streams are in step ([`Switching`]).
 //!
 //! A pipe is borrowed from the core's pool only while bytes sit in it: a
 //! relay waiting for its origin holds no descriptor of its own, and the
@@ -46,7 +47,7 @@ thread_local! {
     /// Empty pipes of this core (executor thread).
     static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
     /// Splicing relays alive on this core: with none, the pool is emptied,
-    /// so a proxy that relays no live body holds no pipe.
+    /// so a proxy that splices nothing holds no pipe.
     static ACTIVE: Cell<usize> = const { Cell::new(0) };
 }
 

@@ -183,23 +183,6 @@ impl Envelope {
     }
 }
 
-/// The legacy answer's `sdp` and `sessionid`, from an origin's JSON reply.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct LegacyAnswer {
-    #[serde(default)]
-    pub code: i64,
-    #[serde(default)]
-    pub sdp: String,
-    #[serde(default)]
-    pub sessionid: String,
-}
-
-impl LegacyAnswer {
-    pub fn parse(body: &[u8]) -> Result<Self, SdpError> {
-        serde_json::from_slice(body).map_err(|_| SdpError::BadEnvelope)
-    }
-}
-
 /// The legacy API's `streamurl` (`webrtc://host[:port]/app/stream[?query]`)
 /// as `(tcUrl, stream name)` for [`crate::stream_url::from_rtmp`].
 pub fn split_streamurl(url: &str) -> Option<(&str, &str)> {

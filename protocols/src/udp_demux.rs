@@ -11,6 +11,12 @@ use std::net::{IpAddr, SocketAddr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AddrKey(u128, u16);
 
+impl AddrKey {
+    pub fn of(a: SocketAddr) -> Self {
+        a.into()
+    }
+}
+
 impl From<SocketAddr> for AddrKey {
     fn from(a: SocketAddr) -> Self {
         let ip = match a.ip() {

@@ -328,7 +328,11 @@ impl RedisBalancer {
         let mut p = redis::pipe();
         p.cmd("SET").arg(self.shared.keys.down(id)).arg(1).arg("PX").arg(ORIGIN_HOLD_DOWN.as_millis() as u64);
         p.cmd("DEL").arg(self.shared.keys.server(id));
-        for v in self.conn.exec(&p.get_packed_pipeline(), 2).await.map_err(backend)? {
+        let r = self.conn.exec(&p.get_packed_pipeline(), 2).await;
+        // Again after the round trip: a list read in flight meanwhile may
+        // have put it back into the cache.
+        self.shared.cache.borrow_mut().remove(id);
+        for v in r.map_err(backend)? {
             ok(v).map_err(backend)?;
         }
         Ok(())
@@ -463,6 +467,16 @@ impl RedisBalancer {
         Ok(())
     }
 
+    /// Removes the WebRTC record of `ufrag` (its resource was deleted).
+    pub async fn rtc_forget(&self, ufrag: &str) -> Result<(), LbError> {
+        let mut c = redis::cmd("DEL");
+        c.arg(self.shared.keys.ufrag(ufrag));
+        for v in self.conn.exec(&c.get_packed_command(), 1).await.map_err(backend)? {
+            ok(v).map_err(backend)?;
+        }
+        Ok(())
+    }
+
     /// The WebRTC record of `ufrag`, its TTL refreshed (GETEX): a live
     /// session keeps its record while it lasts.
     pub async fn rtc_touch(&self, ufrag: &str) -> Result<Option<RtcRecord>, LbError> {
@@ -482,9 +496,16 @@ impl RedisBalancer {
         loop {
             let mut c = redis::cmd("SCAN");
             c.arg(&cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
-            let Ok(mut v) = self.conn.exec(&c.get_packed_command(), 1).await else { break };
-            let Some(Value::Array(mut a)) = v.pop() else { break };
+            let Ok(mut v) = self.conn.exec(&c.get_packed_command(), 1).await else {
+                tracing::warn!(core = self.core, "redis SCAN failed: the pin listing is partial");
+                break;
+            };
+            let Some(Value::Array(mut a)) = v.pop() else {
+                tracing::warn!(core = self.core, "redis SCAN answered no array: the pin listing is partial");
+                break;
+            };
             if a.len() != 2 {
+                tracing::warn!(core = self.core, "redis SCAN answered a bad array: the pin listing is partial");
                 break;
             }
             let batch = a.pop();
@@ -502,8 +523,14 @@ impl RedisBalancer {
             for k in chunk {
                 c.arg(k);
             }
-            let Ok(mut v) = self.conn.exec(&c.get_packed_command(), 1).await else { break };
-            let Some(Value::Array(vals)) = v.pop() else { break };
+            let Ok(mut v) = self.conn.exec(&c.get_packed_command(), 1).await else {
+                tracing::warn!(core = self.core, "redis MGET failed: the pin listing is partial");
+                break;
+            };
+            let Some(Value::Array(vals)) = v.pop() else {
+                tracing::warn!(core = self.core, "redis MGET answered no array: the pin listing is partial");
+                break;
+            };
             for (k, v) in chunk.iter().zip(vals) {
                 let (Some(stream), Some(server)) = (keys.stream_of_url_key(k), as_str(&v)) else { continue };
                 let Some(id) = keys.id_of_server_key(&server) else { continue };

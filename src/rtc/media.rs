@@ -24,7 +24,7 @@ use srs_protocols::stream_url::StreamUrl;
 use srs_protocols::udp_demux::{Demux, DropReason, Route};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -73,6 +73,14 @@ impl Io {
                 self.wait.send(pkt).await.map_err(std::io::Error::from)
             }
             r => r,
+        }
+    }
+
+    /// Sends at once; `None` when the socket buffer is full.
+    fn try_send(&self, pkt: &[u8]) -> Option<std::io::Result<usize>> {
+        match self.now.send(pkt) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            r => Some(r),
         }
     }
 
@@ -185,6 +193,11 @@ impl Media {
     /// duplicate of the descriptor, so the origin keeps its 5-tuple), its
     /// record and counters. This core's copy ends as "moved".
     pub fn take(&self, ufrag: &str) -> Option<Box<Moved>> {
+        // A session already ending (idle, deleted) is not handed over: its
+        // end line and counts are this core's.
+        if self.by_ufrag.borrow().get(ufrag).is_some_and(|s| s.end.get().is_some()) {
+            return None;
+        }
         let s = self.by_ufrag.borrow_mut().remove(ufrag)?;
         self.unmap(&s);
         // SAFETY: the descriptor is the session's open socket, alive while `s` is.
@@ -290,8 +303,16 @@ async fn relay_in(m: &Rc<Media>, pkt: &[u8], from: SocketAddr) {
     match route {
         Route::Session(s) => {
             s.add(IN_PKTS, n);
-            if s.up.send(pkt).await.is_err() {
-                m.send_errors.set(m.send_errors.get() + 1);
+            // Never waits: the shared port's loop serves every session of
+            // the core, so a datagram an origin socket cannot take now is
+            // dropped (UDP's own answer to a full buffer), not waited for.
+            match s.up.try_send(pkt) {
+                Some(Ok(_)) => {}
+                Some(Err(_)) => m.send_errors.set(m.send_errors.get() + 1),
+                None => {
+                    m.send_errors.set(m.send_errors.get() + 1);
+                    crate::metrics::local().dropped(Proto::WebRtc, "origin socket full");
+                }
             }
         }
         Route::Identify(user) => {
@@ -300,7 +321,7 @@ async fn relay_in(m: &Rc<Media>, pkt: &[u8], from: SocketAddr) {
                 Some(s) => {
                     if m.remap(&s, from) {
                         s.add(IN_PKTS, n);
-                        let _ = s.up.send(pkt).await;
+                        let _ = s.up.try_send(pkt);
                     } else {
                         m.drop_packet(DropReason::Full, from);
                     }
@@ -541,12 +562,7 @@ fn release(m: &Rc<Media>, ufrag: &str) {
 
 /// A connected socket toward the origin's media address, on an ephemeral port.
 fn upstream_socket(to: SocketAddr) -> std::io::Result<Io> {
-    let any: IpAddr = if to.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
-    let s = std::net::UdpSocket::bind((any, 0))?;
-    s.connect(to)?;
-    s.set_nonblocking(true)?;
-    // SAFETY: the descriptor comes from a socket this function owns and gives up.
-    Io::new(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
+    Io::new(srs_io::udp::connected(to)?)
 }
 
 /// Origin -> client for one session, until it ends; then it is unmapped,

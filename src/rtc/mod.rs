@@ -207,16 +207,9 @@ pub fn local() -> Option<Rc<Rtc>> {
     RTC.with(|r| r.borrow().clone())
 }
 
-/// Fails when the WebRTC port is held by anyone (see `probe` in main).
+/// Fails when the WebRTC port is held by anyone (see [`srs_io::udp::probe`]).
 pub fn probe(cfg: &Config) -> Result<(), String> {
-    let a = cfg.webrtc_server.0;
-    if a.port() == 0 {
-        return Ok(());
-    }
-    std::net::UdpSocket::bind(a).map(drop).map_err(|e| {
-        let who = if e.kind() == std::io::ErrorKind::AddrInUse { " (another process holds it)" } else { "" };
-        format!("PROXY_WEBRTC_SERVER={a}: cannot listen: {e}{who}")
-    })
+    srs_io::udp::probe("PROXY_WEBRTC_SERVER", cfg.webrtc_server.0)
 }
 
 /// Joins the mesh, binds PROXY_WEBRTC_SERVER on this executor and starts

@@ -105,7 +105,11 @@ struct Answer {
 }
 
 async fn ask_origin(api: SocketAddr, req: &Request, peer: SocketAddr, target: &str) -> Result<Answer, ProxyError> {
-    let (head, body) = http_proxy::fetch(api, req, peer, target).await?;
+    // The whole exchange is bounded (fetch bounds each read only): an origin
+    // that trickles its answer cannot hold the request open.
+    let (head, body) = srs_io::timeout(http_proxy::HEAD_TIMEOUT, http_proxy::fetch(api, req, peer, target))
+        .await
+        .ok_or(ProxyError::Timeout(api))??;
     let headers = http_proxy::pass_headers(&head).into_iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
     Ok(Answer { status: head.status, reason: head.reason.clone(), headers, body })
 }
@@ -209,6 +213,12 @@ async fn offer(
         };
         match json.get("sdp").and_then(|v| v.as_str()) {
             Some(t) => t.to_string(),
+            // SRS's own refusal (`{"code":<non-zero>,…}` under HTTP 200)
+            // reaches the client as the origin wrote it.
+            None if json.get("code").and_then(|c| c.as_i64()).is_some_and(|c| c != 0) => {
+                tracing::warn!(conn = %id, %peer, stream = %key, origin = %origin.id(), answer = %json, "rtc: origin refused the offer");
+                return write_answer(s, req, &a, None, &a.body).await;
+            }
             None => return reply(s, req, bad("no \"sdp\" string".into())).await,
         }
     } else {
@@ -324,6 +334,8 @@ async fn resource(
                 let _ = rtc.find_resource(&target, true).await;
                 if let Some(u) = &ufrag {
                     rtc.kill(u).await;
+                    // Nor may another proxy reopen it from Redis.
+                    core.lb.rtc_forget(u).await;
                 }
             }
             tracing::info!(conn = %id, %peer, core = core.index, method = %req.method, resource = %target, ufrag = ufrag.as_deref().unwrap_or("-"), status = f.status, "rtc resource forwarded");

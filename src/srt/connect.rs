@@ -153,7 +153,7 @@ async fn dial(
         Ok(None) => return Err(Fail::NoOrigin(format!("origin {} has no srt endpoint", origin.id()))),
         Err(e) => return Err(Fail::NoOrigin(format!("origin {}: {e}", origin.id()))),
     };
-    let up = upstream(addr).map_err(Fail::Socket)?;
+    let up = srs_io::udp::connected(addr).map_err(Fail::Socket)?;
     let deadline = Instant::now() + ORIGIN_HANDSHAKE_TIMEOUT;
     let mut buf = RecvBuf::new().map_err(Fail::Socket)?;
 
@@ -176,23 +176,6 @@ async fn dial(
         }
     }
     Ok((up, addr, answer, buf))
-}
-
-/// A socket of its own toward the origin, connected. Made without
-/// SO_REUSEPORT (glommio's `bind` sets it): an ephemeral port bound with it
-/// may be handed to two sockets at once, and two sessions to one origin
-/// would then share a 5-tuple.
-fn upstream(origin: SocketAddr) -> std::io::Result<UdpSocket> {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let local: SocketAddr = if origin.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let s = std::net::UdpSocket::bind(local)?;
-    s.connect(origin)?;
-    // SAFETY: the descriptor was just released by `s`; glommio owns it now.
-    Ok(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) })
 }
 
 /// Sends `req` every [`ORIGIN_RETRANSMIT`] until an answer `want` accepts

@@ -26,7 +26,6 @@ use glommio::net::UdpSocket;
 use srs_protocols::srt::cookie::CookieKey;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -48,17 +47,7 @@ pub const MAX_MIGRATING: usize = 1_000;
 pub const MAX_MIGRATIONS_PER_SEC: u32 = 2_000;
 
 /// A client address as an integer map key (never a formatted string).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AddrKey(u128, u16);
-
-impl AddrKey {
-    pub fn of(a: SocketAddr) -> AddrKey {
-        match a {
-            SocketAddr::V4(v4) => AddrKey(u128::from(v4.ip().to_ipv6_mapped()), v4.port()),
-            SocketAddr::V6(v6) => AddrKey(u128::from(*v6.ip()), v6.port()),
-        }
-    }
-}
+pub use srs_protocols::udp_demux::AddrKey;
 
 /// A caller: its address and its own socket id.
 pub type ClientKey = (AddrKey, u32);
@@ -160,17 +149,9 @@ fn set_rcvbuf(sock: &UdpSocket, bytes: libc::c_int) {
     }
 }
 
-/// Checks that `PROXY_SRT_SERVER` is free (a plain bind, released at once),
-/// so a second proxy does not silently join the port through SO_REUSEPORT.
+/// Checks that `PROXY_SRT_SERVER` is free (see [`srs_io::udp::probe`]).
 pub fn probe(cfg: &srs_proxy::config::Config) -> Result<(), String> {
-    let addr = cfg.srt_server.0;
-    if addr.port() == 0 {
-        return Ok(());
-    }
-    std::net::UdpSocket::bind(addr).map(drop).map_err(|e| {
-        let who = if e.kind() == std::io::ErrorKind::AddrInUse { " (another process holds it)" } else { "" };
-        format!("PROXY_SRT_SERVER={addr}: cannot listen: {e}{who}")
-    })
+    srs_io::udp::probe("PROXY_SRT_SERVER", cfg.srt_server.0)
 }
 
 /// Binds this executor's SRT socket and joins the SRT mesh, then runs the

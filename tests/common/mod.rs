@@ -992,6 +992,12 @@ pub fn register(sys_api: &str, body: &str, extra: &[(&str, &str)]) -> HttpRespon
         .unwrap_or_else(|e| panic!("POST /api/v1/srs/register on {sys_api}: {e}"))
 }
 
+/// The integer value of `key=` in a log line; a missing or non-numeric one
+/// fails the test.
+pub fn field_u64(line: &str, key: &str) -> u64 {
+    log_field(line, key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
 /// Value of `key=` in a tracing fmt line: `key=value` or `key="quoted \"value\""`.
 pub fn log_field(line: &str, key: &str) -> Option<String> {
     let pat = format!("{key}=");
@@ -1148,6 +1154,15 @@ pub fn ffprobe(url: &str, timeout: Duration) -> Result<String, String> {
 pub fn probe_clip(url: &str, timeout: Duration) {
     let out = ffprobe(url, timeout).unwrap_or_else(|e| panic!("play {url}: {e}"));
     assert!(is_test_clip(&out), "play {url}: expected h264 320x240 + aac, ffprobe printed {out:?}");
+}
+
+/// The value of one series (name and labels exactly as the proxy writes
+/// them) in a `/metrics` text; a missing series fails the test.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
 }
 
 /// Registers every origin and keeps it alive with a heartbeat thread each.
